@@ -1,0 +1,3 @@
+from relaystack.cli import main
+
+main()

@@ -1,0 +1,225 @@
+"""The run configuration: a llama-stack-style run.yaml, inference subset.
+
+``load_config(path)`` reads the YAML, applies ``${env...}`` substitution, drops disabled
+providers, warns about sections relaystack does not serve, and validates the rest.
+Every error names the file, the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from relaystack.envsubst import substitute
+from relaystack.errors import ConfigError
+
+__all__ = [
+    "ModelConfig",
+    "ProviderConfig",
+    "RecordingConfig",
+    "RunConfig",
+    "ServerConfig",
+    "StorageConfig",
+    "default_home",
+    "load_config",
+    "parse_config",
+]
+
+log = logging.getLogger("relaystack.config")
+
+# Sections of a llama-stack run.yaml that relaystack does not serve: warned about, ignored.
+UNSERVED_SECTIONS = (
+    "shields", "vector_dbs", "vector_stores", "datasets", "scoring_fns", "benchmarks", "tool_groups",
+    "external_providers_dir", "external_apis_dir", "telemetry", "container_image", "conversations",
+    "connectors", "registered_resources", "safety", "prompts",
+)
+UNSERVED_APIS = (
+    "agents", "batches", "datasetio", "eval", "files", "post_training", "safety", "scoring",
+    "telemetry", "tool_runtime", "vector_io", "responses", "conversations", "prompts",
+)
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("RELAYSTACK_HOME") or Path.home() / ".relaystack").expanduser()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProviderConfig(_Strict):
+    provider_id: str
+    provider_type: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    module: str | None = None
+
+
+class ModelConfig(_Strict):
+    model_id: str | None = None
+    provider_id: str | None = None
+    provider_model_id: str | None = None
+    model_type: Literal["llm", "embedding"] = "llm"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ServerConfig(BaseModel):
+    model_config = ConfigDict(extra="ignore")  # auth/quota/tls/cors: llama-stack keys we warn about below
+
+    port: int = Field(8321, ge=1, le=65535)
+    host: str = "127.0.0.1"
+    workers: int = Field(1, ge=1, le=64)
+    # request bodies above this are refused with 413 before being buffered
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    # stop reading a request body that trickles slower than this (slowloris)
+    body_timeout_s: float = Field(30.0, gt=0)
+
+
+class StorageConfig(_Strict):
+    # directory for every SQLite file; default ~/.relaystack (or $RELAYSTACK_HOME)
+    dir: Path | None = None
+    # store every chat completion unless the request says store: false
+    inference_store: bool = True
+    db_path: Path | None = None
+
+    def resolved_db_path(self) -> Path:
+        if self.db_path is not None:
+            return self.db_path.expanduser()
+        return (self.dir.expanduser() if self.dir else default_home()) / "relaystack.db"
+
+
+class RecordingConfig(_Strict):
+    mode: Literal["live", "record", "replay"] = "live"
+    dir: Path | None = None
+
+
+class RunConfig(_Strict):
+    version: int | str = 2
+    image_name: str | None = None
+    apis: list[str] = Field(default_factory=list)
+    providers: dict[str, list[ProviderConfig]] = Field(default_factory=dict)
+    models: list[ModelConfig] = Field(default_factory=list)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    recording: RecordingConfig = Field(default_factory=RecordingConfig)
+    # where the file came from, for messages
+    source: str = "<built-in default>"
+
+    @field_validator("providers")
+    @classmethod
+    def _unique_ids(cls, providers: dict[str, list[ProviderConfig]]) -> dict[str, list[ProviderConfig]]:
+        seen: set[str] = set()
+        for entry in providers.get("inference", []):
+            if entry.provider_id in seen:
+                raise ValueError(f"provider_id '{entry.provider_id}' is used twice")
+            seen.add(entry.provider_id)
+        return providers
+
+    @property
+    def inference_providers(self) -> list[ProviderConfig]:
+        return self.providers.get("inference", [])
+
+
+def load_config(path: str | Path) -> RunConfig:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror}).") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return parse_config(raw if raw is not None else {}, source=str(path))
+
+
+def parse_config(raw: Any, *, source: str = "<config>", env: dict[str, str] | None = None) -> RunConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level, found {type(raw).__name__}.")
+    expanded = substitute(raw, env)
+    try:
+        shaped = _adapt_llama_stack_sections(expanded, source)
+        config = RunConfig.model_validate({**shaped, "source": source})
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation_error(source, exc)) from None
+    _check_models_reference_providers(config)
+    return config
+
+
+def _adapt_llama_stack_sections(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """Map llama-stack keys onto relaystack's, drop what is not served, with a warning each."""
+    out = dict(raw)
+    for key in UNSERVED_SECTIONS:
+        if out.pop(key, None) not in (None, [], {}):
+            log.warning("%s: section '%s' is not served by relaystack (inference only); ignored.", source, key)
+    for key in ("logging", "logging_config"):
+        out.pop(key, None)
+    apis = out.get("apis") or []
+    if isinstance(apis, list) and (ignored := [a for a in apis if a in UNSERVED_APIS]):
+        log.warning("%s: apis %s are not served by relaystack; only inference and models are.", source, ignored)
+    providers = out.get("providers") or {}
+    if not isinstance(providers, dict):
+        raise ConfigError(f"{source}: 'providers' must be a mapping of api name to a list of providers.")
+    kept: dict[str, Any] = {}
+    for api, entries in providers.items():
+        if api != "inference":
+            log.warning("%s: providers.%s is not served by relaystack; ignored.", source, api)
+            continue
+        if not isinstance(entries, list):
+            raise ConfigError(f"{source}: providers.inference must be a list, found {type(entries).__name__}.")
+        kept[api] = [e for e in entries if not (isinstance(e, dict) and e.get("provider_id") is None)]
+    out["providers"] = kept
+    storage = dict(out.get("storage") or {}) if isinstance(out.get("storage"), dict) else {}
+    for legacy in ("inference_store", "metadata_store"):
+        section = out.pop(legacy, None)
+        if isinstance(section, dict) and legacy == "inference_store":
+            db_path = section.get("db_path") or (section.get("sql_store_config") or {}).get("db_path")
+            if db_path and "db_path" not in storage:
+                storage["db_path"] = db_path
+    if isinstance(out.get("storage"), dict) and ("backends" in out["storage"] or "stores" in out["storage"]):
+        log.warning("%s: llama-stack's storage.backends scheme is not read; using storage.dir/db_path.", source)
+        storage = {k: v for k, v in storage.items() if k in StorageConfig.model_fields}
+    out["storage"] = storage
+    server = out.get("server")
+    if isinstance(server, dict):
+        for key in ("auth", "quota", "tls_certfile", "tls_keyfile", "tls_cafile", "cors"):
+            if server.get(key):
+                log.warning("%s: server.%s is not supported by relaystack yet; ignored.", source, key)
+    return out
+
+
+def _check_models_reference_providers(config: RunConfig) -> None:
+    ids = [p.provider_id for p in config.inference_providers]
+    for index, model in enumerate(config.models):
+        if model.provider_id is None:
+            if len(ids) != 1:
+                raise ConfigError(
+                    f"{config.source}: models[{index}].provider_id is required when there is not exactly "
+                    f"one inference provider (configured: {ids})."
+                )
+        elif model.provider_id not in ids:
+            # the provider may be disabled by an env var: warn and skip instead of failing start-up
+            log.warning(
+                "%s: models[%d] refers to provider '%s', which is not configured or disabled; skipped.",
+                config.source, index, model.provider_id,
+            )
+        if model.model_type == "embedding" and "embedding_dimension" not in model.metadata:
+            raise ConfigError(
+                f"{config.source}: models[{index}] is an embedding model; metadata.embedding_dimension is required."
+            )
+        if model.model_id is None and model.provider_model_id is None:
+            raise ConfigError(f"{config.source}: models[{index}] needs model_id or provider_model_id.")
+
+
+def _describe_validation_error(source: str, exc: ValidationError) -> str:
+    lines = [f"{source}: invalid configuration:"]
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "<root>"
+        got = err.get("input")
+        shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+        lines.append(f"  - {where}: {err['msg']}{shown}")
+    return "\n".join(lines)
