@@ -173,23 +173,29 @@ def _adapt_llama_stack_sections(raw: dict[str, Any], source: str) -> dict[str, A
             raise ConfigError(f"{source}: providers.inference must be a list, found {type(entries).__name__}.")
         kept[api] = [e for e in entries if not (isinstance(e, dict) and e.get("provider_id") is None)]
     out["providers"] = kept
-    storage = dict(out.get("storage") or {}) if isinstance(out.get("storage"), dict) else {}
-    for legacy in ("inference_store", "metadata_store"):
-        section = out.pop(legacy, None)
-        if isinstance(section, dict) and legacy == "inference_store":
-            db_path = section.get("db_path") or (section.get("sql_store_config") or {}).get("db_path")
-            if db_path and "db_path" not in storage:
-                storage["db_path"] = db_path
-    if isinstance(out.get("storage"), dict) and ("backends" in out["storage"] or "stores" in out["storage"]):
-        log.warning("%s: llama-stack's storage.backends scheme is not read; using storage.dir/db_path.", source)
-        storage = {k: v for k, v in storage.items() if k in StorageConfig.model_fields}
-    out["storage"] = storage
+    out["storage"] = _adapt_storage(out, source)
     server = out.get("server")
     if isinstance(server, dict):
         for key in ("auth", "quota", "tls_certfile", "tls_keyfile", "tls_cafile", "cors"):
             if server.get(key):
                 log.warning("%s: server.%s is not supported by relaystack yet; ignored.", source, key)
     return out
+
+
+def _adapt_storage(out: dict[str, Any], source: str) -> dict[str, Any]:
+    """llama-stack's inference_store / metadata_store / storage.backends -> relaystack's storage."""
+    given = out.get("storage")
+    storage = dict(given) if isinstance(given, dict) else {}
+    for legacy in ("inference_store", "metadata_store"):
+        section = out.pop(legacy, None)
+        if isinstance(section, dict) and legacy == "inference_store":
+            db_path = section.get("db_path") or (section.get("sql_store_config") or {}).get("db_path")
+            if db_path and "db_path" not in storage:
+                storage["db_path"] = db_path
+    if "backends" in storage or "stores" in storage:
+        log.warning("%s: llama-stack's storage.backends scheme is not read; using storage.dir/db_path.", source)
+        storage = {k: v for k, v in storage.items() if k in StorageConfig.model_fields}
+    return storage
 
 
 def _check_models_reference_providers(config: RunConfig) -> None:

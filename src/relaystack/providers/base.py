@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 ModelType = Literal["llm", "embedding"]
-ModelSource = Literal["config", "listed", "registered", "builtin"]
+ModelSource = Literal["config", "listed", "registered", "builtin", "routed"]
 
 
 @dataclass(slots=True)

@@ -6,7 +6,6 @@ aiohttp served ~10x the requests of the same relay on httpx.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
@@ -31,7 +30,7 @@ class _Response:
     async def read(self) -> bytes:
         try:
             return await self._resp.read()
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise UpstreamTimeoutError(_timeout_message(self._timeout)) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamConnectionError(f"The upstream connection broke while reading: {_describe(exc)}") from exc
@@ -46,7 +45,7 @@ class _Response:
                 if not chunk:
                     return
                 yield chunk
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise UpstreamTimeoutError(_timeout_message(self._timeout)) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamConnectionError(f"The upstream connection broke mid-stream: {_describe(exc)}") from exc
@@ -90,7 +89,7 @@ class AiohttpUpstream:
             resp = await self._get_session().request(
                 request.method, request.url, data=request.body, headers=request.headers, timeout=timeout
             )
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+        except TimeoutError as exc:
             raise UpstreamTimeoutError(_timeout_message(request.timeouts.connect, connecting=True)) from exc
         except aiohttp.ClientError as exc:
             raise UpstreamConnectionError(

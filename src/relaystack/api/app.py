@@ -1,0 +1,174 @@
+"""The composition root: the only place that wires config, storage, recording, providers,
+the registry and the routes together.
+
+``RelaystackApp`` is a raw ASGI app. The inference routes are dispatched by a dict lookup
+straight to their handlers; everything else goes to a Starlette app.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from relaystack.api.admin import AdminRoutes, error_response
+from relaystack.api.asgi import Receive, Scope, Send, internal_error
+from relaystack.api.inference import InferenceRoutes, InferenceSettings
+from relaystack.api.openapi import PREFIXES
+from relaystack.config import RunConfig
+from relaystack.errors import NotFoundError, RelaystackError
+from relaystack.providers.base import Provider
+from relaystack.providers.catalog import CATALOG, build_provider
+from relaystack.recording.settings import RecordingSettings
+
+try:  # TEMPORARY until the recording layer lands
+    from relaystack.recording import wrap_upstream
+except ImportError:  # pragma: no cover
+    def wrap_upstream(inner, settings):  # type: ignore[no-untyped-def]
+        return inner
+from relaystack.registry import Registry
+from relaystack.storage.base import Store
+from relaystack.upstream.aiohttp_client import AiohttpUpstream
+
+__all__ = ["RelaystackApp", "create_app"]
+
+log = logging.getLogger("relaystack")
+
+
+class RelaystackApp:
+    def __init__(self, config: RunConfig, recording: RecordingSettings, store: Store | None) -> None:
+        """``store`` holds registered models; it also stores chat completions unless
+        ``storage.inference_store`` is false."""
+        self.config = config
+        self.recording = recording
+        self.store = store
+        self.providers = [self._build_provider(p.provider_id, p.provider_type, p.config)
+                          for p in config.inference_providers]
+        self.registry = Registry(self.providers, store)
+        self.registry.add_config_models(config.models)
+        settings = InferenceSettings(
+            max_body_bytes=config.server.max_body_bytes,
+            body_timeout_s=config.server.body_timeout_s,
+            allow_faults=recording.mode.value == "replay",
+        )
+        completions_store = store if config.storage.inference_store else None
+        inference = InferenceRoutes(self.registry, completions_store, settings)
+        self._hot: dict[tuple[str, str], Any] = {}
+        for prefix in PREFIXES:
+            self._hot[("POST", prefix + "/chat/completions")] = inference.chat
+            self._hot[("POST", prefix + "/completions")] = inference.completions
+            self._hot[("POST", prefix + "/embeddings")] = inference.embeddings
+        admin = AdminRoutes(self.registry, completions_store, self.describe_recording)
+        self._admin = Starlette(
+            routes=admin.routes(PREFIXES),
+            exception_handlers={RelaystackError: _on_error, HTTPException: _on_http_error, Exception: _on_crash},
+        )
+
+    def _build_provider(self, provider_id: str, provider_type: str, config: dict[str, Any]) -> Provider:
+        row = CATALOG.get(provider_type)
+        upstream = wrap_upstream(AiohttpUpstream(), self.recording) if row is not None and row.remote else None
+        return build_provider(provider_id, provider_type, dict(config), upstream)  # type: ignore[arg-type]
+
+    def describe_recording(self) -> dict[str, Any]:
+        return {"mode": self.recording.mode.value, "dir": str(self.recording.directory)}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            handler = self._hot.get((scope["method"], scope["path"]))
+            if handler is not None:
+                await handler(scope, receive, send)
+                return
+            await self._admin(scope, receive, send)  # type: ignore[arg-type]
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("Start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        if self.store is not None:
+            await self.store.start()
+        for provider in self.providers:
+            await provider.start()
+        await self.registry.start()
+        log.info(
+            "relaystack ready: %d providers, %d models (record mode: %s)",
+            len(self.providers), len(self.registry.models()), self.recording.mode.value,
+        )
+
+    async def shutdown(self) -> None:
+        await self.registry.stop()
+        for provider in self.providers:
+            try:
+                await provider.stop()
+            except Exception:
+                log.exception("Provider %s did not stop cleanly", provider.provider_id)
+        if self.store is not None:
+            await self.store.stop()
+
+
+def create_app(
+    config: RunConfig,
+    *,
+    record_mode: str | None = None,
+    recordings_dir: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> RelaystackApp:
+    env = os.environ if environ is None else environ
+    recording = RecordingSettings.from_env(
+        record_mode, recordings_dir, env,
+        config_mode=config.recording.mode if config.recording.mode != "live" else None,
+        config_dir=config.recording.dir,
+    )
+    store = _make_store(config)
+    return RelaystackApp(config, recording, store)
+
+
+def _make_store(config: RunConfig) -> Store:
+    from relaystack.storage.memory import MemoryStore
+    from relaystack.storage.sqlite import SqliteStore
+
+    if config.storage.db_path is not None and str(config.storage.db_path) == ":memory:":
+        return MemoryStore()
+    return SqliteStore(config.storage.resolved_db_path())
+
+
+async def _on_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RelaystackError)
+    return error_response(exc)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(NotFoundError(
+            f"No route {request.method} {request.url.path}. The API lives under /v1/ "
+            "(and /v1/openai/v1/); GET /openapi.json lists every route."
+        ))
+    error = RelaystackError(f"{request.method} is not allowed on {request.url.path}.", code="method_not_allowed")
+    return Response(orjson.dumps(error.to_dict()), status_code=exc.status_code, media_type="application/json")
+
+
+async def _on_crash(request: Request, exc: Exception) -> Response:
+    log.exception("Unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(internal_error())

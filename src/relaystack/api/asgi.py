@@ -1,0 +1,104 @@
+"""Raw ASGI helpers for the hot path: read a bounded body, send JSON, send errors.
+
+The inference routes skip every framework layer (a FastAPI route plus a pydantic request
+model measured +490 µs per request here); these helpers are all they need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from relaystack.errors import InvalidRequestError, RelaystackError, RequestTooLargeError
+
+__all__ = ["Receive", "Scope", "Send", "header", "read_body", "send_error", "send_json", "send_raw_json"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+log = logging.getLogger("relaystack.api")
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """A request header (``name`` lower-case), or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int, timeout_s: float) -> bytes:
+    """The whole request body; 413 past ``limit`` (before buffering it), 408 if it trickles."""
+    declared = header(scope, b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestTooLargeError(f"Request body of {int(declared)} bytes is over the limit of {limit} bytes "
+                                   "(server.max_body_bytes).")
+    message = await receive()
+    body = message.get("body", b"")
+    if not message.get("more_body"):
+        return bytes(body)
+    parts = [body]
+    size = len(body)
+    try:
+        async with asyncio.timeout(timeout_s):
+            while message.get("more_body"):
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise asyncio.CancelledError
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise RequestTooLargeError(
+                        f"Request body is over the limit of {limit} bytes (server.max_body_bytes)."
+                    )
+                parts.append(chunk)
+    except TimeoutError:
+        raise _BodyTimeout(f"The request body did not arrive within {timeout_s:g} s.") from None
+    return b"".join(parts)
+
+
+class _BodyTimeout(InvalidRequestError):
+    status = 408
+    default_code = "request_timeout"
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    if not raw:
+        raise InvalidRequestError("The request body is empty; send a JSON object.")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequestError(f"The request body is not valid JSON: {exc.msg} (at byte {exc.pos}).") from None
+    if not isinstance(data, dict):
+        raise InvalidRequestError(f"The request body must be a JSON object, not {type(data).__name__}.")
+    return data
+
+
+async def send_raw_json(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    if extra:
+        headers.extend(extra)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_json(send: Send, status: int, data: Any) -> None:
+    await send_raw_json(send, status, orjson.dumps(data))
+
+
+async def send_error(send: Send, exc: RelaystackError) -> None:
+    extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
+    await send_raw_json(send, exc.status_code, orjson.dumps(exc.to_dict()), extra)
+
+
+def internal_error() -> RelaystackError:
+    """What a client sees for a bug: no stack trace, no internals."""
+    return RelaystackError("Internal server error. The server log has the details.", code="internal_error")

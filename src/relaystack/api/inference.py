@@ -1,0 +1,253 @@
+"""The hot path: POST chat/completions, completions, embeddings, as raw ASGI handlers.
+
+Flow: bounded body -> orjson -> field checks -> registry.resolve -> provider -> reply.
+A JSON reply is stored (chat, unless ``store: false``) and sent; a stream is relayed
+block by block as the upstream delivers it, then stored assembled, then ``[DONE]``.
+A client that goes away cancels the request, upstream included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from relaystack.api.asgi import (
+    Receive,
+    Scope,
+    Send,
+    header,
+    internal_error,
+    parse_json_object,
+    read_body,
+    send_error,
+    send_raw_json,
+)
+from relaystack.api.assemble import assemble_chat_stream
+from relaystack.api.validate import check_chat, check_completion, check_embeddings
+from relaystack.errors import InvalidRequestError, RelaystackError
+from relaystack.providers.base import CallContext, ModelType, Provider, Reply, StreamReply
+from relaystack.registry import Registry
+from relaystack.storage.base import Store
+
+__all__ = ["InferenceRoutes", "InferenceSettings"]
+
+log = logging.getLogger("relaystack.api")
+
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+_DONE = b"data: [DONE]\n\n"
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceSettings:
+    max_body_bytes: int = 16 * 1024 * 1024
+    body_timeout_s: float = 30.0
+    # X-Relaystack-Fault is honoured only when replaying recordings
+    allow_faults: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Kind:
+    name: str
+    model_type: ModelType
+    check: Callable[[dict[str, Any]], str]
+    stored: bool
+
+
+CHAT = _Kind("chat", "llm", check_chat, stored=True)
+COMPLETION = _Kind("completion", "llm", check_completion, stored=False)
+EMBEDDINGS = _Kind("embeddings", "embedding", check_embeddings, stored=False)
+
+
+class InferenceRoutes:
+    def __init__(self, registry: Registry, store: Store | None, settings: InferenceSettings) -> None:
+        self.registry = registry
+        self.store = store
+        self.settings = settings
+
+    async def chat(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._handle(CHAT, scope, receive, send)
+
+    async def completions(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._handle(COMPLETION, scope, receive, send)
+
+    async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._handle(EMBEDDINGS, scope, receive, send)
+
+    async def _handle(self, kind: _Kind, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            raw = await read_body(scope, receive, self.settings.max_body_bytes, self.settings.body_timeout_s)
+            body = parse_json_object(raw)
+            model = kind.check(body)
+            provider, call = self.registry.resolve(model, kind.model_type)
+            call.provider_data = _provider_data(scope)
+            call.fault = self._fault(scope)
+        except RelaystackError as exc:
+            await send_error(send, exc)
+            return
+        watcher = _DisconnectWatcher(receive)
+        try:
+            await self._serve(kind, provider, body, call, watcher.wrap(send), watcher)
+        except asyncio.CancelledError:
+            if not watcher.disconnected:
+                raise
+            log.debug("Client went away; %s request cancelled.", kind.name)
+        finally:
+            watcher.stop()
+
+    async def _serve(
+        self, kind: _Kind, provider: Provider, body: dict[str, Any], call: CallContext,
+        send: Send, watcher: _DisconnectWatcher,
+    ) -> None:
+        try:
+            reply = await _call(kind, provider, body, call)
+            if isinstance(reply, StreamReply):
+                await self._stream(kind, reply, body, call, send)
+                return
+            if kind.stored and self._should_store(body):
+                await self._store(reply.data, body)
+            await send_raw_json(send, reply.status, orjson.dumps(reply.data))
+        except RelaystackError as exc:
+            await send_error(send, exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("Unexpected error serving %s for model %s", kind.name, call.requested_model)
+            await send_error(send, internal_error())
+
+    async def _stream(
+        self, kind: _Kind, reply: StreamReply, body: dict[str, Any], call: CallContext, send: Send
+    ) -> None:
+        blocks = reply.blocks
+        keep: list[bytes] | None = [] if kind.stored and self._should_store(body) else None
+        started = False
+        try:
+            async for block in blocks:
+                if not block:
+                    continue
+                if keep is not None:
+                    keep.append(block)
+                if not started:
+                    await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+                    started = True
+                await send({"type": "http.response.body", "body": block, "more_body": True})
+        except RelaystackError as exc:
+            await _end_with_error(send, exc, started)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("Unexpected error relaying a %s stream for model %s", kind.name, call.requested_model)
+            await _end_with_error(send, internal_error(), started)
+            return
+        finally:
+            aclose = getattr(blocks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            await reply.aclose()
+        if not started:
+            await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+        if keep:
+            completion = assemble_chat_stream(keep, call.requested_model)
+            if completion is not None:
+                await self._store(completion, body)
+        await send({"type": "http.response.body", "body": _DONE, "more_body": False})
+
+    def _should_store(self, body: dict[str, Any]) -> bool:
+        return self.store is not None and body.get("store") is not False
+
+    async def _store(self, completion: dict[str, Any], body: dict[str, Any]) -> None:
+        assert self.store is not None
+        if not completion.get("id"):
+            return
+        try:
+            await self.store.put_completion(completion, body.get("messages") or [])
+        except Exception:  # the answer is good; a storage failure must not turn it into an error
+            log.exception("Could not store chat completion %s", completion.get("id"))
+
+    def _fault(self, scope: Scope) -> str | None:
+        value = header(scope, b"x-relaystack-fault")
+        if value is None:
+            return None
+        if not self.settings.allow_faults:
+            raise InvalidRequestError(
+                "X-Relaystack-Fault is only honoured in replay mode (relaystack run --record-mode replay).",
+                param="X-Relaystack-Fault",
+            )
+        return value.decode("latin-1")
+
+
+async def _call(kind: _Kind, provider: Provider, body: dict[str, Any], call: CallContext) -> Reply:
+    if kind is CHAT:
+        return await provider.chat_completion(body, call)
+    if kind is COMPLETION:
+        return await provider.completion(body, call)
+    return await provider.embeddings(body, call)
+
+
+async def _end_with_error(send: Send, exc: RelaystackError, started: bool) -> None:
+    if not started:
+        await send_error(send, exc)
+        return
+    event = b"data: " + orjson.dumps(exc.to_dict()) + b"\n\n"
+    await send({"type": "http.response.body", "body": event, "more_body": False})
+
+
+def _provider_data(scope: Scope) -> dict[str, Any] | None:
+    raw = header(scope, b"x-llamastack-provider-data") or header(scope, b"x-ogx-provider-data")
+    if raw is None:
+        return None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        data = None
+    if not isinstance(data, dict):
+        # the value is never echoed: it holds keys
+        raise InvalidRequestError(
+            'X-LlamaStack-Provider-Data must be a JSON object, e.g. {"together_api_key": "..."}.',
+            param="X-LlamaStack-Provider-Data",
+        )
+    return data
+
+
+class _DisconnectWatcher:
+    """Cancels the request's task when the client disconnects before the response is complete."""
+
+    __slots__ = ("_task", "complete", "disconnected")
+
+    def __init__(self, receive: Receive) -> None:
+        self.disconnected = False
+        self.complete = False
+        target = asyncio.current_task()
+        self._task = asyncio.get_running_loop().create_task(self._watch(receive, target))
+
+    def wrap(self, send: Send) -> Send:
+        async def tracking_send(message: dict[str, Any]) -> None:  # type: ignore[type-arg]
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                self.complete = True
+            await send(message)
+
+        return tracking_send  # type: ignore[return-value]
+
+    async def _watch(self, receive: Receive, target: asyncio.Task[Any] | None) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                # uvicorn also answers receive() with a disconnect once the response is complete
+                if not self.complete:
+                    self.disconnected = True
+                    if target is not None:
+                        target.cancel()
+                return
+
+    def stop(self) -> None:
+        if not self.disconnected:
+            self._task.cancel()

@@ -1,0 +1,112 @@
+"""The OpenAPI 3.1 document served at ``/openapi.json``.
+
+Written by hand because the hot routes are raw ASGI (no framework to introspect). A test
+checks that every route the app serves appears here, so it cannot drift.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from relaystack import __version__
+
+__all__ = ["PREFIXES", "openapi_document"]
+
+PREFIXES = ("/v1", "/v1/openai/v1")
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_OBJ: dict[str, Any] = {"type": "object", "additionalProperties": True}
+
+
+def _op(summary: str, request: dict[str, Any] | None = None, *, sse: bool = False,
+        params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    content: dict[str, Any] = {"application/json": {"schema": _OBJ}}
+    if sse:
+        content["text/event-stream"] = {"schema": {"type": "string"}}
+    op: dict[str, Any] = {
+        "summary": summary,
+        "responses": {
+            "200": {"description": "OK", "content": content},
+            "400": {"description": "Bad request", "content": {"application/json": {"schema": _ERROR}}},
+            "404": {"description": "Not found", "content": {"application/json": {"schema": _ERROR}}},
+        },
+    }
+    if request is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": request}}}
+    if params:
+        op["parameters"] = params
+    return op
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
+def _request(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": required, "properties": properties, "additionalProperties": True}
+
+
+_CHAT = _request(["model", "messages"], {
+    "model": {"type": "string"},
+    "messages": {"type": "array", "minItems": 1, "items": _OBJ},
+    "stream": {"type": "boolean"},
+    "store": {"type": "boolean"},
+    "tools": {"type": "array", "items": _OBJ},
+})
+_COMPLETION = _request(["model", "prompt"], {"model": {"type": "string"}, "stream": {"type": "boolean"}})
+_EMBEDDINGS = _request(["model", "input"], {
+    "model": {"type": "string"},
+    "encoding_format": {"type": "string", "enum": ["float", "base64"]},
+})
+_REGISTER = _request(["model_id"], {
+    "model_id": {"type": "string"}, "provider_id": {"type": "string"},
+    "provider_model_id": {"type": "string"}, "model_type": {"type": "string", "enum": ["llm", "embedding"]},
+    "metadata": _OBJ,
+})
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    for prefix in PREFIXES:
+        paths[f"{prefix}/chat/completions"] = {
+            "post": _op("Create a chat completion (JSON or SSE with stream: true)", _CHAT, sse=True),
+            "get": _op("List stored chat completions", params=[
+                _query("after", {"type": "string"}), _query("limit", {"type": "integer"}),
+                _query("model", {"type": "string"}), _query("order", {"type": "string", "enum": ["asc", "desc"]}),
+            ]),
+        }
+        paths[f"{prefix}/chat/completions/{{completion_id}}"] = {
+            "get": _op("Get a stored chat completion with its input messages", params=[_path_param("completion_id")]),
+        }
+        paths[f"{prefix}/completions"] = {"post": _op("Create a text completion", _COMPLETION, sse=True)}
+        paths[f"{prefix}/embeddings"] = {"post": _op("Create embeddings", _EMBEDDINGS)}
+        paths[f"{prefix}/models"] = {"get": _op("List models"), "post": _op("Register a model", _REGISTER)}
+        paths[f"{prefix}/models/{{model_id}}"] = {
+            "get": _op("Get a model", params=[_path_param("model_id")]),
+            "delete": _op("Unregister a model", params=[_path_param("model_id")]),
+        }
+        paths[f"{prefix}/providers"] = {"get": _op("List providers (secrets masked)")}
+        paths[f"{prefix}/providers/{{provider_id}}"] = {
+            "get": _op("Get a provider", params=[_path_param("provider_id")]),
+        }
+        paths[f"{prefix}/health"] = {"get": _op("Health and readiness")}
+        paths[f"{prefix}/version"] = {"get": _op("Server version")}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "relaystack", "version": __version__},
+        "paths": paths,
+        "components": {"schemas": {"Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"type": "object", "required": ["message", "type"], "properties": {
+                "message": {"type": "string"}, "type": {"type": "string"},
+                "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]},
+            }}},
+        }}},
+    }
