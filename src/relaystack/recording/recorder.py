@@ -1,0 +1,263 @@
+"""The record and replay ``Upstream`` wrappers, and ``wrap_upstream`` that picks one.
+
+Record: every request goes to the real upstream; a 2xx answer is relayed to the caller as
+it arrives and written (scrubbed, atomically) once its body ended normally. Upstream
+errors, broken streams, streams without ``[DONE]`` and in-band error events are passed
+through and *not* written: an old good recording is never replaced by a failure, and the
+reference reader would replay any file as a success. Error paths are tested with faults.
+
+Replay: the inner upstream is never called. A request is answered from the recording that
+matches it (method, path and canonical body; see identity.py), or fails with
+``ReplayMissError`` naming the request, the file that would match and how to record it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from relaystack.errors import ConfigError, InvalidRequestError, ReplayMissError
+from relaystack.recording.codec import (
+    Recording,
+    RecordingFormatError,
+    build_response,
+    compact_json,
+)
+from relaystack.recording.faults import FaultSpec, fault_error_body
+from relaystack.recording.identity import Identity, identity_of_request
+from relaystack.recording.nearest import nearest_recording
+from relaystack.recording.redact import SecretSet, secrets_of_request
+from relaystack.recording.responses import Capture, CapturingResponse, ReplayResponse
+from relaystack.recording.settings import RecordingSettings, RecordMode
+from relaystack.recording.store import RecordingSecretError, RecordingStore
+from relaystack.upstream.base import Upstream, UpstreamRequest, UpstreamResponse
+
+__all__ = ["RecordingUpstream", "ReplayingUpstream", "wrap_upstream"]
+
+log = logging.getLogger("relaystack.recording")
+
+RECORD_HINT = (
+    "To record it, run the server with `relaystack run --record-mode record ...` (or the test suite "
+    "with `pytest --record-mode=record`) against the real provider, with its API key set."
+)
+
+
+def wrap_upstream(inner: Upstream, settings: RecordingSettings) -> Upstream:
+    """The upstream the providers should use: ``inner`` itself in live mode (zero cost)."""
+    if settings.mode is RecordMode.LIVE:
+        return inner
+    store = RecordingStore(settings.directory)
+    if settings.mode is RecordMode.RECORD:
+        return RecordingUpstream(inner, store)
+    if not settings.directory.is_dir():
+        raise ConfigError(
+            f"Replay mode needs a recordings directory, and {settings.directory} does not exist. "
+            "Pass --recordings-dir (or RELAYSTACK_RECORDINGS_DIR), or record first with --record-mode record."
+        )
+    return ReplayingUpstream(inner, store, used_log=settings.used_log)
+
+
+def _identify(request: UpstreamRequest) -> tuple[Identity, SecretSet]:
+    """The request's identity with its own credentials scrubbed from the body, and those credentials."""
+    secrets = SecretSet(secrets_of_request(request))
+    identity = identity_of_request(request)
+    body = secrets.scrub(identity.body)
+    if body != identity.body:
+        identity = dataclasses.replace(identity, body=body)
+    return identity, secrets
+
+
+def _is_stream(request: UpstreamRequest, headers: Any) -> bool:
+    content_type = str(headers.get("content-type", "") or headers.get("Content-Type", "")).lower()
+    if "text/event-stream" in content_type:
+        return True
+    if "json" in content_type:
+        return False
+    return request.stream
+
+
+def _describe(request: UpstreamRequest, identity: Identity) -> str:
+    model = f" (model '{identity.model}')" if identity.model else ""
+    return f"{request.method.upper()} {urlsplit(request.url).path}{model}"
+
+
+class RecordingUpstream:
+    """Forwards to the real upstream and writes what came back."""
+
+    def __init__(self, inner: Upstream, store: RecordingStore) -> None:
+        self._inner = inner
+        self.store = store
+        self.written: list[Path] = []
+
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        if request.fault:
+            raise InvalidRequestError(
+                "X-Relaystack-Fault is only honoured in replay mode; this server is recording.",
+                param="X-Relaystack-Fault",
+                code="fault_injection_disabled",
+            )
+        identity, secrets = _identify(request)
+        response = await self._inner.send(request)
+        if not 200 <= response.status < 300:
+            log.warning(
+                "record: not recording %s: the upstream answered %d (errors are never recorded; "
+                "use a fault such as 'status=%d' to replay one)",
+                _describe(request, identity), response.status, response.status,
+            )
+            return response
+        streaming = _is_stream(request, response.headers)
+
+        async def complete(capture: Capture) -> None:
+            await self._write(request, identity, secrets, capture)
+
+        return CapturingResponse(response, streaming=streaming, on_complete=complete)
+
+    async def _write(self, request: UpstreamRequest, identity: Identity, secrets: SecretSet, cap: Capture) -> None:
+        what = _describe(request, identity)
+        try:
+            payload = _payload(cap)
+        except _NotRecordable as exc:
+            log.warning("record: not recording %s: %s", what, exc)
+            return
+        try:
+            response = build_response(identity.operation, payload, streaming=cap.streaming)
+            path = await asyncio.to_thread(self.store.write, identity, response, secrets)
+        except (RecordingFormatError, RecordingSecretError, OSError) as exc:
+            log.error("record: could not write the recording of %s: %s", what, exc)
+            return
+        self.written.append(path)
+        log.info("record: %s -> %s", what, path)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class _NotRecordable(Exception):
+    pass
+
+
+def _payload(cap: Capture) -> Any:
+    if not cap.streaming:
+        try:
+            return json.loads(cap.body)
+        except ValueError:
+            raise _NotRecordable("the body is not JSON") from None
+    if not cap.done:
+        raise _NotRecordable("the stream ended without [DONE]")
+    try:
+        chunks = [json.loads(p) for p in cap.payloads]
+    except ValueError:
+        raise _NotRecordable("the stream carried a malformed (non-JSON) event") from None
+    if any(isinstance(c, dict) and "error" in c for c in chunks):
+        raise _NotRecordable("the stream carried an in-band error event")
+    return chunks
+
+
+class ReplayingUpstream:
+    """Answers from recordings; never calls the inner upstream."""
+
+    def __init__(self, inner: Upstream | None, store: RecordingStore, *, used_log: Path | None = None) -> None:
+        self._inner = inner
+        self.store = store
+        self._used_log = used_log
+        self._injected: FaultSpec | None = None
+        self.replayed: Counter[str] = Counter()
+        count = store.scan()
+        log.info("replay: %d recordings indexed from %s", count, store.directory)
+
+    # -- faults, for tests -------------------------------------------------------------
+
+    def inject(self, spec: FaultSpec | str | None) -> None:
+        """Apply a fault to every following request (until ``inject(None)``); a request's own
+        ``X-Relaystack-Fault`` wins over it."""
+        self._injected = FaultSpec.parse(spec) if isinstance(spec, str) else spec
+
+    @contextlib.contextmanager
+    def faults(self, spec: FaultSpec | str) -> Iterator[FaultSpec]:
+        previous = self._injected
+        self.inject(spec)
+        try:
+            assert self._injected is not None
+            yield self._injected
+        finally:
+            self._injected = previous
+
+    # -- the Upstream protocol -----------------------------------------------------------
+
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        fault = FaultSpec.parse(request.fault) if request.fault else self._injected
+        if fault is not None and fault.status is not None:
+            if fault.stall:
+                await asyncio.sleep(fault.stall)
+            body = compact_json(fault_error_body(fault))
+            return ReplayResponse(fault.status, fault.error_headers(), [body], stream=False)
+        identity, _ = _identify(request)
+        found = self.store.find(identity, identity.match_key())
+        if not found:
+            raise self._miss(request, identity)
+        self._note_used(found)
+        return _replay(found, fault)
+
+    def _miss(self, request: UpstreamRequest, identity: Identity) -> ReplayMissError:
+        what = _describe(request, identity)
+        near = nearest_recording(identity, self.store.recordings)
+        hint = ""
+        if near is None:
+            log.warning("replay miss: %s; %s holds no recordings", what, self.store.directory)
+        else:
+            rec, diffs = near
+            log.warning(
+                "replay miss: %s (would be %s.json); nearest recording %s (%s) differs in: %s",
+                what, identity.short_hash, rec.id, rec.path, "; ".join(diffs) or "nothing visible",
+            )
+            fields = ", ".join(d.split(":", 1)[0] for d in diffs[:4])
+            hint = f" The nearest recording is {rec.id} (differs in: {fields})."
+        return ReplayMissError(
+            f"No recording matches {what}; it would be responses/{identity.short_hash}.json.{hint} "
+            f"{RECORD_HINT} The log of 'relaystack.recording' shows the differing values."
+        )
+
+    def _note_used(self, found: list[Recording]) -> None:
+        ids = [r.id for r in found]
+        self.replayed.update(ids)
+        if self._used_log is not None:
+            try:
+                with self._used_log.open("a", encoding="utf-8") as handle:
+                    handle.write("".join(f"{i}\n" for i in ids))
+            except OSError as exc:
+                log.warning("replay: cannot append to the used-recordings log %s: %s", self._used_log, exc)
+
+    async def aclose(self) -> None:
+        if self._inner is not None:
+            await self._inner.aclose()
+
+
+def _replay(found: list[Recording], fault: FaultSpec | None) -> ReplayResponse:
+    first = found[0]
+    headers = {"x-relaystack-recording": first.id}
+    if first.replays_as_stream:
+        headers["content-type"] = "text/event-stream"
+        return ReplayResponse(200, headers, list(first.sse_events()), stream=True, fault=fault)
+    headers["content-type"] = "application/json"
+    wire = _merged_models(found) if first.is_model_list and len(found) > 1 else first.wire_json()
+    return ReplayResponse(200, headers, [compact_json(wire)], stream=False, fault=fault)
+
+
+def _merged_models(found: list[Recording]) -> Any:
+    """Several model-list recordings of one request: the union by id, sorted (llama-stack's rule)."""
+    by_id: dict[str, Any] = {}
+    for rec in found:
+        for model in rec.items():
+            key = str(model.get("id")) if isinstance(model, dict) else repr(model)
+            by_id.setdefault(key, model)
+    items = [by_id[k] for k in sorted(by_id)]
+    shape = found[0].wire_json()
+    return {**shape, "data": items} if isinstance(shape, dict) else items

@@ -1,0 +1,138 @@
+"""The two ``UpstreamResponse`` implementations of the recorder.
+
+``ReplayResponse`` is synthesised from a recording (plus an optional fault);
+``CapturingResponse`` relays a live response piece by piece while keeping a copy, and
+hands the copy over only when the body ended normally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from relaystack.errors import UpstreamConnectionError
+from relaystack.recording.codec import DONE_EVENT, SSECollector
+from relaystack.recording.faults import MALFORMED_EVENT, FaultSpec
+from relaystack.upstream.base import UpstreamResponse
+
+__all__ = ["Capture", "CapturingResponse", "ReplayResponse"]
+
+
+class ReplayResponse:
+    """A response whose body is a list of pieces: SSE events (then ``[DONE]``) or one JSON body."""
+
+    __slots__ = ("_closed", "_fault", "_pieces", "_stream", "headers", "status")
+
+    def __init__(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        pieces: list[bytes],
+        *,
+        stream: bool,
+        fault: FaultSpec | None = None,
+    ) -> None:
+        self.status = status
+        self.headers: Mapping[str, str] = headers
+        self._pieces = pieces
+        self._stream = stream
+        self._fault = fault
+        self._closed = False
+
+    async def read(self) -> bytes:
+        return b"".join([piece async for piece in self.iter_chunks()])
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        fault = self._fault
+        for position, piece in enumerate(self._pieces):
+            if fault is not None:
+                async for extra in self._apply(fault, position):
+                    yield extra
+            if self._closed:
+                return
+            yield piece
+        if self._stream:
+            if fault is not None:
+                async for extra in self._apply(fault, len(self._pieces)):
+                    yield extra
+            yield DONE_EVENT
+
+    async def _apply(self, fault: FaultSpec, position: int) -> AsyncIterator[bytes]:
+        """What the fault does before chunk ``position`` (``len(pieces)``: before ``[DONE]``)."""
+        if fault.stall is not None and fault.stall_after == position:
+            await asyncio.sleep(fault.stall)
+        if fault.malformed_after == position:
+            yield MALFORMED_EVENT
+        if fault.cut_after == position:
+            raise UpstreamConnectionError(
+                f"The upstream connection broke mid-stream: injected fault (cut-after={position})."
+            )
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+
+@dataclass(slots=True)
+class Capture:
+    """What a live response carried, once its body ended normally."""
+
+    streaming: bool
+    body: bytes = b""
+    payloads: list[bytes] = field(default_factory=list)
+    done: bool = False
+
+
+class CapturingResponse:
+    """Relays the inner response unchanged (nothing is buffered before it is yielded)."""
+
+    __slots__ = ("_completed", "_inner", "_on_complete", "_streaming", "headers", "status")
+
+    def __init__(
+        self,
+        inner: UpstreamResponse,
+        *,
+        streaming: bool,
+        on_complete: Callable[[Capture], Awaitable[None]],
+    ) -> None:
+        self._inner = inner
+        self._streaming = streaming
+        self._on_complete = on_complete
+        self._completed = False
+        self.status = inner.status
+        self.headers: Mapping[str, str] = inner.headers
+
+    async def read(self) -> bytes:
+        body = await self._inner.read()
+        if self._streaming:
+            collector = SSECollector()
+            collector.feed(body)
+            collector.close()
+            await self._complete(Capture(True, payloads=collector.payloads, done=collector.done))
+        else:
+            await self._complete(Capture(False, body=body))
+        return body
+
+    async def iter_chunks(self) -> AsyncIterator[bytes]:
+        collector = SSECollector() if self._streaming else None
+        buffer = bytearray()
+        async for chunk in self._inner.iter_chunks():
+            if collector is not None:
+                collector.feed(chunk)
+            else:
+                buffer += chunk
+            yield chunk
+        # only reached when the upstream body ended normally and the caller read it all
+        if collector is not None:
+            collector.close()
+            await self._complete(Capture(True, payloads=collector.payloads, done=collector.done))
+        else:
+            await self._complete(Capture(False, body=bytes(buffer)))
+
+    async def _complete(self, capture: Capture) -> None:
+        if not self._completed:
+            self._completed = True
+            await self._on_complete(capture)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
