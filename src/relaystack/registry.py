@@ -141,10 +141,12 @@ class Registry:
         return provider, CallContext(model=entry, requested_model=model)
 
     def _fallback(self, model: str, kind: ModelType) -> ModelEntry:
-        # `provider_id/anything` routes to that provider even unregistered (per-request keys
-        # make listing impossible); then a unique upstream id match, like llama-stack did.
+        # `provider_id/anything` routes to that provider even unregistered when the provider
+        # could not be listed (per-request keys make listing impossible); when its listing is
+        # known, a name missing from it is a typo and gets a 404 naming close matches.
+        # Then a unique upstream id match, like llama-stack did.
         provider_id, _, rest = model.partition("/")
-        if rest and provider_id in self.providers:
+        if rest and provider_id in self.providers and provider_id not in self._listed:
             return ModelEntry(model, provider_id, rest, kind, {}, "routed")
         matches = [e for e in self._models.values() if e.provider_resource_id == model]
         if len(matches) == 1:
