@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from fakes.fake_together import DEFAULT_API_KEY, FakeTogether
 from fakes.fixtures import fake_together, fake_together_factory  # noqa: F401  (fixtures)
 from support.server import RunningServer, start_server, write_config

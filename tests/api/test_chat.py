@@ -6,6 +6,7 @@ import httpx
 import openai
 import orjson
 import pytest
+
 from conftest import CHAT_MODEL, Stack
 
 UPSTREAM_CHAT = "meta-llama/Llama-3.3-70B-Instruct-Turbo-Free"

@@ -6,6 +6,7 @@ import httpx
 import openai
 import orjson
 import pytest
+
 from conftest import CHAT_MODEL, EMBED_MODEL, Stack
 
 HELLO = [{"role": "user", "content": "Hello, world!"}]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from conftest import CHAT_MODEL, issue_config
 from fakes.fake_together import FakeTogether
 from support.server import RunningServer, free_port, start_server, write_config
