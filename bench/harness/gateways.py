@@ -1,0 +1,115 @@
+"""The gateways under test and how each is started, pinned to the gateway CPUs.
+
+``upstream`` is nginx itself (the ceiling), ``raw`` the minimal pass-through (the lower bound
+for any Python gateway), ``relaystack-store``/``relaystack-nostore`` the product with the
+inference store on and off, and ``llamastack``/``litellm`` the peers when bench/peers/setup.sh
+has built their venvs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.procs import Proc, free_port
+from harness.scenarios import url_for
+from harness.upstream import Upstream
+
+BENCH = Path(__file__).resolve().parent.parent
+PEERS = BENCH / "results" / "peers"
+
+
+@dataclass
+class Gateway:
+    name: str
+    base: str
+    api_prefix: str = "/v1"
+    by_path: bool = False  # reaches streaming bodies by upstream path, not by model id
+    proc: Proc | None = None
+    ready_s: float | None = None
+    idle_rss: int | None = None
+
+    def url(self, scenario: str) -> str:
+        return url_for(self.base, self.api_prefix, scenario, by_path=self.by_path)
+
+    def start(self, timeout: float = 90.0) -> Gateway:
+        if self.proc is not None:
+            self.proc.start()
+            self.ready_s = self.proc.wait_http(self.url("models"), timeout=timeout)
+            self.idle_rss = self.proc.rss_bytes()
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+
+
+def upstream_gateway(up: Upstream) -> Gateway:
+    return Gateway("upstream", up.base, by_path=True)
+
+
+def raw_gateway(up: Upstream, tmp: Path, cpus: str) -> Gateway:
+    port = free_port()
+    argv = [sys.executable, str(BENCH / "raw_relay.py"), "--port", str(port), "--upstream", up.base]
+    proc = Proc("raw", argv, cpus=cpus, log=tmp / "logs" / "raw.log")
+    return Gateway("raw", f"http://127.0.0.1:{port}", by_path=True, proc=proc)
+
+
+def relaystack_command() -> list[str]:
+    script = Path(sys.executable).with_name("relaystack")
+    if script.exists():
+        return [str(script)]
+    if found := shutil.which("relaystack"):
+        return [found]
+    return [sys.executable, "-m", "relaystack"]
+
+
+def relaystack_unavailable() -> str | None:
+    """Why relaystack cannot be benchmarked here (None when it can)."""
+    if importlib.util.find_spec("relaystack") is None:
+        return "the relaystack package is not importable (pip install -e .)"
+    try:
+        proc = subprocess.run([*relaystack_command(), "run", "--help"], capture_output=True, text=True,
+                              timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"`relaystack run --help` failed: {exc}"
+    if proc.returncode != 0:
+        return f"`relaystack run --help` exited {proc.returncode}: {(proc.stderr or proc.stdout)[-300:]}"
+    return None
+
+
+def relaystack_gateway(name: str, config: str, up: Upstream, tmp: Path, cpus: str,
+                       workers: int = 1) -> Gateway:
+    port = free_port()
+    argv = [*relaystack_command(), "run", str(BENCH / "configs" / config), "--port", str(port)]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
+    env = {"BENCH_UPSTREAM": up.base, "BENCH_STORE_DIR": str(tmp / f"{name}-store")}
+    proc = Proc(name, argv, cpus=cpus, log=tmp / "logs" / f"{name}.log", env=env)
+    return Gateway(name, f"http://127.0.0.1:{port}", proc=proc)
+
+
+def peer_gateways(up: Upstream, tmp: Path, cpus: str) -> list[Gateway]:
+    """llama-stack and LiteLLM, only if bench/peers/setup.sh has created their venvs."""
+    out = []
+    llama = PEERS / "llamastack" / "bin" / "llama"
+    if llama.exists():
+        port = free_port()
+        env = {"BENCH_UPSTREAM": up.base, "SQLITE_STORE_DIR": str(tmp / "llamastack-store"),
+               "LLAMA_STACK_LOG_FORMAT": "json", "LLAMA_STACK_LOGGING": "all=warning"}
+        argv = [str(llama), "stack", "run", str(BENCH / "peers" / "llamastack.yaml"), "--port", str(port)]
+        proc = Proc("llamastack", argv, cpus=cpus, log=tmp / "logs" / "llamastack.log", env=env)
+        out.append(Gateway("llamastack", f"http://127.0.0.1:{port}", proc=proc))
+    litellm = PEERS / "litellm" / "bin" / "litellm"
+    if litellm.exists():
+        port = free_port()
+        argv = [str(litellm), "--config", str(BENCH / "peers" / "litellm.yaml"), "--port", str(port),
+                "--host", "127.0.0.1", "--num_workers", "1"]
+        proc = Proc("litellm", argv, cpus=cpus, log=tmp / "logs" / "litellm.log",
+                    env={"BENCH_UPSTREAM": up.base, "LITELLM_LOG": "ERROR"})
+        out.append(Gateway("litellm", f"http://127.0.0.1:{port}", proc=proc))
+    return out

@@ -1,0 +1,230 @@
+"""Turn the cells of a run into medians, spreads, ratios, target checks, report.md and a PNG."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+Key = tuple[str, int, str]  # scenario, conc, gateway
+STORE_ON = "relaystack-store"
+
+
+def _median(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def _ratio(cells: list[dict[str, Any]], gateway: str, scenario: str, conc: int, field: str,
+           base: str) -> float | None:
+    """Median over rounds of gateway[field] / base[field] measured in the same round."""
+    by_round: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for c in cells:
+        if c["scenario"] == scenario and c["conc"] == conc:
+            by_round[c.get("round", 1)][c["gateway"]] = c
+    ratios = [r[gateway][field] / r[base][field] for r in by_round.values()
+              if gateway in r and base in r and r[base][field]]
+    return _median(ratios)
+
+
+def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    groups: dict[Key, list[dict[str, Any]]] = defaultdict(list)
+    for c in cells:
+        groups[(c["scenario"], c["conc"], c["gateway"])].append(c)
+    rows = []
+    for (scenario, conc, gateway), group in groups.items():
+        rps = [c["rps"] for c in group]
+        rss = [c["rss_peak_mb"] for c in group if "rss_peak_mb" in c]
+        rows.append({
+            "scenario": scenario, "conc": conc, "gateway": gateway, "rounds": len(group),
+            "rps": _median(rps), "rps_min": min(rps), "rps_max": max(rps),
+            "x_raw": _ratio(cells, gateway, scenario, conc, "rps", "raw"),
+            "x_up": _ratio(cells, gateway, scenario, conc, "rps", "upstream"),
+            "p50_ms": _median([c["p50_ms"] for c in group]), "p99_ms": _median([c["p99_ms"] for c in group]),
+            "p99_x_raw": _ratio(cells, gateway, scenario, conc, "p99_ms", "raw"),
+            "cpu_per_req_us": _median([c.get("cpu_per_req_us") for c in group]),
+            "core_pct": _median([c.get("core_pct") for c in group]),
+            "rss_mb": max(rss) if rss else None,
+            "up_conn_per_req": _median([c.get("up_conn_per_req") for c in group]),
+            "errors": sum(c["errors"] + c["non2xx"] for c in group),
+        })
+    return rows
+
+
+def _fmt(value: float | None, spec: str = ",.0f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return format(value, ",.0f") if value >= 100 else format(value, ".3g")
+
+
+def scenario_table(rows: list[dict[str, Any]], scenario: str, order: list[str]) -> list[str]:
+    lines = ["| gateway | conc | req/s (min..max) | x raw | x up | p50 ms | p99 ms | p99 x raw | "
+             "CPU/req µs | core % | RSS MB | up conn/req | err |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    picked = sorted((r for r in rows if r["scenario"] == scenario),
+                    key=lambda r: (r["conc"], order.index(r["gateway"]) if r["gateway"] in order else 99))
+    for r in picked:
+        lines.append(
+            f"| {r['gateway']} | {r['conc']} | {_num(r['rps'])} ({_num(r['rps_min'])}..{_num(r['rps_max'])}) | "
+            f"{_fmt(r['x_raw'], '.3g')} | {_fmt(r['x_up'], '.3g')} | {_fmt(r['p50_ms'], '.2f')} | "
+            f"{_fmt(r['p99_ms'], '.2f')} | {_fmt(r['p99_x_raw'], '.2f')} | {_fmt(r['cpu_per_req_us'])} | "
+            f"{_fmt(r['core_pct'])} | {_fmt(r['rss_mb'])} | {_fmt(r['up_conn_per_req'], '.2f')} | {r['errors']} |")
+    return lines
+
+
+def _row(rows: list[dict[str, Any]], scenario: str, conc: int, gateway: str) -> dict[str, Any] | None:
+    return next((r for r in rows if (r["scenario"], r["conc"], r["gateway"]) == (scenario, conc, gateway)), None)
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 5's targets that this run measured: name, measured value, goal, verdict."""
+    rows, out = result.get("rows", []), []
+
+    def add(name: str, value: float | None, goal: str, ok: bool | None) -> None:
+        out.append({"target": name, "value": value, "goal": goal, "ok": ok})
+
+    for scenario, floor in (("chat", 0.5), ("embed", 0.5), ("sse500", 0.4)):
+        row = _row(rows, scenario, 16, STORE_ON)
+        if row and row["x_raw"] is not None:
+            add(f"{scenario} c=16 store on: req/s x raw", row["x_raw"], f">= {floor}", row["x_raw"] >= floor)
+    for row in rows:
+        if row["conc"] == 16 and row["gateway"].startswith("relaystack") and row["p99_x_raw"] is not None:
+            add(f"{row['scenario']} c=16 {row['gateway']}: p99 x raw", row["p99_x_raw"], "<= 3",
+                row["p99_x_raw"] <= 3)
+    ttfb = result.get("ttfb", {}).get(STORE_ON)
+    if ttfb:
+        first = ttfb["first_event_s"]
+        add("stream: first event through relaystack (ms; upstream stalls 1 s after it)",
+            None if first is None else first * 1e3, "< 500", ttfb["relayed_at_once"])
+    if soak := result.get("soak"):
+        add(f"RSS after {soak['first_mark']:,} requests (MB)", soak["rss_at_first_mark_mb"], "< 150",
+            None if soak["rss_at_first_mark_mb"] is None else soak["rss_at_first_mark_mb"] < 150)
+        growth = soak["growth_mb"]
+        add(f"RSS growth {soak['first_mark']:,} -> {soak['total']:,} requests (MB)", growth,
+            "~0 (<= 5 MB noise)", None if growth is None else growth <= 5)
+    if scale := result.get("scaling_summary"):
+        for scenario, ratio in scale["ratios"].items():
+            add(f"{scenario}: --workers 2 req/s x 1 worker ({scale['cpus']})", ratio, ">= 1.7", ratio >= 1.7)
+    return out
+
+
+def render(result: dict[str, Any]) -> str:
+    meta = result["meta"]
+    order = meta["gateways"]
+    lines = [f"# relaystack bench: {meta['started']}", "",
+             f"Mode: {meta['mode']}. Rounds: {meta['rounds']}, {meta['duration']} s per cell after "
+             f"{meta['warmup']} s warm-up. Gateway CPUs {meta['gateway_cpus']}, load + upstream CPUs "
+             f"{meta['load_cpus']}. Upstream: {meta['upstream']}. Load: {meta['tool']}. "
+             f"Machine: {meta['machine']}.", ""]
+    lines += [f"Note: {n}" for n in meta.get("notes", [])] + [""]
+    if tlist := result.get("targets"):
+        lines += ["## Targets (issue 5)", "", "| target | measured | goal | verdict |", "|---|---:|---|---|"]
+        for t in tlist:
+            verdict = {True: "pass", False: "**FAIL**", None: "n/a"}[t["ok"]]
+            lines.append(f"| {t['target']} | {_fmt(t['value'], '.3g')} | {t['goal']} | {verdict} |")
+        lines.append("")
+    lines += ["## Correctness", ""]
+    for name, problems in result.get("checks", {}).items():
+        bad = {s: p for s, p in problems.items() if p}
+        lines.append(f"- {name}: " + ("all scenarios correct" if not bad else f"PROBLEMS {bad}"))
+    lines.append("")
+    for scenario in meta["scenarios"]:
+        if any(r["scenario"] == scenario for r in result.get("rows", [])):
+            lines += [f"## {scenario}", "", *scenario_table(result["rows"], scenario, order), ""]
+    if result.get("startup"):
+        lines += ["## Start-up", "", "| gateway | ready s | idle RSS MB |", "|---|---:|---:|"]
+        lines += [f"| {g} | {_fmt(v['ready_s'], '.2f')} | {_fmt(v['idle_rss_mb'], '.0f')} |"
+                  for g, v in result["startup"].items()]
+        lines.append("")
+    if soak := result.get("soak"):
+        lines += ["## Memory soak", "", f"{soak['gateway']}, mix {soak['mix']}, c={soak['conc']}, "
+                  f"{soak['rps']:,.0f} req/s (Python load loop), errors {soak['errors'] + soak['non2xx']}.", "",
+                  "| requests | RSS MB |", "|---:|---:|"]
+        lines += [f"| {s['requests']:,} | {s['rss_mb']:.1f} |" for s in soak["samples"]]
+        lines.append("")
+    if scale := result.get("scaling_summary"):
+        lines += ["## Worker scaling", "", scale["method"], "",
+                  *scenario_table(aggregate(result["scaling"]), scale["scenarios"][0], order), ""]
+    lines += [COLUMNS]
+    return "\n".join(lines) + "\n"
+
+
+COLUMNS = """## Columns
+
+- req/s: completed requests (for streams: whole streams) per second, median over rounds (min..max).
+- x raw / x up: req/s divided by the raw pass-through's / the upstream's, in the same round; median of
+  those per-round ratios. p99 x raw likewise for p99 latency (lower is better).
+- p50 / p99 ms: wrk's latency from writing the request to the end of the response (full stream).
+- CPU/req µs: the gateway's CPU time (user + system, whole process tree) per request. Does not depend
+  on other load on the machine, unlike req/s.
+- core %: the gateway's CPU use during the cell as a share of one core; < 100 for a CPU-bound gateway
+  means something else took part of its CPU.
+- RSS MB: peak resident memory of the gateway's process tree during the cell (max over rounds).
+- up conn/req: new TCP connections the fake upstream accepted per client request (0 = pooled).
+- err: socket errors, timeouts and non-2xx responses, summed over rounds.
+"""
+
+
+def plot(result: dict[str, Any], path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    rows, meta = result.get("rows", []), result["meta"]
+    scenarios = [s for s in meta["scenarios"] if any(r["scenario"] == s for r in rows)]
+    if not scenarios:
+        return None
+    gateways = [g for g in meta["gateways"] if any(r["gateway"] == g for r in rows)]
+    fig, axes = plt.subplots(2, len(scenarios), figsize=(4.2 * len(scenarios), 8), squeeze=False)
+    width = 0.8 / max(1, len(gateways))
+    for col, scenario in enumerate(scenarios):
+        concs = sorted({r["conc"] for r in rows if r["scenario"] == scenario})
+        for row_i, (field, label) in enumerate((("rps", "req/s"), ("p99_ms", "p99 ms"))):
+            ax = axes[row_i][col]
+            for g_i, gateway in enumerate(gateways):
+                vals = [(_row(rows, scenario, c, gateway) or {}).get(field) or 0 for c in concs]
+                ax.bar([i + g_i * width for i in range(len(concs))], vals, width, label=gateway)
+            ax.set_xticks([i + width * (len(gateways) - 1) / 2 for i in range(len(concs))])
+            ax.set_xticklabels([f"c={c}" for c in concs])
+            ax.set_yscale("log")
+            ax.set_title(f"{scenario}: {label}")
+            ax.grid(axis="y", which="both", alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"relaystack bench {meta['started']} (log scale; gateway on CPU {meta['gateway_cpus']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+START, END = "<!-- latest-results:start -->", "<!-- latest-results:end -->"
+
+
+def update_readme(readme: Path, result: dict[str, Any], report_name: str) -> bool:
+    text = readme.read_text() if readme.exists() else ""
+    if START not in text or END not in text:
+        return False
+    meta = result["meta"]
+    body = [START, "", f"Run {meta['started']} ({meta['mode']}, {meta['rounds']} rounds x {meta['duration']} s, "
+            f"{meta['machine']}); full report: `bench/results/{report_name}`.", ""]
+    if tlist := result.get("targets"):
+        body += ["| target | measured | goal | verdict |", "|---|---:|---|---|"]
+        body += [f"| {t['target']} | {_fmt(t['value'], '.3g')} | {t['goal']} | "
+                 f"{ {True: 'pass', False: 'FAIL', None: 'n/a'}[t['ok']] } |" for t in tlist]
+        body.append("")
+    for scenario in meta["scenarios"]:
+        picked = [r for r in result.get("rows", []) if r["scenario"] == scenario and r["conc"] == 16]
+        if picked:
+            body += [f"**{scenario}, c=16**", "", *scenario_table(picked, scenario, meta["gateways"]), ""]
+    body.append(END)
+    head, rest = text.split(START, 1)
+    readme.write_text(head + "\n".join(body) + rest.split(END, 1)[1])
+    return True

@@ -1,0 +1,154 @@
+"""The scenarios, the URL each gateway serves them at, and the check that an answer is right.
+
+A check is strict on what a client relies on: status 200, valid JSON or SSE, the model id the
+client sent, every streamed token in order, a final ``finish_reason: "stop"`` and ``data: [DONE]``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlsplit
+
+from harness.bodies import CHAT_TEXT, EMBED_DIM, STREAM_PREFIXES, request_body, stream_text
+
+SCENARIOS = ("chat", "sse50", "sse500", "embed", "completions", "models")
+ENDPOINTS = {"chat": "chat/completions", "sse50": "chat/completions", "sse500": "chat/completions",
+             "ttfb": "chat/completions", "embed": "embeddings", "completions": "completions",
+             "models": "models"}
+MODELS = {"chat": "bench-chat", "sse50": "bench-sse50", "sse500": "bench-sse500", "ttfb": "bench-ttfb",
+          "embed": "bench-embed", "completions": "bench-chat"}
+
+
+def method(scenario: str) -> str:
+    return "GET" if scenario == "models" else "POST"
+
+
+def url_for(base: str, api_prefix: str, scenario: str, *, by_path: bool) -> str:
+    """``by_path``: a gateway that does not route by model (the upstream itself, the raw relay)
+    reaches a streaming body through its own upstream path prefix (``/sse500/v1``)."""
+    prefix = api_prefix
+    if by_path and scenario in ("sse50", "sse500", "ttfb"):
+        prefix = f"/{scenario}/v1"
+    return f"{base}{prefix}/{ENDPOINTS[scenario]}"
+
+
+def fetch(url: str, scenario: str, timeout: float = 30.0) -> tuple[int, str, bytes]:
+    req = urllib.request.Request(url, data=request_body(scenario), method=method(scenario),
+                                 headers={"Content-Type": "application/json", "Authorization": "Bearer bench"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.headers.get("Content-Type", ""), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Content-Type", ""), exc.read()
+
+
+def check(url: str, scenario: str) -> list[str]:
+    """Problems with the answer at ``url`` (empty: correct)."""
+    try:
+        status, kind, body = fetch(url, scenario)
+    except OSError as exc:
+        return [f"request failed: {exc}"]
+    if status != 200:
+        return [f"status {status}: {body[:300]!r}"]
+    if scenario in ("sse50", "sse500"):
+        return check_sse(kind, body, MODELS[scenario], STREAM_PREFIXES[MODELS[scenario]][1])
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return [f"not JSON: {body[:200]!r}"]
+    return _check_json(scenario, doc)
+
+
+def _check_json(scenario: str, doc: Any) -> list[str]:
+    problems: list[str] = []
+    if not isinstance(doc, dict):
+        return [f"expected an object, got {type(doc).__name__}"]
+    if scenario == "models":
+        ids = [m.get("id") for m in doc.get("data", []) if isinstance(m, dict)]
+        if "bench-chat" not in ids:
+            problems.append(f"bench-chat not listed in {ids}")
+        return problems
+    if doc.get("model") != MODELS[scenario]:
+        problems.append(f"model {doc.get('model')!r}, expected {MODELS[scenario]!r}")
+    if scenario == "chat":
+        choice = (doc.get("choices") or [{}])[0]
+        if doc.get("object") != "chat.completion" or choice.get("message", {}).get("content") != CHAT_TEXT:
+            problems.append(f"not the upstream's chat completion: {str(doc)[:200]}")
+    elif scenario == "completions":
+        choice = (doc.get("choices") or [{}])[0]
+        if doc.get("object") != "text_completion" or not isinstance(choice.get("text"), str):
+            problems.append(f"not a text completion: {str(doc)[:200]}")
+    elif scenario == "embed":
+        data = doc.get("data") or [{}]
+        vector = data[0].get("embedding") if isinstance(data[0], dict) else None
+        if not (isinstance(vector, list) and len(vector) == EMBED_DIM):
+            problems.append(f"no {EMBED_DIM}-dim embedding: {str(doc)[:200]}")
+    return problems
+
+
+def sse_payloads(body: bytes) -> list[str]:
+    text = body.decode("utf-8", "replace").replace("\r\n", "\n")
+    out = []
+    for event in text.split("\n\n"):
+        data = [ln[5:].lstrip(" ") for ln in event.split("\n") if ln.startswith("data:")]
+        if data:
+            out.append("\n".join(data))
+    return out
+
+
+def check_sse(kind: str, body: bytes, model: str, chunks: int) -> list[str]:
+    problems = [] if kind.startswith("text/event-stream") else [f"content-type {kind!r}"]
+    payloads = sse_payloads(body)
+    if not payloads or payloads[-1] != "[DONE]":
+        problems.append(f"stream does not end with data: [DONE] ({len(payloads)} events)")
+    text, finish, models = [], None, set()
+    for payload in payloads:
+        if payload == "[DONE]":
+            continue
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            problems.append(f"event is not JSON: {payload[:120]!r}")
+            break
+        if event.get("object") != "chat.completion.chunk":
+            problems.append(f"event object {event.get('object')!r}")
+            break
+        models.add(event.get("model"))
+        for choice in event.get("choices") or []:
+            text.append((choice.get("delta") or {}).get("content") or "")
+            finish = choice.get("finish_reason") or finish
+    if models != {model}:
+        problems.append(f"models in the stream {sorted(map(str, models))}, expected {model!r}")
+    if "".join(text) != stream_text(chunks):
+        problems.append(f"streamed text differs from the upstream's {chunks - 1} tokens")
+    if finish != "stop":
+        problems.append(f"finish_reason {finish!r}, expected 'stop'")
+    return problems
+
+
+def time_to_first_event(url: str, timeout: float = 10.0) -> dict[str, Any]:
+    """Seconds until the first ``data:`` bytes of the slow stream arrive, and until its end."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    body = request_body("ttfb")
+    start = time.perf_counter()
+    conn.request("POST", parts.path, body=body, headers={"Content-Type": "application/json",
+                                                          "Authorization": "Bearer bench"})
+    resp = conn.getresponse()
+    first: float | None = None
+    received = b""
+    while chunk := resp.read1(65536):
+        received += chunk
+        if first is None and b"data:" in received:
+            first = time.perf_counter() - start
+    total = time.perf_counter() - start
+    conn.close()
+    problems = [] if resp.status == 200 else [f"status {resp.status}"]
+    if resp.status == 200:
+        problems += check_sse(resp.getheader("Content-Type", ""), received, "bench-ttfb", 5)
+    return {"first_event_s": first, "total_s": total, "problems": problems}
