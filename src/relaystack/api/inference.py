@@ -90,12 +90,14 @@ class InferenceRoutes:
             provider, call = self.registry.resolve(model, kind.model_type)
             call.provider_data = _provider_data(scope)
             call.fault = self._fault(scope)
+            # llama-stack never sent [DONE] and its client (0.2.x) fails to parse it
+            done = b"" if header(scope, b"x-llamastack-client-version") else _DONE
         except RelaystackError as exc:
             await send_error(send, exc)
             return
         watcher = _DisconnectWatcher(receive)
         try:
-            await self._serve(kind, provider, body, call, watcher.wrap(send), watcher)
+            await self._serve(kind, provider, body, call, watcher.wrap(send), done)
         except asyncio.CancelledError:
             if not watcher.disconnected:
                 raise
@@ -105,12 +107,12 @@ class InferenceRoutes:
 
     async def _serve(
         self, kind: _Kind, provider: Provider, body: dict[str, Any], call: CallContext,
-        send: Send, watcher: _DisconnectWatcher,
+        send: Send, done: bytes,
     ) -> None:
         try:
             reply = await _call(kind, provider, body, call)
             if isinstance(reply, StreamReply):
-                await self._stream(kind, reply, body, call, send)
+                await self._stream(kind, reply, body, call, send, done)
                 return
             if kind.stored and self._should_store(body):
                 await self._store(reply.data, body)
@@ -124,7 +126,7 @@ class InferenceRoutes:
             await send_error(send, internal_error())
 
     async def _stream(
-        self, kind: _Kind, reply: StreamReply, body: dict[str, Any], call: CallContext, send: Send
+        self, kind: _Kind, reply: StreamReply, body: dict[str, Any], call: CallContext, send: Send, done: bytes
     ) -> None:
         blocks = reply.blocks
         keep: list[bytes] | None = [] if kind.stored and self._should_store(body) else None
@@ -159,7 +161,7 @@ class InferenceRoutes:
             completion = assemble_chat_stream(keep, call.requested_model)
             if completion is not None:
                 await self._store(completion, body)
-        await send({"type": "http.response.body", "body": _DONE, "more_body": False})
+        await send({"type": "http.response.body", "body": done, "more_body": False})
 
     def _should_store(self, body: dict[str, Any]) -> bool:
         return self.store is not None and body.get("store") is not False
