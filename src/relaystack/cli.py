@@ -12,6 +12,7 @@ import click
 import orjson
 
 from relaystack import __version__
+from relaystack.config import RunConfig
 from relaystack.errors import ConfigError
 
 __all__ = ["main"]
@@ -71,7 +72,7 @@ def _env_port() -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-def _load_or_exit(config: str | None):  # type: ignore[no-untyped-def]
+def _load_or_exit(config: str | None) -> RunConfig:
     try:
         return load_run_config(config)
     except ConfigError as exc:
@@ -79,15 +80,15 @@ def _load_or_exit(config: str | None):  # type: ignore[no-untyped-def]
         sys.exit(2)
 
 
-def load_run_config(config: str | None):  # type: ignore[no-untyped-def]
+def load_run_config(config: str | None) -> RunConfig:
     from relaystack.config import load_config, parse_config
 
-    if config in (None, DEFAULT_CONFIG):
+    if config is None or config == DEFAULT_CONFIG:
         text = resources.files("relaystack.distributions").joinpath("default.yaml").read_text()
         import yaml
 
         return parse_config(yaml.safe_load(text), source="<built-in default>")
-    return load_config(Path(config))  # type: ignore[arg-type]
+    return load_config(Path(config))
 
 
 def configure_logging(level: str) -> None:

@@ -218,7 +218,8 @@ class Registry:
                 "Embedding models need metadata.embedding_dimension.", param="metadata.embedding_dimension"
             )
         identifier = model_id if model_id != resource else f"{provider_id}/{resource}"
-        return ModelEntry(identifier, provider_id, resource, model_type, metadata, "registered")
+        kind: ModelType = "embedding" if model_type == "embedding" else "llm"
+        return ModelEntry(identifier, provider_id, resource, kind, metadata, "registered")
 
     # -- sharing registrations between worker processes -------------------------------------
     def _maybe_sync(self) -> None:
@@ -261,6 +262,7 @@ def _entry_to_dict(entry: ModelEntry) -> dict[str, Any]:
 
 def _entry_from_dict(row: dict[str, Any]) -> ModelEntry:
     return ModelEntry(
-        row["identifier"], row["provider_id"], row["provider_resource_id"], row.get("model_type", "llm"),
+        row["identifier"], row["provider_id"], row["provider_resource_id"],
+        "embedding" if row.get("model_type") == "embedding" else "llm",
         row.get("metadata") or {}, "registered", int(row.get("created") or time.time()),
     )

@@ -26,13 +26,7 @@ from relaystack.config import RunConfig
 from relaystack.errors import NotFoundError, RelaystackError
 from relaystack.providers.base import Provider
 from relaystack.providers.catalog import CATALOG, build_provider
-from relaystack.recording.settings import RecordingSettings
-
-try:  # TEMPORARY until the recording layer lands
-    from relaystack.recording import wrap_upstream
-except ImportError:  # pragma: no cover
-    def wrap_upstream(inner, settings):  # type: ignore[no-untyped-def]
-        return inner
+from relaystack.recording import RecordingSettings, wrap_upstream
 from relaystack.registry import Registry
 from relaystack.storage.base import Store
 from relaystack.upstream.aiohttp_client import AiohttpUpstream
@@ -85,7 +79,7 @@ class RelaystackApp:
             if handler is not None:
                 await handler(scope, receive, send)
                 return
-            await self._admin(scope, receive, send)  # type: ignore[arg-type]
+            await self._admin(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -232,12 +232,12 @@ class _DisconnectWatcher:
         self._task = asyncio.get_running_loop().create_task(self._watch(receive, target))
 
     def wrap(self, send: Send) -> Send:
-        async def tracking_send(message: dict[str, Any]) -> None:  # type: ignore[type-arg]
+        async def tracking_send(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 self.complete = True
             await send(message)
 
-        return tracking_send  # type: ignore[return-value]
+        return tracking_send
 
     async def _watch(self, receive: Receive, target: asyncio.Task[Any] | None) -> None:
         while True:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from relaystack.errors import NotImplementedYetError
 
@@ -106,7 +106,7 @@ Reply = JsonReply | StreamReply
 class Provider:
     """Base class: every method a provider does not support answers 501."""
 
-    provider_type: str = "unknown"
+    provider_type: ClassVar[str] = "unknown"
 
     def __init__(self, provider_id: str) -> None:
         self.provider_id = provider_id

@@ -62,13 +62,12 @@ def build_provider(provider_id: str, provider_type: str, config: dict[str, Any],
             "'remote::openai-compat' with config.base_url."
         )
     if not row.remote:
-        cls = _import(row.implementation or "")
-        provider: Provider = cls(provider_id, config)
-        return provider
+        local_cls: type[Provider] = _import(row.implementation or "")
+        return local_cls(provider_id, config)  # type: ignore[call-arg]
     if row.implementation:
         remote_cls: type[OpenAICompatProvider] = _import(row.implementation)
         return remote_cls(provider_id, config, upstream)
-    plain = type(
+    plain: type[OpenAICompatProvider] = type(
         "CatalogProvider",
         (OpenAICompatProvider,),
         {

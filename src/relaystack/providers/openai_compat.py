@@ -54,7 +54,7 @@ class OpenAICompatSettings(BaseModel):
 
 
 class OpenAICompatProvider(Provider):
-    provider_type: ClassVar[str] = "remote::openai-compat"  # type: ignore[misc]
+    provider_type: ClassVar[str] = "remote::openai-compat"
     default_base_url: ClassVar[str | None] = None
     # the key under which X-LlamaStack-Provider-Data carries a per-request API key
     provider_data_api_key_field: ClassVar[str | None] = None

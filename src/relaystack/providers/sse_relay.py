@@ -144,7 +144,8 @@ def _upstream_stream_error(error: Any) -> RelaystackError:
     if isinstance(error, dict):
         message = str(error.get("message") or "The upstream reported an error mid-stream.")
         code = error.get("code")
-        status = error.get("status") if isinstance(error.get("status"), int) else 502
+        given = error.get("status")
+        status = given if isinstance(given, int) and 400 <= given <= 599 else 502
         return UpstreamError(
             f"Upstream error mid-stream: {message}", status=status, type=error.get("type"),
             code=str(code) if code is not None else None,

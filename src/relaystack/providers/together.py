@@ -126,5 +126,5 @@ def _split_usage(event: dict[str, Any]) -> list[dict[str, Any]]:
         return [event]
     usage = event.get("usage")
     event["usage"] = None
-    trailer = {k: event[k] for k in ("id", "object", "created", "model") if k in event}
+    trailer: dict[str, Any] = {k: event[k] for k in ("id", "object", "created", "model") if k in event}
     return [event, {**trailer, "choices": [], "usage": usage}]
