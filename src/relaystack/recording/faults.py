@@ -17,13 +17,14 @@ A non-streaming body counts as one chunk.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from relaystack.errors import InvalidRequestError
 
-__all__ = ["FAULT_GRAMMAR", "MALFORMED_EVENT", "FaultSpec", "fault_error_body"]
+__all__ = ["FAULT_GRAMMAR", "MALFORMED_EVENT", "FaultSpec", "fault_error_body", "stall"]
 
 FAULT_GRAMMAR = (
     "key=value items separated by ';': cut-after=N, stall=SECONDS, stall-after=N, malformed-after=N, "
@@ -142,6 +143,11 @@ def _invalid(text: str, reason: str) -> InvalidRequestError:
         param="X-Relaystack-Fault",
         code="invalid_fault_spec",
     )
+
+
+async def stall(seconds: float) -> None:
+    """The one place a fault waits (tests replace it to count stalls instead of sleeping)."""
+    await asyncio.sleep(seconds)
 
 
 _ERROR_TYPES = {429: ("rate_limit_error", "rate_limit_exceeded"), 503: ("api_error", "service_unavailable")}

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from relaystack.errors import ConfigError, InvalidRequestError, ReplayMissError
+from relaystack.recording import faults
 from relaystack.recording.codec import (
     Recording,
     RecordingFormatError,
@@ -196,7 +197,7 @@ class ReplayingUpstream:
         fault = FaultSpec.parse(request.fault) if request.fault else self._injected
         if fault is not None and fault.status is not None:
             if fault.stall:
-                await asyncio.sleep(fault.stall)
+                await faults.stall(fault.stall)
             body = compact_json(fault_error_body(fault))
             return ReplayResponse(fault.status, fault.error_headers(), [body], stream=False)
         identity, _ = _identify(request)

@@ -7,11 +7,11 @@ hands the copy over only when the body ended normally.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from relaystack.errors import UpstreamConnectionError
+from relaystack.recording import faults
 from relaystack.recording.codec import DONE_EVENT, SSECollector
 from relaystack.recording.faults import MALFORMED_EVENT, FaultSpec
 from relaystack.upstream.base import UpstreamResponse
@@ -61,7 +61,7 @@ class ReplayResponse:
     async def _apply(self, fault: FaultSpec, position: int) -> AsyncIterator[bytes]:
         """What the fault does before chunk ``position`` (``len(pieces)``: before ``[DONE]``)."""
         if fault.stall is not None and fault.stall_after == position:
-            await asyncio.sleep(fault.stall)
+            await faults.stall(fault.stall)
         if fault.malformed_after == position:
             yield MALFORMED_EVENT
         if fault.cut_after == position:

@@ -1,0 +1,221 @@
+"""``relaystack recordings ...``: look at, check and import recordings.
+
+``verify`` decides that a recording is *used* as follows: with ``--used-log FILE`` (the
+ids replay appends when ``RELAYSTACK_RECORDINGS_USED_LOG`` / ``pytest
+--recordings-used-log`` is set), used means "replayed by that run" - exact, and the
+recommended CI check. Without a log it falls back to a grep: the recording's prompt
+(first line of the last user message, the completion prompt or the embedding input, up to
+40 characters) must appear in some ``*.py`` file under ``--tests``; a model list counts as
+used if a test mentions ``models.list`` or ``/models``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from relaystack.recording.codec import Recording, RecordingFormatError, load_recording, parse_document
+from relaystack.recording.redact import find_secrets
+from relaystack.recording.settings import RecordingSettings
+from relaystack.recording.store import atomic_write_text, recording_files, responses_dir
+from relaystack.recording.summary import fingerprint, summarize
+
+__all__ = ["recordings"]
+
+_DIR_HELP = (
+    "Recordings directory (default: RELAYSTACK_RECORDINGS_DIR, then LLAMA_STACK_TEST_RECORDING_DIR, "
+    "then tests/recordings)."
+)
+
+
+def _directory(value: Path | None) -> Path:
+    return RecordingSettings.from_env(None, value, os.environ).directory
+
+
+@click.group("recordings")
+def recordings() -> None:
+    """Inspect, verify and import record/replay recordings (llama-stack's format)."""
+
+
+@recordings.command("list")
+@click.option("--dir", "dir_", type=click.Path(path_type=Path), default=None, help=_DIR_HELP)
+def list_cmd(dir_: Path | None) -> None:
+    """A table of the recordings: id, endpoint, model, streaming, chunks."""
+    directory = _directory(dir_)
+    rows: list[tuple[str, ...]] = []
+    broken: list[str] = []
+    for path in recording_files(directory):
+        try:
+            rec = load_recording(path)
+        except RecordingFormatError as exc:
+            broken.append(str(exc))
+            continue
+        count = str(len(rec.items())) if rec.replays_as_stream or rec.is_model_list else "-"
+        streaming = "yes" if rec.replays_as_stream else "no"
+        rows.append((rec.id, rec.identity.endpoint or rec.identity.path, rec.identity.model or "-", streaming, count))
+    _table(("ID", "ENDPOINT", "MODEL", "STREAMING", "CHUNKS"), rows)
+    click.echo(f"{len(rows)} recording(s) in {directory}")
+    for problem in broken:
+        click.echo(f"unreadable: {problem}", err=True)
+    if broken:
+        raise SystemExit(1)
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+@recordings.command("show")
+@click.argument("recording_id")
+@click.option("--dir", "dir_", type=click.Path(path_type=Path), default=None, help=_DIR_HELP)
+@click.option("--raw", is_flag=True, help="Print the file as stored instead of a reassembled view.")
+def show_cmd(recording_id: str, dir_: Path | None, raw: bool) -> None:
+    """Pretty-print one recording; a stream is shown reassembled (content, tool calls, usage)."""
+    rec = _find(_directory(dir_), recording_id)
+    if raw:
+        click.echo(rec.path.read_text(encoding="utf-8"), nl=False)
+        return
+    ident = rec.identity
+    click.echo(f"id:        {rec.id}")
+    click.echo(f"file:      {rec.path}")
+    click.echo(f"request:   {ident.method} {ident.url}")
+    click.echo(f"model:     {ident.model or '-'}")
+    click.echo(f"streaming: {'yes' if rec.replays_as_stream else 'no'}")
+    click.echo("body:")
+    click.echo(_indent(json.dumps(ident.body, indent=2, ensure_ascii=False)))
+    click.echo("response:")
+    click.echo(_indent(json.dumps(summarize(rec), indent=2, ensure_ascii=False)))
+
+
+def _find(directory: Path, recording_id: str) -> Recording:
+    wanted = recording_id.removesuffix(".json")
+    paths = recording_files(directory)
+    matches = [p for p in paths if p.stem == wanted] or [p for p in paths if p.stem.startswith(wanted)]
+    if not matches:
+        raise click.ClickException(f"No recording '{recording_id}' in {directory} (see `relaystack recordings list`).")
+    if len(matches) > 1:
+        names = ", ".join(p.stem for p in matches[:5])
+        raise click.ClickException(f"'{recording_id}' is ambiguous: {names}. Give more of the id.")
+    try:
+        return load_recording(matches[0])
+    except RecordingFormatError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+@recordings.command("verify")
+@click.option("--dir", "dir_", type=click.Path(path_type=Path), default=None, help=_DIR_HELP)
+@click.option("--tests", "tests_dir", type=click.Path(path_type=Path), default=Path("tests"),
+              show_default=True, help="Test sources to grep for each recording's prompt (without --used-log).")
+@click.option("--used-log", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Ids replayed by a test run (RELAYSTACK_RECORDINGS_USED_LOG); 'used' = listed there.")
+def verify_cmd(dir_: Path | None, tests_dir: Path, used_log: Path | None) -> None:
+    """Every recording parses, holds no secret and is used by some test. Exit 1 otherwise."""
+    directory = _directory(dir_)
+    paths = recording_files(directory)
+    if not paths:
+        raise click.ClickException(f"No recordings under {directory} (expected responses/*.json).")
+    is_used = _usage_checker(tests_dir, used_log, directory)
+    failed = 0
+    for i, path in enumerate(paths, 1):
+        problems, notes = _check(path, is_used)
+        status = "ok" if not problems else "FAIL: " + "; ".join(problems)
+        extra = f" ({'; '.join(notes)})" if notes else ""
+        click.echo(f"[{i}/{len(paths)}] {path.stem}: {status}{extra}")
+        failed += bool(problems)
+    click.echo(f"{len(paths)} recording(s): {len(paths) - failed} ok, {failed} failed")
+    if failed:
+        raise SystemExit(1)
+
+
+def _check(path: Path, is_used: Any) -> tuple[list[str], list[str]]:
+    problems: list[str] = []
+    notes: list[str] = []
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        rec = parse_document(json.loads(text), path)
+    except (ValueError, RecordingFormatError) as exc:
+        return [f"does not parse ({exc})"], notes
+    problems.extend(find_secrets(text))
+    if path.stem != rec.identity.short_hash and not path.stem.startswith("models-"):
+        notes.append(f"name is not the request hash {rec.identity.short_hash}: llama-stack will not find it")
+    used, why = is_used(rec)
+    if not used:
+        problems.append(f"not used by any test ({why})")
+    return problems, notes
+
+
+def _usage_checker(tests_dir: Path, used_log: Path | None, directory: Path) -> Any:
+    if used_log is not None:
+        if not used_log.is_file():
+            raise click.ClickException(f"--used-log {used_log} does not exist (run the tests in replay mode first).")
+        ids = {line.strip() for line in used_log.read_text(encoding="utf-8").splitlines() if line.strip()}
+        return lambda rec: (rec.id in ids, f"not replayed in {used_log.name}")
+    if not tests_dir.is_dir():
+        raise click.ClickException(f"--tests {tests_dir} is not a directory; pass --tests or --used-log.")
+    sources = "\n".join(
+        p.read_text(encoding="utf-8", errors="replace")
+        for p in sorted(tests_dir.rglob("*.py"))
+        if directory.resolve() not in p.resolve().parents
+    )
+
+    def by_grep(rec: Recording) -> tuple[bool, str]:
+        if rec.is_model_list:
+            return ("models.list" in sources or "/models" in sources), "no test lists models"
+        text = fingerprint(rec)
+        if text is None:
+            return False, "it has no prompt text to look for; use --used-log"
+        return text in sources, f"no test under {tests_dir} contains {text!r}"
+
+    return by_grep
+
+
+@recordings.command("import")
+@click.argument("src_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--dir", "dir_", type=click.Path(path_type=Path), default=None, help=_DIR_HELP)
+@click.option("--overwrite", is_flag=True, help="Replace recordings that exist with different content.")
+def import_cmd(src_dir: Path, dir_: Path | None, overwrite: bool) -> None:
+    """Validate and copy a llama-stack recordings folder (responses/*.json) here, unchanged."""
+    target_dir = responses_dir(_directory(dir_))
+    paths = recording_files(src_dir)
+    if not paths:
+        raise click.ClickException(f"No recordings under {src_dir} (expected responses/*.json).")
+    counts = {"imported": 0, "unchanged": 0, "replaced": 0, "skipped": 0, "rejected": 0}
+    for i, path in enumerate(paths, 1):
+        outcome = _import_one(path, target_dir, overwrite)
+        counts[outcome.split(":", 1)[0]] += 1
+        click.echo(f"[{i}/{len(paths)}] {path.name}: {outcome}")
+    summary = ", ".join(f"{n} {k}" for k, n in counts.items())
+    click.echo(f"{len(paths)} file(s) from {src_dir} into {target_dir}: {summary}")
+    if counts["rejected"]:
+        raise SystemExit(1)
+
+
+def _import_one(path: Path, target_dir: Path, overwrite: bool) -> str:
+    try:
+        text = path.read_bytes().decode("utf-8")
+        parse_document(json.loads(text), path)
+    except (ValueError, RecordingFormatError) as exc:
+        return f"rejected: does not parse ({exc})"
+    secrets = find_secrets(text)
+    if secrets:
+        return f"rejected: holds a credential ({secrets[0]})"
+    target = target_dir / path.name
+    if target.exists():
+        if target.read_bytes() == text.encode("utf-8"):
+            return "unchanged"
+        if not overwrite:
+            return "skipped: a different recording with this name exists (use --overwrite)"
+        atomic_write_text(target, text)
+        return "replaced"
+    atomic_write_text(target, text)
+    return "imported"
