@@ -26,6 +26,7 @@ from relaystack.config import RunConfig
 from relaystack.errors import NotFoundError, RelaystackError
 from relaystack.providers.base import Provider
 from relaystack.providers.catalog import CATALOG, build_provider
+from relaystack.providers.openai_compat import OpenAICompatProvider
 from relaystack.recording import RecordingSettings, wrap_upstream
 from relaystack.registry import Registry
 from relaystack.storage.base import Store
@@ -68,7 +69,10 @@ class RelaystackApp:
     def _build_provider(self, provider_id: str, provider_type: str, config: dict[str, Any]) -> Provider:
         row = CATALOG.get(provider_type)
         upstream = wrap_upstream(AiohttpUpstream(), self.recording) if row is not None and row.remote else None
-        return build_provider(provider_id, provider_type, dict(config), upstream)  # type: ignore[arg-type]
+        provider = build_provider(provider_id, provider_type, dict(config), upstream)  # type: ignore[arg-type]
+        if isinstance(provider, OpenAICompatProvider):
+            provider.credentials_optional = self.recording.mode.value == "replay"
+        return provider
 
     def describe_recording(self) -> dict[str, Any]:
         return {"mode": self.recording.mode.value, "dir": str(self.recording.directory)}
