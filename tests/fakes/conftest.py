@@ -1,0 +1,3 @@
+from .fixtures import fake_together, fake_together_factory
+
+__all__ = ["fake_together", "fake_together_factory"]
