@@ -4,8 +4,9 @@ The server is started once per session, as a user would start it::
 
     relaystack run <config> --port P --record-mode replay --recordings tests/recordings/together
 
-with a fresh ``RELAYSTACK_HOME`` (its SQLite inference store) and, in replay mode, the reference's
-placeholder key ``_NONE_`` instead of any real one: replay works offline, without secrets.
+with a fresh ``RELAYSTACK_HOME`` (its SQLite inference store) and, in replay mode, no
+TOGETHER_API_KEY at all (the reference needed a placeholder ``_NONE_``): replay works offline,
+without secrets.
 Clients are the two the reference used: ``openai_client`` (OpenAI SDK at the reference's
 ``/v1/openai/v1`` prefix, ``api_key="fake"``) and ``llama_stack_client``; ``compat_client`` runs a
 test once with each.
@@ -42,7 +43,6 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT_RECORDINGS = REPO / "tests" / "recordings" / "together"
 TEXT_MODEL = "together/meta-llama/Llama-3.3-70B-Instruct-Turbo-Free"
 EMBEDDING_MODEL = "together/togethercomputer/m2-bert-80M-32k-retrieval"
-REPLAY_PLACEHOLDER_KEY = "_NONE_"
 
 # The reference's `ci-tests` distribution, reduced to what its Together run used.
 CONFIG: dict[str, Any] = {
@@ -111,9 +111,9 @@ def _server_env(home: Path, mode: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k in keep or not k.startswith(("RELAYSTACK_", "LLAMA_STACK_"))}
     env["RELAYSTACK_HOME"] = str(home)
     if mode == "replay":
-        # replay needs no secret: a real key left in the environment must not leak into the run;
-        # the placeholder is the one the reference's own replay run used (TOGETHER_API_KEY=_NONE_)
-        env["TOGETHER_API_KEY"] = REPLAY_PLACEHOLDER_KEY
+        # replay needs no secret (relaystack replays keyless), and a real key left in the
+        # environment must not leak into the run
+        env.pop("TOGETHER_API_KEY", None)
     elif not env.get("TOGETHER_API_KEY"):
         pytest.exit(f"--record-mode {mode} talks to api.together.xyz: set TOGETHER_API_KEY", returncode=4)
     return env

@@ -78,7 +78,7 @@ class AdminRoutes:
             raise InvalidRequestError("'order' must be 'asc' or 'desc'.", param="order")
         limit_text = query.get("limit", "20")
         if not limit_text.isdigit():
-            raise InvalidRequestError("'limit' must be an integer from 1 to 100.", param="limit")
+            raise InvalidRequestError("'limit' must be a positive integer.", param="limit")
         page = await store.list_completions(
             after=query.get("after") or None, limit=int(limit_text), model=query.get("model") or None,
             order=order,  # type: ignore[arg-type]

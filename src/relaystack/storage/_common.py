@@ -1,0 +1,110 @@
+"""What every ``Store`` implementation shares: argument checks, row encoding, page shape, errors.
+
+Kept apart so ``SqliteStore`` and ``MemoryStore`` answer a bad ``limit`` or an unknown
+``after`` with exactly the same error, and encode a completion exactly the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from relaystack.errors import (
+    CompletionNotFoundError,
+    InvalidRequestError,
+    ServiceUnavailableError,
+)
+from relaystack.storage.base import CompletionPage
+
+__all__ = [
+    "MAX_LIMIT",
+    "CompletionRow",
+    "StoreClosedError",
+    "completion_not_found",
+    "encode_completion",
+    "encode_model",
+    "make_item",
+    "make_page",
+    "unknown_after",
+    "validate_list_args",
+]
+
+# llama-stack had no maximum and its tests ask for 1000; a bound still keeps one page's memory sane
+MAX_LIMIT = 10_000
+
+# (id, created, model, completion JSON, input_messages JSON): the bound parameters of one upsert
+CompletionRow = tuple[str, int, str, bytes, bytes]
+
+
+class StoreClosedError(ServiceUnavailableError):
+    """A write or read reached a store that is stopped (the server is shutting down) or not started."""
+
+    default_code = "store_closed"
+
+
+def validate_list_args(limit: int, order: str) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise InvalidRequestError(
+            f"Invalid 'limit': {limit!r}. It must be an integer from 1 to {MAX_LIMIT} (default 20).",
+            param="limit",
+        )
+    if order not in ("asc", "desc"):
+        raise InvalidRequestError(
+            f"Invalid 'order': {order!r}. Valid values are 'asc' and 'desc'.",
+            param="order",
+        )
+
+
+def unknown_after(after: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"Invalid 'after': there is no stored chat completion with id '{after}'. "
+        "Pass the id of a row from a previous page (its 'last_id').",
+        param="after",
+    )
+
+
+def completion_not_found(completion_id: str) -> CompletionNotFoundError:
+    return CompletionNotFoundError(
+        f"Chat completion with id '{completion_id}' not found. "
+        "GET /v1/chat/completions lists the stored ones.",
+    )
+
+
+def encode_completion(completion: dict[str, Any], input_messages: list[Any]) -> CompletionRow:
+    """Serialize on the caller's side: the stored row is a snapshot, and a bad value fails the caller."""
+    completion_id = completion.get("id")
+    created = completion.get("created")
+    model = completion.get("model")
+    if not isinstance(completion_id, str) or not completion_id:
+        raise ValueError(f"cannot store a chat completion without a string 'id' (got {completion_id!r})")
+    if isinstance(created, float):
+        created = int(created)
+    if isinstance(created, bool) or not isinstance(created, int):
+        raise ValueError(f"chat completion {completion_id!r}: 'created' must be an integer (got {created!r})")
+    if not isinstance(model, str):
+        raise ValueError(f"chat completion {completion_id!r}: 'model' must be a string (got {model!r})")
+    return (completion_id, created, model, orjson.dumps(completion), orjson.dumps(input_messages))
+
+
+def encode_model(model: dict[str, Any]) -> tuple[str, bytes]:
+    identifier = model.get("identifier")
+    if not isinstance(identifier, str) or not identifier:
+        raise ValueError(f"cannot persist a model without a string 'identifier' (got {identifier!r})")
+    return identifier, orjson.dumps(model)
+
+
+def make_item(completion_json: bytes, input_messages_json: bytes) -> dict[str, Any]:
+    item: dict[str, Any] = orjson.loads(completion_json)
+    item["input_messages"] = orjson.loads(input_messages_json)
+    return item
+
+
+def make_page(items: list[dict[str, Any]], has_more: bool) -> CompletionPage:
+    return CompletionPage(
+        object="list",
+        data=items,
+        has_more=has_more,
+        first_id=items[0]["id"] if items else "",
+        last_id=items[-1]["id"] if items else "",
+    )
