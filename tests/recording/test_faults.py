@@ -158,7 +158,8 @@ async def test_status_faults_answer_an_openai_shaped_error(
     response = await replayer().send(seed_request(spec))
     assert response.status == status
     assert response.headers.get("retry-after") == retry_after
-    assert response.headers["content-type"] == "application/json"
+    assert response.headers.get("Retry-After") == retry_after  # case-insensitive, like aiohttp's
+    assert response.headers["Content-Type"] == "application/json"
     body = json.loads(await response.read())
     assert set(body["error"]) == {"message", "type", "param", "code"}
     assert body["error"]["type"] == err_type and "Injected fault" in body["error"]["message"]

@@ -217,3 +217,15 @@ def test_store_reads_suites_and_a_responses_folder_directly(tmp_path: Path) -> N
     shutil.copytree(SHARED, tmp_path / "suites" / "together")
     assert RecordingStore(tmp_path / "suites").scan() == 15
     assert RecordingStore(tmp_path / "suites" / "together" / "responses").scan() == 15
+
+
+async def test_a_miss_on_an_endpoint_without_recordings_does_not_point_elsewhere(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="relaystack.recording")
+    with pytest.raises(ReplayMissError) as info:
+        await replayer().send(get(TOGETHER, "/models"))
+    message = info.value.message
+    assert "GET /v1/models" in message and "no recording of this endpoint at all" in message
+    assert "nearest" not in message
+    assert any("holds no recording of /v1/models" in r.getMessage() for r in caplog.records)

@@ -21,13 +21,18 @@ _MISSING = object()
 
 
 def nearest_recording(identity: Identity, recordings: Iterable[Recording]) -> tuple[Recording, list[str]] | None:
-    """The closest recording and its differences, or None when there is none at all."""
-    best: tuple[tuple[int, int, int], Recording, list[str]] | None = None
+    """The closest recording of the same endpoint and its differences; None when the endpoint has none.
+
+    Recordings of other endpoints are never "near": comparing a model listing with an
+    embedding call only produces noise.
+    """
+    best: tuple[tuple[int, int], Recording, list[str]] | None = None
     want_path = normalize_path(identity.path)
     for rec in recordings:
+        if normalize_path(rec.identity.path) != want_path or rec.identity.method != identity.method:
+            continue
         diffs = describe_differences(identity, rec.identity)
-        same_path = normalize_path(rec.identity.path) == want_path
-        score = (0 if same_path else 1, 0 if rec.identity.model == identity.model else 1, len(diffs))
+        score = (0 if rec.identity.model == identity.model else 1, len(diffs))
         if best is None or score < best[0]:
             best = (score, rec, diffs)
     return (best[1], best[2]) if best else None

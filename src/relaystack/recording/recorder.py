@@ -212,7 +212,11 @@ class ReplayingUpstream:
         near = nearest_recording(identity, self.store.recordings)
         hint = ""
         if near is None:
-            log.warning("replay miss: %s; %s holds no recordings", what, self.store.directory)
+            log.warning(
+                "replay miss: %s (would be %s.json); %s holds no recording of %s at all",
+                what, identity.short_hash, self.store.directory, urlsplit(request.url).path,
+            )
+            hint = " There is no recording of this endpoint at all."
         else:
             rec, diffs = near
             log.warning(

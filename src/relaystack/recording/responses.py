@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
+from multidict import CIMultiDict, CIMultiDictProxy
+
 from relaystack.errors import UpstreamConnectionError
 from relaystack.recording import faults
 from relaystack.recording.codec import DONE_EVENT, SSECollector
@@ -34,7 +36,8 @@ class ReplayResponse:
         fault: FaultSpec | None = None,
     ) -> None:
         self.status = status
-        self.headers: Mapping[str, str] = headers
+        # case-insensitive like aiohttp's: callers ask for "Retry-After" or "content-type"
+        self.headers: Mapping[str, str] = CIMultiDictProxy(CIMultiDict(headers))
         self._pieces = pieces
         self._stream = stream
         self._fault = fault
