@@ -95,6 +95,20 @@ async def test_a_recorded_stream_replays_the_same_events(
     assert replayed[-1] == live_payloads[-1] == b"[DONE]"
 
 
+async def test_a_consumer_that_stops_at_done_still_gets_a_recording(
+    fake_upstream: Fake, live: AiohttpUpstream, tmp_path: Path
+) -> None:
+    """Relays (providers/sse_relay.py) return as soon as they see [DONE] and never resume the iterator."""
+    _, base = fake_upstream
+    response = await recorder(live, tmp_path).send(post(base, "/chat/completions", STREAM))
+    async for piece in response.iter_chunks():
+        if b"[DONE]" in piece:
+            break
+    await response.aclose()
+    [path] = files(tmp_path)
+    assert len(json.loads(path.read_text())["response"]["body"]) == len(STREAM_WORDS) + 1
+
+
 async def test_a_stream_read_with_read_is_recorded_too(
     fake_upstream: Fake, live: AiohttpUpstream, tmp_path: Path
 ) -> None:
@@ -203,12 +217,14 @@ async def test_a_cut_stream_raises_to_the_consumer_and_writes_nothing(
 async def test_a_consumer_that_stops_early_writes_nothing(
     fake_upstream: Fake, live: AiohttpUpstream, tmp_path: Path
 ) -> None:
-    _, base = fake_upstream
+    state, base = fake_upstream
+    state.hold_after_first = asyncio.Event()  # so the first piece cannot already hold [DONE]
     response = await recorder(live, tmp_path).send(post(base, "/chat/completions", STREAM))
     iterator = response.iter_chunks()
-    await iterator.__anext__()
+    assert b"[DONE]" not in await iterator.__anext__()
     await iterator.aclose()  # type: ignore[attr-defined]
     await response.aclose()
+    state.hold_after_first.set()
     assert files(tmp_path) == []
 
 

@@ -122,10 +122,14 @@ class CapturingResponse:
         async for chunk in self._inner.iter_chunks():
             if collector is not None:
                 collector.feed(chunk)
+                if collector.done and not self._completed:
+                    # written before [DONE] is passed on: relays stop reading at [DONE] and
+                    # never resume this generator
+                    await self._complete(Capture(True, payloads=list(collector.payloads), done=True))
             else:
                 buffer += chunk
             yield chunk
-        # only reached when the upstream body ended normally and the caller read it all
+        # reached when the upstream body ended normally and the caller read it all
         if collector is not None:
             collector.close()
             await self._complete(Capture(True, payloads=collector.payloads, done=collector.done))
