@@ -152,9 +152,7 @@ class MiniLM:
         """WordPiece tokens per text as the model consumes them ([CLS] + pieces + [SEP], max 256)."""
         return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts))]
 
-    def embed(
-        self, texts: Sequence[str], cancelled: Callable[[], bool] | None = None
-    ) -> tuple[F32, list[int]]:
+    def embed(self, texts: Sequence[str], cancelled: Callable[[], bool] | None = None) -> tuple[F32, list[int]]:
         """Unit vectors (len(texts), 384) in input order, and each text's token count."""
         encodings = self._tokenizer.encode_batch(list(texts))
         ids = [e.ids for e in encodings]

