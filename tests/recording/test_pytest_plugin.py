@@ -18,7 +18,8 @@ from pathlib import Path
 def test_fixtures(record_mode, recordings_dir, recording_settings, recording_env):
     out = Path(os.environ["CHILD_OUT"])
     out.write_text("|".join([record_mode.value, str(recordings_dir), str(recording_settings.used_log),
-                             os.environ.get("RELAYSTACK_RECORD_MODE", ""), recording_env["RELAYSTACK_RECORDINGS_DIR"]]))
+                             os.environ.get("RELAYSTACK_RECORD_MODE", ""), recording_env["RELAYSTACK_RECORDINGS_DIR"],
+                             recording_env.get("RELAYSTACK_RECORDINGS_USED_LOG", "")]))
 '''
 
 
@@ -37,11 +38,12 @@ def child_pytest(
     return done, (out.read_text().split("|") if out.exists() else [])
 
 
-def test_default_is_replay_of_tests_recordings_and_is_exported(tmp_path: Path) -> None:
+def test_default_is_replay_of_tests_recordings_and_nothing_is_exported(tmp_path: Path) -> None:
     done, values = child_pytest(tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert values == ["replay", str(tmp_path / "tests" / "recordings"), "None", "replay",
-                      str(tmp_path / "tests" / "recordings")]
+    # os.environ stays untouched (fake-upstream tests must stay live); recording_env carries it
+    assert values == ["replay", str(tmp_path / "tests" / "recordings"), "None", "",
+                      str(tmp_path / "tests" / "recordings"), ""]
     assert "relaystack recordings: mode=replay" in done.stdout
 
 
@@ -49,7 +51,8 @@ def test_options_and_environment(tmp_path: Path) -> None:
     done, values = child_pytest(tmp_path, "--record-mode=record", "--recordings-dir=rec",
                                 "--recordings-used-log=used.txt")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert values[:4] == ["record", str(tmp_path / "rec"), str(tmp_path / "used.txt"), "record"]
+    assert values[:3] == ["record", str(tmp_path / "rec"), str(tmp_path / "used.txt")]
+    assert values[5] == str(tmp_path / "used.txt")
     done, values = child_pytest(tmp_path, env={"LLAMA_STACK_TEST_INFERENCE_MODE": "live",
                                                "LLAMA_STACK_TEST_RECORDING_DIR": str(tmp_path / "llama")})
     assert values[:2] == ["live", str(tmp_path / "llama")]

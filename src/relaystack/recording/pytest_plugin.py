@@ -6,10 +6,13 @@ Not registered globally (no entry point): a suite opts in with
 The suite's default is ``replay`` (offline, deterministic). The options resolve like the
 server's: flag, then RELAYSTACK_RECORD_MODE / RELAYSTACK_RECORDINGS_DIR, then llama-stack's
 LLAMA_STACK_TEST_INFERENCE_MODE / LLAMA_STACK_TEST_RECORDING_DIR, then replay and
-``<rootdir>/tests/recordings``. The resolved values are exported to ``os.environ`` so a
-server started as a subprocess by a fixture picks up the same mode and directory.
-``--recordings-used-log FILE`` makes every replay append the ids it served to FILE, for
-``relaystack recordings verify --used-log FILE``.
+``<rootdir>/tests/recordings``.
+
+Nothing is exported to ``os.environ``: tests that run against fake upstreams must stay
+live, so only a server that should record/replay gets the settings - pass the
+``recording_env`` fixture's variables to its environment (or ``recording_settings`` to
+``create_app``). ``--recordings-used-log FILE`` is carried the same way: every replay
+appends the ids it served to FILE, for ``relaystack recordings verify --used-log FILE``.
 """
 
 from __future__ import annotations
@@ -83,10 +86,6 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = RecordingSettings(settings.mode, (config.invocation_params.dir / settings.directory).resolve(),
                                      settings.used_log)
     config.stash[_SETTINGS_KEY] = settings
-    os.environ[ENV_MODE] = settings.mode.value
-    os.environ[ENV_DIR] = str(settings.directory)
-    if settings.used_log is not None:
-        os.environ[ENV_USED_LOG] = str(settings.used_log)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -114,7 +113,8 @@ def recordings_dir(recording_settings: RecordingSettings) -> Path:
 
 @pytest.fixture(scope="session")
 def recording_env(recording_settings: RecordingSettings) -> dict[str, str]:
-    """Environment variables that give a server subprocess this run's record mode."""
+    """Environment variables that give a server (subprocess or ``create_app(environ=...)``) this run's
+    record mode, directory and used-ids log."""
     env = {ENV_MODE: recording_settings.mode.value, ENV_DIR: str(recording_settings.directory)}
     if recording_settings.used_log is not None:
         env[ENV_USED_LOG] = str(recording_settings.used_log)
