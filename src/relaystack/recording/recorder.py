@@ -61,7 +61,8 @@ def wrap_upstream(inner: Upstream, settings: RecordingSettings) -> Upstream:
     if not settings.directory.is_dir():
         raise ConfigError(
             f"Replay mode needs a recordings directory, and {settings.directory} does not exist. "
-            "Pass --recordings-dir (or RELAYSTACK_RECORDINGS_DIR), or record first with --record-mode record."
+            "Point RELAYSTACK_RECORDINGS_DIR (or `relaystack run --recordings`, `pytest --recordings-dir`) at "
+            "a folder holding responses/*.json, or record first with --record-mode record."
         )
     return ReplayingUpstream(inner, store, used_log=settings.used_log)
 
