@@ -73,6 +73,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--python-upstream", action="store_true", help="use the Python fake even if nginx exists")
     p.add_argument("--out", default=str(BENCH / "results"))
     p.add_argument("--no-readme", action="store_true", help="do not rewrite README's Latest results")
+    p.add_argument("--report", metavar="JSON", help="only re-render the .md/.png of an earlier run's JSON")
     return p.parse_args(argv)
 
 
@@ -175,8 +176,15 @@ def run_scaling(args: argparse.Namespace, up: Upstream, tmp: Path, result: dict[
             g.stop()
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(f"stopped by signal {signum}")  # so the finally blocks stop what was started
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     args = parse_args(argv)
+    if args.report:
+        return rerender(Path(args.report), readme=not args.no_readme)
     if args.smoke:
         args.rounds, args.duration, args.warmup, args.conc = 1, 1.0, 0.0, "4"
     scenarios = [s for s in args.only.split(",") if s]
@@ -244,6 +252,19 @@ def main(argv: list[str] | None = None) -> int:
         log(f"target {t['target']}: {value} (goal {t['goal']}): {verdict}")
     log("smoke: " + ("every scenario answered correctly" if ok else "FAILED") if args.smoke else "done")
     return 0 if ok or not args.smoke else 1
+
+
+def rerender(path: Path, *, readme: bool) -> int:
+    result = json.loads(path.read_text())
+    result["rows"] = report.aggregate(result["cells"])
+    result["targets"] = report.targets(result)
+    path.with_suffix(".md").write_text(report.render(result))
+    png = report.plot(result, path.with_suffix(".png")) if result["cells"] else None
+    log(f"re-rendered {path.with_suffix('.md')}" + (f" and {png}" if png else ""))
+    if readme and result["meta"]["mode"] != "smoke" and result["cells"]:
+        report.update_readme(BENCH / "README.md", result, path.with_suffix(".md").name)
+        log("updated the Latest results section of bench/README.md")
+    return 0
 
 
 def write_outputs(args: argparse.Namespace, out: Path, stamp: str, result: dict[str, Any]) -> None:

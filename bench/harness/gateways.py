@@ -109,7 +109,8 @@ def peer_gateways(up: Upstream, tmp: Path, cpus: str) -> list[Gateway]:
         port = free_port()
         argv = [str(litellm), "--config", str(BENCH / "peers" / "litellm.yaml"), "--port", str(port),
                 "--host", "127.0.0.1", "--num_workers", "1"]
-        proc = Proc("litellm", argv, cpus=cpus, log=tmp / "logs" / "litellm.log",
-                    env={"BENCH_UPSTREAM": up.base, "LITELLM_LOG": "ERROR"})
+        env = {"LITELLM_LOG": "ERROR", "BENCH_UPSTREAM_V1": f"{up.base}/v1",
+               **{f"BENCH_UPSTREAM_{p.upper()}": f"{up.base}/{p}/v1" for p in ("sse50", "sse500", "ttfb")}}
+        proc = Proc("litellm", argv, cpus=cpus, log=tmp / "logs" / "litellm.log", env=env)
         out.append(Gateway("litellm", f"http://127.0.0.1:{port}", proc=proc))
     return out

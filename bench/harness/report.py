@@ -24,8 +24,13 @@ def _ratio(cells: list[dict[str, Any]], gateway: str, scenario: str, conc: int, 
         if c["scenario"] == scenario and c["conc"] == conc:
             by_round[c.get("round", 1)][c["gateway"]] = c
     ratios = [r[gateway][field] / r[base][field] for r in by_round.values()
-              if gateway in r and base in r and r[base][field]]
+              if gateway in r and base in r and r[base].get(field) and r[gateway].get(field) is not None]
     return _median(ratios)
+
+
+def _cpu_ratio(cells: list[dict[str, Any]], gateway: str, scenario: str, conc: int) -> float | None:
+    """Capacity on a dedicated core relative to raw: raw's CPU/req over the gateway's (same round)."""
+    return _ratio(cells, "raw", scenario, conc, "cpu_per_req_us", gateway)
 
 
 def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -41,6 +46,7 @@ def aggregate(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "rps": _median(rps), "rps_min": min(rps), "rps_max": max(rps),
             "x_raw": _ratio(cells, gateway, scenario, conc, "rps", "raw"),
             "x_up": _ratio(cells, gateway, scenario, conc, "rps", "upstream"),
+            "cpu_x_raw": _cpu_ratio(cells, gateway, scenario, conc),
             "p50_ms": _median([c["p50_ms"] for c in group]), "p99_ms": _median([c["p99_ms"] for c in group]),
             "p99_x_raw": _ratio(cells, gateway, scenario, conc, "p99_ms", "raw"),
             "cpu_per_req_us": _median([c.get("cpu_per_req_us") for c in group]),
@@ -64,8 +70,8 @@ def _num(value: float | None) -> str:
 
 def scenario_table(rows: list[dict[str, Any]], scenario: str, order: list[str]) -> list[str]:
     lines = ["| gateway | conc | req/s (min..max) | x raw | x up | p50 ms | p99 ms | p99 x raw | "
-             "CPU/req µs | core % | RSS MB | up conn/req | err |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "CPU/req µs | x raw by CPU | core % | RSS MB | up conn/req | err |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     picked = sorted((r for r in rows if r["scenario"] == scenario),
                     key=lambda r: (r["conc"], order.index(r["gateway"]) if r["gateway"] in order else 99))
     for r in picked:
@@ -73,6 +79,7 @@ def scenario_table(rows: list[dict[str, Any]], scenario: str, order: list[str]) 
             f"| {r['gateway']} | {r['conc']} | {_num(r['rps'])} ({_num(r['rps_min'])}..{_num(r['rps_max'])}) | "
             f"{_fmt(r['x_raw'], '.3g')} | {_fmt(r['x_up'], '.3g')} | {_fmt(r['p50_ms'], '.2f')} | "
             f"{_fmt(r['p99_ms'], '.2f')} | {_fmt(r['p99_x_raw'], '.2f')} | {_fmt(r['cpu_per_req_us'])} | "
+            f"{_fmt(r.get('cpu_x_raw'), '.3g')} | "
             f"{_fmt(r['core_pct'])} | {_fmt(r['rss_mb'])} | {_fmt(r['up_conn_per_req'], '.2f')} | {r['errors']} |")
     return lines
 
@@ -92,6 +99,9 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         row = _row(rows, scenario, 16, STORE_ON)
         if row and row["x_raw"] is not None:
             add(f"{scenario} c=16 store on: req/s x raw", row["x_raw"], f">= {floor}", row["x_raw"] >= floor)
+        if row and row.get("cpu_x_raw") is not None:
+            add(f"{scenario} c=16 store on: x raw by CPU/req (dedicated-core estimate)", row["cpu_x_raw"],
+                f">= {floor}", row["cpu_x_raw"] >= floor)
     for row in rows:
         if row["conc"] == 16 and row["gateway"].startswith("relaystack") and row["p99_x_raw"] is not None:
             add(f"{row['scenario']} c=16 {row['gateway']}: p99 x raw", row["p99_x_raw"], "<= 3",
@@ -148,8 +158,10 @@ def render(result: dict[str, Any]) -> str:
         lines += [f"| {s['requests']:,} | {s['rss_mb']:.1f} |" for s in soak["samples"]]
         lines.append("")
     if scale := result.get("scaling_summary"):
-        lines += ["## Worker scaling", "", scale["method"], "",
-                  *scenario_table(aggregate(result["scaling"]), scale["scenarios"][0], order), ""]
+        lines += ["## Worker scaling", "", scale["method"], ""]
+        scaled = aggregate(result["scaling"])
+        for scenario in scale["scenarios"]:
+            lines += [f"**{scenario}**", "", *scenario_table(scaled, scenario, order), ""]
     lines += [COLUMNS]
     return "\n".join(lines) + "\n"
 
@@ -162,6 +174,8 @@ COLUMNS = """## Columns
 - p50 / p99 ms: wrk's latency from writing the request to the end of the response (full stream).
 - CPU/req µs: the gateway's CPU time (user + system, whole process tree) per request. Does not depend
   on other load on the machine, unlike req/s.
+- x raw by CPU: raw's CPU/req over the gateway's, same round: the req/s ratio the two would have if
+  each had a whole core to itself (robust on a shared machine, where req/s ratios move).
 - core %: the gateway's CPU use during the cell as a share of one core; < 100 for a CPU-bound gateway
   means something else took part of its CPU.
 - RSS MB: peak resident memory of the gateway's process tree during the cell (max over rounds).
@@ -197,9 +211,10 @@ def plot(result: dict[str, Any], path: Path) -> Path | None:
             ax.set_yscale("log")
             ax.set_title(f"{scenario}: {label}")
             ax.grid(axis="y", which="both", alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(gateways), fontsize=9)
     fig.suptitle(f"relaystack bench {meta['started']} (log scale; gateway on CPU {meta['gateway_cpus']})")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
