@@ -1,0 +1,221 @@
+"""The one writer thread of a process: group commit, acknowledged only once committed.
+
+Requests on the event loop put ``(kind, params, future)`` on a ``SimpleQueue`` and await
+the future. The thread takes everything queued (up to ``MAX_BATCH``), writes it in ONE
+``BEGIN IMMEDIATE ... COMMIT`` transaction, then resolves the batch's futures with one
+``call_soon_threadsafe`` per event loop. While one batch commits the next one accumulates,
+so the number of transactions adapts to the load without any timer.
+
+Durability: WAL + ``synchronous=NORMAL`` makes a committed transaction survive a crash or
+SIGKILL of the process (the WAL frames are in the OS page cache); only an OS crash or power
+loss can drop the last commits. ``synchronous=FULL`` closes that gap at one fsync per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from relaystack.errors import RelaystackError, ServiceUnavailableError
+from relaystack.storage._common import StoreClosedError
+
+__all__ = ["DELETE_MODEL", "PUT_COMPLETION", "PUT_MODEL", "Op", "Writer", "storage_error"]
+
+log = logging.getLogger("relaystack.storage")
+
+PUT_COMPLETION, PUT_MODEL, DELETE_MODEL = 0, 1, 2
+MAX_BATCH = 1024
+
+# (kind, bound parameters, the future the caller awaits)
+Op = tuple[int, tuple[Any, ...], "asyncio.Future[Any]"]
+# (future, result or exception, is it an exception)
+_Outcome = tuple["asyncio.Future[Any]", Any, bool]
+
+_UPSERT_COMPLETION = """
+INSERT INTO chat_completions (id, created, model, completion, input_messages) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+    created = excluded.created, model = excluded.model,
+    completion = excluded.completion, input_messages = excluded.input_messages
+"""
+_UPSERT_MODEL = """
+INSERT INTO models (identifier, model) VALUES (?, ?)
+ON CONFLICT (identifier) DO UPDATE SET model = excluded.model
+"""
+_DELETE_MODEL = "DELETE FROM models WHERE identifier = ?"
+_BUMP_MODELS_VERSION = "UPDATE meta SET value = value + 1 WHERE key = 'models_version'"
+
+
+class Writer:
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self._path = path
+        self._queue: queue.SimpleQueue[Op | None] = queue.SimpleQueue()
+        # daemon: a process that exits without stop() must not hang on this thread; what was
+        # acknowledged is committed already, only unacknowledged writes are dropped.
+        self._thread = threading.Thread(target=self._run, name="relaystack-store-writer", daemon=True)
+        self.submit = self._queue.put  # the hot path: one C call, no Python frame
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Blocking: let the thread commit everything queued before this call, then close."""
+        self._queue.put(None)
+        self._thread.join()
+
+    # -- the thread ------------------------------------------------------------------------
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch, stopping = self._take_batch()
+            if batch:
+                try:
+                    self._write(batch)
+                except Exception as exc:  # a bug here must not kill the thread: fail the batch
+                    log.exception("storage writer: unexpected error; %d writes failed", len(batch))
+                    self._rollback()
+                    _dispatch([(op[2], _internal_error(exc), True) for op in batch])
+        self._fail_leftovers()
+        try:
+            self._conn.execute("PRAGMA optimize")
+        except sqlite3.Error:
+            pass
+        self._conn.close()
+
+    def _take_batch(self) -> tuple[list[Op], bool]:
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        batch = [first]
+        get = self._queue.get_nowait
+        try:
+            while len(batch) < MAX_BATCH:
+                op = get()
+                if op is None:
+                    return batch, True
+                batch.append(op)
+        except queue.Empty:
+            pass
+        return batch, False
+
+    def _fail_leftovers(self) -> None:
+        """Writes submitted after stop() began (from another thread or loop): refuse them clearly."""
+        leftovers: list[_Outcome] = []
+        while True:
+            try:
+                op = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if op is not None:
+                leftovers.append((op[2], _closed_error(), True))
+        _dispatch(leftovers)
+
+    def _write(self, batch: list[Op]) -> None:
+        outcomes: list[_Outcome] = []
+        while batch:
+            results, failed_at, error = self._transaction(batch)
+            if error is None:
+                outcomes.extend((op[2], result, False) for op, result in zip(batch, results, strict=True))
+                break
+            if failed_at is None:  # the transaction itself failed (locked, I/O, disk full): all fail
+                log.error("storage writer: %s: %d writes failed: %s", self._path, len(batch), error)
+                outcomes.extend((op[2], storage_error(error), True) for op in batch)
+                break
+            # one write is bad on its own: fail it, retry the others (rolled back with it)
+            log.error("storage writer: %s: a write failed: %s", self._path, error)
+            outcomes.append((batch[failed_at][2], storage_error(error), True))
+            batch = batch[:failed_at] + batch[failed_at + 1 :]
+        _dispatch(outcomes)
+
+    def _transaction(self, batch: list[Op]) -> tuple[list[Any], int | None, Exception | None]:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            return [], None, exc
+        results: list[Any] = []
+        for index, (kind, params, _future) in enumerate(batch):
+            try:
+                results.append(_apply(conn, kind, params))
+            except sqlite3.OperationalError as exc:  # locked, I/O, disk full: not this write's fault
+                self._rollback()
+                return [], None, exc
+            except Exception as exc:  # this write's own fault (a constraint, an int out of range)
+                self._rollback()
+                return [], index, exc
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            return [], None, exc
+        return results, None, None
+
+    def _rollback(self) -> None:
+        try:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            log.exception("storage writer: rollback failed")
+
+
+def _apply(conn: sqlite3.Connection, kind: int, params: tuple[Any, ...]) -> Any:
+    if kind == PUT_COMPLETION:
+        conn.execute(_UPSERT_COMPLETION, params)
+        return None
+    if kind == PUT_MODEL:
+        conn.execute(_UPSERT_MODEL, params)
+        conn.execute(_BUMP_MODELS_VERSION)
+        return None
+    if kind == DELETE_MODEL:
+        existed = conn.execute(_DELETE_MODEL, params).rowcount > 0
+        if existed:
+            conn.execute(_BUMP_MODELS_VERSION)
+        return existed
+    raise ValueError(f"unknown write kind {kind}")
+
+
+def _dispatch(outcomes: list[_Outcome]) -> None:
+    """Hand the outcomes to their event loops: one wake-up per loop per batch, not per write."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+    for outcome in outcomes:
+        by_loop.setdefault(outcome[0].get_loop(), []).append(outcome)
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, items)
+        except RuntimeError:  # that loop is closed: nobody awaits these futures any more
+            pass
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
+    for future, value, is_error in outcomes:
+        if future.done():  # the awaiting request was cancelled; the write happened anyway
+            continue
+        if is_error:
+            future.set_exception(value)
+        else:
+            future.set_result(value)
+
+
+def storage_error(exc: Exception) -> RelaystackError:
+    text = str(exc).lower()
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return ServiceUnavailableError(
+            "The storage database stayed locked by another process longer than the busy timeout; "
+            "retry the request."
+        )
+    return RelaystackError("Storing failed with a database error (details in the server log).")
+
+
+def _internal_error(exc: Exception) -> RelaystackError:
+    return RelaystackError(
+        f"Storing failed with an internal error ({type(exc).__name__}; see the server log)."
+    )
+
+
+def _closed_error() -> StoreClosedError:
+    return StoreClosedError("The store is stopped (the server is shutting down); nothing was written.")
