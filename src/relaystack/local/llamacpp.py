@@ -15,6 +15,8 @@ Everything here runs on the model's worker thread: a ``Llama`` is not thread-saf
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import secrets
@@ -94,6 +96,10 @@ print("ok")
 
 
 def _import_llama_cpp() -> Any:
+    # ggml's OpenMP threads spin-wait between graph runs by default; on a small busy box that
+    # made a 2-thread prompt pass ~6x slower (bench/local_models.py). Read once, when libgomp
+    # loads with llama_cpp, so it must be set before the import; an explicit setting wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import llama_cpp
     except ImportError as exc:
@@ -119,6 +125,36 @@ def _probe_amx_build(llama_cpp: Any, model_path: Path) -> None:
         )
 
 
+def _construct(llama_cpp: Any, path: Path, settings: LlamaSettings) -> Any:
+    """``Llama(...)`` without letting it mute the whole process.
+
+    With ``verbose=False`` llama-cpp-python dup2()s /dev/null over file descriptors 1 and 2
+    while it loads: every other thread's log line in that window (the server's, the other
+    model's) silently vanishes. So it is built with ``verbose=True`` and its chatter (Python
+    prints and llama.cpp's log callback, which both write to ``sys.stderr``) is captured
+    here instead; logging handlers keep their own stream and are not affected.
+    """
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            llm = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=settings.n_ctx,
+                n_threads=settings.n_threads,
+                n_threads_batch=settings.n_threads_batch,
+                verbose=True,
+            )
+    except Exception as exc:
+        tail = " | ".join(captured.getvalue().strip().splitlines()[-3:])
+        raise AssetError(f"llama.cpp could not load {path.name}: {exc}" + (f" ({tail})" if tail else "")) from exc
+    finally:
+        # what set_verbose(False) does: llama.cpp's own log lines below ERROR are dropped again
+        logging.getLogger("llama-cpp-python").setLevel(logging.ERROR)
+    llm.verbose = False  # no per-request prints (prefix-cache hits) to stderr
+    log.debug("llama.cpp load log for %s:\n%s", path.name, captured.getvalue())
+    return llm
+
+
 class LlamaEngine:
     """One loaded GGUF model. Built and used on a single worker thread."""
 
@@ -130,13 +166,7 @@ class LlamaEngine:
             raise AssetError(f"model_path {path} does not exist")
         _probe_amx_build(llama_cpp, path)
         self.model_path = path
-        self._llm = llama_cpp.Llama(
-            model_path=str(path),
-            n_ctx=settings.n_ctx,
-            n_threads=settings.n_threads,
-            n_threads_batch=settings.n_threads_batch,
-            verbose=False,
-        )
+        self._llm = _construct(llama_cpp, path, settings)
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         self._is_eog: Callable[[Any, int], bool] = llama_cpp.llama_vocab_is_eog
         self._formatter = self._chat_formatter(llama_cpp)
