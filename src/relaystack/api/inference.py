@@ -44,6 +44,8 @@ _SSE_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 _DONE = b"data: [DONE]\n\n"
+# tells the client its completion was answered but could not be stored
+_STORE_FAILED = [(b"x-relaystack-store", b"failed")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,9 +116,10 @@ class InferenceRoutes:
             if isinstance(reply, StreamReply):
                 await self._stream(kind, reply, body, call, send, done)
                 return
-            if kind.stored and self._should_store(body):
-                await self._store(reply.data, body)
-            await send_raw_json(send, reply.status, orjson.dumps(reply.data))
+            extra = None
+            if kind.stored and self._should_store(body) and not await self._store(reply.data, body):
+                extra = _STORE_FAILED
+            await send_raw_json(send, reply.status, orjson.dumps(reply.data), extra)
         except RelaystackError as exc:
             await send_error(send, exc)
         except asyncio.CancelledError:
@@ -166,14 +169,18 @@ class InferenceRoutes:
     def _should_store(self, body: dict[str, Any]) -> bool:
         return self.store is not None and body.get("store") is not False
 
-    async def _store(self, completion: dict[str, Any], body: dict[str, Any]) -> None:
+    async def _store(self, completion: dict[str, Any], body: dict[str, Any]) -> bool:
+        """Store and wait for the commit. False (and a log line) if storing failed: the answer
+        is still sent, since withholding a generated completion would lose it for good."""
         assert self.store is not None
         if not completion.get("id"):
-            return
+            return False
         try:
             await self.store.put_completion(completion, body.get("messages") or [])
-        except Exception:  # the answer is good; a storage failure must not turn it into an error
-            log.exception("Could not store chat completion %s", completion.get("id"))
+        except Exception as exc:
+            log.error("Could not store chat completion %s: %s", completion.get("id"), exc)
+            return False
+        return True
 
     def _fault(self, scope: Scope) -> str | None:
         value = header(scope, b"x-relaystack-fault")
