@@ -75,6 +75,7 @@ class AiohttpUpstream:
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 auto_decompress=True,
+                cookie_jar=aiohttp.DummyCookieJar(),  # an API relay keeps no cookies (and saves the work)
                 skip_auto_headers=("User-Agent",),
                 headers={"User-Agent": "relaystack"},
                 timeout=aiohttp.ClientTimeout(total=None),
