@@ -44,6 +44,7 @@ class Registry:
         self._store_version = -1
         self._next_sync = 0.0
         self._refresh_tasks: list[asyncio.Task[None]] = []
+        self._pending_sync: asyncio.Task[None] | None = None
 
     # -- building ------------------------------------------------------------------------
     def add_config_models(self, models: Iterable[ModelConfig]) -> None:
@@ -112,6 +113,15 @@ class Registry:
         self._maybe_sync()
         return sorted(self._models.values(), key=lambda e: e.identifier)
 
+    async def models_fresh(self) -> list[ModelEntry]:
+        """``models()`` after re-reading what other workers registered (admin routes: not hot)."""
+        await self._sync_registered()
+        return self.models()
+
+    async def get_fresh(self, identifier: str) -> ModelEntry:
+        await self._sync_registered()
+        return self.get(identifier)
+
     def get(self, identifier: str) -> ModelEntry:
         self._maybe_sync()
         entry = self._models.get(identifier)
@@ -139,6 +149,16 @@ class Registry:
                 param="model", code="model_not_allowed",
             )
         return provider, CallContext(model=entry, requested_model=model)
+
+    async def resolve_fresh(self, model: str, kind: ModelType) -> tuple[Provider, CallContext]:
+        """``resolve``, but a miss first re-reads the models other workers registered."""
+        try:
+            return self.resolve(model, kind)
+        except ModelNotFoundError:
+            if self._store is None:
+                raise
+        await self._sync_registered(force=True)
+        return self.resolve(model, kind)
 
     def _fallback(self, model: str, kind: ModelType) -> ModelEntry:
         # `provider_id/anything` routes to that provider even unregistered when the provider
@@ -171,7 +191,7 @@ class Registry:
         return entry
 
     async def unregister(self, identifier: str) -> None:
-        self._maybe_sync()
+        await self._sync_registered()
         entry = self._models.get(identifier)
         if entry is None:
             raise ModelNotFoundError.for_model(identifier, self._models)
@@ -229,8 +249,14 @@ class Registry:
         if now < self._next_sync:
             return
         self._next_sync = now + _SYNC_EVERY_S
-        if self._store.models_version() != self._store_version:
-            asyncio.get_running_loop().create_task(self._sync_registered())
+        if self._store.models_version() != self._store_version and self._pending_sync is None:
+            self._pending_sync = asyncio.get_running_loop().create_task(self._sync_registered())
+            self._pending_sync.add_done_callback(self._sync_done)
+
+    def _sync_done(self, task: asyncio.Task[None]) -> None:
+        self._pending_sync = None
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("Could not re-read registered models: %s", task.exception())
 
     async def _sync_registered(self, force: bool = False) -> None:
         if self._store is None:

@@ -55,10 +55,10 @@ class AdminRoutes:
 
     # -- models ------------------------------------------------------------------------------
     async def list_models(self, request: Request) -> Response:
-        return json_response({"object": "list", "data": [m.to_wire() for m in self.registry.models()]})
+        return json_response({"object": "list", "data": [m.to_wire() for m in await self.registry.models_fresh()]})
 
     async def get_model(self, request: Request) -> Response:
-        return json_response(self.registry.get(request.path_params["model_id"]).to_wire())
+        return json_response((await self.registry.get_fresh(request.path_params["model_id"])).to_wire())
 
     async def register_model(self, request: Request) -> Response:
         entry = await self.registry.register(await _json_body(request))

@@ -89,7 +89,7 @@ class InferenceRoutes:
             raw = await read_body(scope, receive, self.settings.max_body_bytes, self.settings.body_timeout_s)
             body = parse_json_object(raw)
             model = kind.check(body)
-            provider, call = self.registry.resolve(model, kind.model_type)
+            provider, call = await self.registry.resolve_fresh(model, kind.model_type)
             call.provider_data = _provider_data(scope)
             call.fault = self._fault(scope)
             # llama-stack never sent [DONE] and its client (0.2.x) fails to parse it
