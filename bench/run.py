@@ -133,7 +133,7 @@ def start_all(gateways: list[Gateway], result: dict[str, Any]) -> list[Gateway]:
 def run_checks(gateways: list[Gateway], scenarios: list[str], result: dict[str, Any]) -> bool:
     all_ok = True
     for gateway in gateways:
-        problems = {s: check(gateway.url(s), s) for s in scenarios}
+        problems = {s: check(gateway.url(s), s, gateway.model_for(s)) for s in scenarios}
         result["checks"][gateway.name] = problems
         bad = {s: p for s, p in problems.items() if p}
         all_ok &= not bad
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
                 duration=args.duration, warmup=args.warmup, load_cpus=args.load_cpus, tool=tool,
                 body_dir=body_dir, log=log)
         load_errors = sum(c["errors"] + c["non2xx"] for c in result["cells"])
-        ok &= load_errors == 0 and all(t["relayed_at_once"] for t in result["ttfb"].values())
+        ok &= load_errors == 0 and all(t["relayed_at_once"] and not t["problems"] for t in result["ttfb"].values())
         if args.soak:
             target = next((g for g in gateways if g.name == "relaystack-store"), None)
             if target is None:

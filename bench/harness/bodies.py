@@ -110,18 +110,19 @@ def write_tree(root: Path) -> Path:
     return root
 
 
-def request_body(scenario: str) -> bytes | None:
-    """What the client POSTs for a scenario (None for GET)."""
+def request_body(scenario: str, model: str | None = None) -> bytes | None:
+    """What the client POSTs for a scenario (None for GET); ``model`` overrides the model id
+    for a peer that names models its own way (llama-stack: ``provider_id/model``)."""
     messages = [{"role": "user", "content": "Say hello to the benchmark."}]
     if scenario == "chat":
-        return _dumps({"model": "bench-chat", "messages": messages, "max_tokens": 32}).encode()
+        return _dumps({"model": model or "bench-chat", "messages": messages, "max_tokens": 32}).encode()
     if scenario in ("sse50", "sse500", "ttfb"):
-        model = f"bench-{scenario}"
+        model = model or f"bench-{scenario}"
         return _dumps({"model": model, "messages": messages, "stream": True}).encode()
     if scenario == "completions":
-        return _dumps({"model": "bench-chat", "prompt": "Hello", "max_tokens": 16}).encode()
+        return _dumps({"model": model or "bench-chat", "prompt": "Hello", "max_tokens": 16}).encode()
     if scenario == "embed":
-        return _dumps({"model": "bench-embed", "input": "bench input"}).encode()
+        return _dumps({"model": model or "bench-embed", "input": "bench input"}).encode()
     if scenario == "models":
         return None
     raise ValueError(f"unknown scenario {scenario!r}")

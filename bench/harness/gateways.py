@@ -12,11 +12,11 @@ import importlib.util
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.procs import Proc, free_port
-from harness.scenarios import url_for
+from harness.scenarios import MODELS, url_for
 from harness.upstream import Upstream
 
 BENCH = Path(__file__).resolve().parent.parent
@@ -32,9 +32,15 @@ class Gateway:
     proc: Proc | None = None
     ready_s: float | None = None
     idle_rss: int | None = None
+    models: dict[str, str] = field(default_factory=dict)  # our model id -> the id this peer uses
 
     def url(self, scenario: str) -> str:
         return url_for(self.base, self.api_prefix, scenario, by_path=self.by_path)
+
+    def model_for(self, scenario: str) -> str | None:
+        """The model id to send for ``scenario`` when this gateway names it differently."""
+        ours = MODELS.get(scenario)
+        return self.models.get(ours) if ours else self.models.get("bench-chat")
 
     def start(self, timeout: float = 90.0) -> Gateway:
         if self.proc is not None:
@@ -103,13 +109,18 @@ def peer_gateways(up: Upstream, tmp: Path, cpus: str) -> list[Gateway]:
                "LLAMA_STACK_LOG_FORMAT": "json", "LLAMA_STACK_LOGGING": "all=warning"}
         argv = [str(llama), "stack", "run", str(BENCH / "peers" / "llamastack.yaml"), "--port", str(port)]
         proc = Proc("llamastack", argv, cpus=cpus, log=tmp / "logs" / "llamastack.log", env=env)
-        out.append(Gateway("llamastack", f"http://127.0.0.1:{port}", proc=proc))
+        # llama-stack 0.7 names every model provider_id/model_id
+        ids = {"bench-chat": "up/bench-chat", "bench-embed": "up/bench-embed",
+               **{f"bench-{p}": f"up-{p}/bench-{p}" for p in ("sse50", "sse500", "ttfb")}}
+        out.append(Gateway("llamastack", f"http://127.0.0.1:{port}", proc=proc, models=ids))
     litellm = PEERS / "litellm" / "bin" / "litellm"
     if litellm.exists():
         port = free_port()
         argv = [str(litellm), "--config", str(BENCH / "peers" / "litellm.yaml"), "--port", str(port),
                 "--host", "127.0.0.1", "--num_workers", "1"]
+        # no master key: a loopback benchmark, nothing to protect (LiteLLM refuses to start otherwise)
         env = {"LITELLM_LOG": "ERROR", "BENCH_UPSTREAM_V1": f"{up.base}/v1",
+               "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true",
                **{f"BENCH_UPSTREAM_{p.upper()}": f"{up.base}/{p}/v1" for p in ("sse50", "sse500", "ttfb")}}
         proc = Proc("litellm", argv, cpus=cpus, log=tmp / "logs" / "litellm.log", env=env)
         out.append(Gateway("litellm", f"http://127.0.0.1:{port}", proc=proc))

@@ -21,10 +21,11 @@ from harness.upstream import Upstream
 
 
 def target_for(gateway: Gateway, scenario: str, body_dir: Path) -> Target:
-    body = request_body(scenario)
+    model = gateway.model_for(scenario)
+    body = request_body(scenario, model)
     body_file = None
     if body is not None:
-        body_file = body_dir / f"{scenario}.json"
+        body_file = body_dir / (f"{gateway.name}-{scenario}.json" if model else f"{scenario}.json")
         if not body_file.exists():
             body_dir.mkdir(parents=True, exist_ok=True)
             body_file.write_bytes(body)

@@ -37,8 +37,8 @@ def url_for(base: str, api_prefix: str, scenario: str, *, by_path: bool) -> str:
     return f"{base}{prefix}/{ENDPOINTS[scenario]}"
 
 
-def fetch(url: str, scenario: str, timeout: float = 30.0) -> tuple[int, str, bytes]:
-    req = urllib.request.Request(url, data=request_body(scenario), method=method(scenario),
+def fetch(url: str, scenario: str, model: str | None = None, timeout: float = 30.0) -> tuple[int, str, bytes]:
+    req = urllib.request.Request(url, data=request_body(scenario, model), method=method(scenario),
                                  headers={"Content-Type": "application/json", "Authorization": "Bearer bench"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
@@ -47,34 +47,37 @@ def fetch(url: str, scenario: str, timeout: float = 30.0) -> tuple[int, str, byt
         return exc.code, exc.headers.get("Content-Type", ""), exc.read()
 
 
-def check(url: str, scenario: str) -> list[str]:
-    """Problems with the answer at ``url`` (empty: correct)."""
+def check(url: str, scenario: str, model: str | None = None) -> list[str]:
+    """Problems with the answer at ``url`` (empty: correct). ``model``: the id a peer gives our
+    model, sent instead of ours and accepted back in the answer (relaystack gets none: it must
+    answer with the caller's id)."""
+    accepted = {MODELS.get(scenario), model} - {None}
     try:
-        status, kind, body = fetch(url, scenario)
+        status, kind, body = fetch(url, scenario, model)
     except OSError as exc:
         return [f"request failed: {exc}"]
     if status != 200:
         return [f"status {status}: {body[:300]!r}"]
     if scenario in ("sse50", "sse500"):
-        return check_sse(kind, body, MODELS[scenario], STREAM_PREFIXES[MODELS[scenario]][1])
+        return check_sse(kind, body, accepted, STREAM_PREFIXES[MODELS[scenario]][1])
     try:
         doc = json.loads(body)
     except ValueError:
         return [f"not JSON: {body[:200]!r}"]
-    return _check_json(scenario, doc)
+    return _check_json(scenario, doc, accepted, model)
 
 
-def _check_json(scenario: str, doc: Any) -> list[str]:
+def _check_json(scenario: str, doc: Any, accepted: set[str | None], model: str | None) -> list[str]:
     problems: list[str] = []
     if not isinstance(doc, dict):
         return [f"expected an object, got {type(doc).__name__}"]
     if scenario == "models":
         ids = [m.get("id") for m in doc.get("data", []) if isinstance(m, dict)]
-        if "bench-chat" not in ids:
-            problems.append(f"bench-chat not listed in {ids}")
+        if (model or "bench-chat") not in ids:
+            problems.append(f"{model or 'bench-chat'} not listed in {ids}")
         return problems
-    if doc.get("model") != MODELS[scenario]:
-        problems.append(f"model {doc.get('model')!r}, expected {MODELS[scenario]!r}")
+    if doc.get("model") not in accepted:
+        problems.append(f"model {doc.get('model')!r}, expected {' or '.join(map(repr, sorted(accepted)))}")
     if scenario == "chat":
         choice = (doc.get("choices") or [{}])[0]
         if doc.get("object") != "chat.completion" or choice.get("message", {}).get("content") != CHAT_TEXT:
@@ -101,7 +104,7 @@ def sse_payloads(body: bytes) -> list[str]:
     return out
 
 
-def check_sse(kind: str, body: bytes, model: str, chunks: int) -> list[str]:
+def check_sse(kind: str, body: bytes, accepted: set[str], chunks: int) -> list[str]:
     problems = [] if kind.startswith("text/event-stream") else [f"content-type {kind!r}"]
     payloads = sse_payloads(body)
     if not payloads or payloads[-1] != "[DONE]":
@@ -122,8 +125,8 @@ def check_sse(kind: str, body: bytes, model: str, chunks: int) -> list[str]:
         for choice in event.get("choices") or []:
             text.append((choice.get("delta") or {}).get("content") or "")
             finish = choice.get("finish_reason") or finish
-    if models != {model}:
-        problems.append(f"models in the stream {sorted(map(str, models))}, expected {model!r}")
+    if not models or not models <= accepted:
+        problems.append(f"models in the stream {sorted(map(str, models))}, expected {sorted(accepted)}")
     if "".join(text) != stream_text(chunks):
         problems.append(f"streamed text differs from the upstream's {chunks - 1} tokens")
     if finish != "stop":
@@ -131,11 +134,11 @@ def check_sse(kind: str, body: bytes, model: str, chunks: int) -> list[str]:
     return problems
 
 
-def time_to_first_event(url: str, timeout: float = 10.0) -> dict[str, Any]:
+def time_to_first_event(url: str, model: str | None = None, timeout: float = 10.0) -> dict[str, Any]:
     """Seconds until the first ``data:`` bytes of the slow stream arrive, and until its end."""
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
-    body = request_body("ttfb")
+    body = request_body("ttfb", model)
     start = time.perf_counter()
     conn.request("POST", parts.path, body=body, headers={"Content-Type": "application/json",
                                                           "Authorization": "Bearer bench"})
@@ -150,5 +153,6 @@ def time_to_first_event(url: str, timeout: float = 10.0) -> dict[str, Any]:
     conn.close()
     problems = [] if resp.status == 200 else [f"status {resp.status}"]
     if resp.status == 200:
-        problems += check_sse(resp.getheader("Content-Type", ""), received, "bench-ttfb", 5)
+        accepted = {"bench-ttfb", model or "bench-ttfb"}
+        problems += check_sse(resp.getheader("Content-Type", ""), received, accepted, 5)
     return {"first_event_s": first, "total_s": total, "problems": problems}

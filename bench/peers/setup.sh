@@ -34,8 +34,8 @@ make_venv() {  # name, pip requirements...
 
 want=${1:-all}
 if [ "$want" = all ] || [ "$want" = llamastack ]; then
-  # the remote::openai provider needs the openai SDK; the starter-like stores need aiosqlite
-  make_venv llamastack "llama-stack==$LLAMA_STACK_VERSION" openai aiosqlite sqlalchemy
+  # the remote::openai provider needs the openai SDK, the stores aiosqlite; mcp 2 renamed McpError
+  make_venv llamastack "llama-stack==$LLAMA_STACK_VERSION" openai aiosqlite sqlalchemy "mcp<2"
 fi
 if [ "$want" = all ] || [ "$want" = litellm ]; then
   make_venv litellm "litellm[proxy]==$LITELLM_VERSION"
