@@ -105,6 +105,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _used_log(recording_env: dict[str, str]) -> dict[str, str]:
+    """Only the used-recordings log (pytest --recordings-used-log): mode and folder are flags."""
+    return {k: v for k, v in recording_env.items() if k == "RELAYSTACK_RECORDINGS_USED_LOG"}
+
+
 def _server_env(home: Path, mode: str) -> dict[str, str]:
     # mode and folder go on the command line; only the used-recordings log is inherited
     keep = {"RELAYSTACK_RECORDINGS_USED_LOG"}
@@ -135,7 +140,9 @@ def _wait_healthy(process: subprocess.Popen[bytes], base_url: str, log_path: Pat
 
 
 @pytest.fixture(scope="session")
-def relaystack_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def relaystack_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, recording_env: dict[str, str],
+) -> Iterator[Server]:
     mode = _record_mode(request.config)
     recordings = _recordings_dir(request.config)
     home = tmp_path_factory.mktemp("relaystack-home")
@@ -150,7 +157,7 @@ def relaystack_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.T
         "--record-mode", mode, "--recordings", str(recordings),
     ]  # fmt: skip
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=_server_env(home, mode))
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**_server_env(home, mode), **_used_log(recording_env)})
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(process, base_url, log_path, timeout=60)
