@@ -96,10 +96,7 @@ print("ok")
 
 
 def _import_llama_cpp() -> Any:
-    # ggml's OpenMP threads spin-wait between graph runs by default; on a small busy box that
-    # made a 2-thread prompt pass ~6x slower (bench/local_models.py). Read once, when libgomp
-    # loads with llama_cpp, so it must be set before the import; an explicit setting wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # why: relaystack/local/__init__.py
     try:
         import llama_cpp
     except ImportError as exc:
