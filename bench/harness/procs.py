@@ -43,7 +43,8 @@ def _parse_cpus(cpus: str) -> set[int]:
 
 
 def taskset_prefix(cpus: str | None) -> list[str]:
-    if not cpus or shutil.which("taskset") is None:
+    """``taskset -c cpus``, or nothing where that cannot work (no taskset, too few CPUs)."""
+    if not cpus or shutil.which("taskset") is None or max(_parse_cpus(cpus)) >= (os.cpu_count() or 1):
         return []
     return ["taskset", "-c", cpus]
 
