@@ -13,11 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from relaystack.errors import ConfigError, RelaystackError, ServiceUnavailableError
+from relaystack.errors import (
+    ConfigError,
+    ModelNotFoundError,
+    ModelTypeError,
+    RelaystackError,
+    ServiceUnavailableError,
+)
 from relaystack.local.assets import AssetError
 from relaystack.local.llamacpp import _StopScanner
 from relaystack.local.worker import ModelWorker
-from relaystack.providers.base import CallContext
+from relaystack.providers.base import CallContext, ModelEntry
 from relaystack.providers.local import LlamaCppProvider, SentenceTransformersProvider
 
 pytestmark = pytest.mark.local
@@ -170,4 +176,17 @@ async def test_a_bad_model_path_fails_the_model_not_the_server(tmp_path: Path) -
     assert provider.state.startswith("failed: ")
     health = await provider.health()
     assert health["status"] == "Error" and health["models"] == {entry.identifier: provider.state}
+    await provider.stop()
+
+
+async def test_registry_entries_that_do_not_fit_the_provider_are_rejected() -> None:
+    provider = LlamaCppProvider("local", {})
+    entry = provider.static_models()[0]
+    wrong_type = ModelEntry(entry.identifier, "local", entry.provider_resource_id, model_type="embedding")
+    with pytest.raises(ModelTypeError, match="registered as model_type 'embedding'"):
+        await provider.chat_completion({"messages": []}, CallContext(model=wrong_type, requested_model="x"))
+    other = ModelEntry("local/other", "local", "some-other-model", model_type="llm")
+    with pytest.raises(ModelNotFoundError, match="serves only 'local/smollm2-135m-instruct'"):
+        await provider.completion({"prompt": "hi"}, CallContext(model=other, requested_model="local/other"))
+    assert provider.state == "not_loaded"  # rejected before anything was loaded
     await provider.stop()

@@ -70,7 +70,7 @@ class ModelWorker(Generic[E]):
 
     @property
     def state(self) -> str:
-        """ "not_loaded" | "loading" | "ready" | "failed: <reason>"."""
+        """One of not_loaded, loading, ready or "failed: <reason>"."""
         return self._state
 
     def start(self) -> None:

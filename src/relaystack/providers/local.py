@@ -13,7 +13,7 @@ import secrets
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -33,6 +33,9 @@ from relaystack.local.models import (
 from relaystack.local.params import parse_chat, parse_completion, parse_embeddings
 from relaystack.local.worker import ModelWorker
 from relaystack.providers.base import CallContext, JsonReply, ModelEntry, Provider, Reply, StreamReply, sse_event
+
+if TYPE_CHECKING:
+    from relaystack.local.minilm import MiniLM
 
 __all__ = ["LlamaCppProvider", "SentenceTransformersProvider"]
 
@@ -96,7 +99,7 @@ class _LocalProvider(Provider):
 
     @property
     def state(self) -> str:
-        """ "not_loaded" | "loading" | "ready" | "failed: <reason>" (for GET /v1/health)."""
+        """One of not_loaded, loading, ready or "failed: <reason>" (for GET /v1/health)."""
         return self.worker.state
 
     async def start(self) -> None:
@@ -115,11 +118,18 @@ class _LocalProvider(Provider):
     def public_config(self) -> dict[str, Any]:
         return dict(self._config)
 
-    def _check(self, call: CallContext, kind: str) -> None:
-        if call.model.model_type != kind or self.kind != kind:
+    def _check(self, call: CallContext, wanted: str) -> None:
+        """The endpoint (``wanted``) must match what this provider's model is, and so must the registry's entry."""
+        if self.kind != wanted:
             what = "an embedding model" if self.kind == "embedding" else "a chat (llm) model"
             where = "POST /v1/embeddings" if self.kind == "embedding" else "POST /v1/chat/completions"
             raise ModelTypeError(f"'{call.requested_model}' is {what}: use it with {where}.", param="model")
+        if call.model.model_type != self.kind:
+            raise ModelTypeError(
+                f"'{call.requested_model}' is registered as model_type {call.model.model_type!r}, but provider "
+                f"'{self.provider_id}' ({self.provider_type}) serves model_type {self.kind!r}: fix the model entry.",
+                param="model",
+            )
         if call.upstream_model not in (self.resource_id, self.model_id):
             raise ModelNotFoundError(
                 f"Provider '{self.provider_id}' serves only '{self.model_id}', not '{call.upstream_model}'.",
@@ -319,7 +329,7 @@ class SentenceTransformersProvider(_LocalProvider):
         self._worker = embedding_worker(self.model_id, self.settings)
 
     @property
-    def worker(self) -> ModelWorker[Any]:
+    def worker(self) -> ModelWorker[MiniLM]:
         return self._worker
 
     def static_models(self) -> list[ModelEntry]:
