@@ -217,8 +217,11 @@ def pin_blas_threads(n: int) -> str:
     global _blas_limiter
     with _blas_lock:
         try:
-            from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+            from threadpoolctl import threadpool_limits  # type: ignore[import-untyped,import-not-found,unused-ignore]
         except ImportError:
-            return "threadpoolctl is not installed: BLAS thread count left as is (pip install threadpoolctl)"
+            return (
+                "threadpoolctl is not installed: BLAS threads are pinned only if numpy was not imported "
+                "before this model loaded (pip install threadpoolctl)"
+            )
         _blas_limiter = threadpool_limits(limits=n, user_api="blas")
         return f"BLAS pinned to {n} thread(s)"

@@ -8,6 +8,8 @@ and reports ``failed: <how to install>`` for these models instead of crashing.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -72,6 +74,9 @@ def _model_dir(settings: EmbeddingSettings) -> Path:
 def embedding_worker(name: str, settings: EmbeddingSettings) -> ModelWorker[MiniLM]:
     def load() -> MiniLM:
         force_offline()
+        if "numpy" not in sys.modules:  # fallback for when threadpoolctl is missing; harmless otherwise
+            for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+                os.environ.setdefault(var, str(settings.n_threads))
         try:
             from relaystack.local.minilm import MiniLM, pin_blas_threads
         except ImportError as exc:
