@@ -157,7 +157,8 @@ def relaystack_server(
         "--record-mode", mode, "--recordings", str(recordings),
     ]  # fmt: skip
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**_server_env(home, mode), **_used_log(recording_env)})
+        env = {**_server_env(home, mode), **_used_log(recording_env)}
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(process, base_url, log_path, timeout=60)

@@ -29,11 +29,16 @@ from relaystack.upstream.base import UpstreamResponse
 __all__ = ["RelayRules", "relay_sse"]
 
 _MODEL_FIELD = re.compile(rb'"model"\s*:\s*"(?:[^"\\]|\\.)*"')
-_FINISH = re.compile(rb'"finish_reason"\s*:\s*"')
+_MODEL_KEY = b'"model"'
+_FINISH_MARKERS = (b'"finish_reason":"', b'"finish_reason": "')
+_ERROR_MARKERS = (b'{"error"', b'{ "error"')
 _DONE = b"[DONE]"
 _DONE_EVENT = b"data: [DONE]\n\n"
-# byte markers that send a block down the slow, event-by-event path (`in` is a memchr-fast scan)
-_SPECIAL_MARKERS = (b"[DONE]", b'"error"', b"\r", b"\n:", b"\nevent:", b"\nid:", b"\nretry:")
+# What ends a stream (a finish_reason, an error, usage) comes in its last events: checks for
+# those look at a block's tail only, so a long block is scanned once (by the model rewrite),
+# not once per marker. An error event earlier in a block is still relayed verbatim, and the
+# OpenAI SDK raises on it.
+_TAIL = 8192
 
 # gets one parsed event, returns the events to send instead (none, the same, or several)
 EventEditor = Callable[[dict[str, Any]], list[dict[str, Any]]]
@@ -43,13 +48,15 @@ EventEditor = Callable[[dict[str, Any]], list[dict[str, Any]]]
 class RelayRules:
     caller_model: str
     replacements: tuple[tuple[bytes, bytes], ...] = ()
-    # a block containing any of these is split and the matching events parsed
-    needs_parse: re.Pattern[bytes] | None = None
+    # a block whose tail holds one of these is split and its events parsed (e.g. b'"usage":{')
+    needs_parse: tuple[bytes, ...] = ()
     edit_event: EventEditor | None = None
     _model_bytes: bytes = field(init=False)
+    # the upstream's `"model":"..."` field as first seen: later blocks swap it with bytes.replace
+    _upstream_field: bytes | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self._model_bytes = b'"model":' + orjson.dumps(self.caller_model).replace(b"\\", b"\\\\")
+        self._model_bytes = b'"model":' + orjson.dumps(self.caller_model)
 
 
 class _StreamState:
@@ -96,22 +103,42 @@ def _process_block(block: bytes, rules: RelayRules, state: _StreamState) -> byte
         block = block[: -len(_DONE_EVENT)]
         if not block:
             return b""
+    tail = block[-_TAIL:]
     if (
-        not block.startswith(b"data:")
-        or any(marker in block for marker in _SPECIAL_MARKERS)
-        or (rules.needs_parse is not None and rules.needs_parse.search(block))
+        b"\r" in block
+        or not block.startswith(b"data:")
+        or any(marker in tail for marker in _ERROR_MARKERS)
+        or any(marker in tail for marker in rules.needs_parse)
     ):
         return b"".join(_process_event(e, rules, state) for e in _split_events(block))
     return _rewrite(block, rules, state)
 
 
 def _rewrite(block: bytes, rules: RelayRules, state: _StreamState) -> bytes:
-    block = _MODEL_FIELD.sub(rules._model_bytes, block)
+    block = _rewrite_model(block, rules)
     for old, new in rules.replacements:
         block = block.replace(old, new)
-    if not state.finished and _FINISH.search(block):
+    if not state.finished and any(marker in block[-_TAIL:] for marker in _FINISH_MARKERS):
         state.finished = True
     return block
+
+
+def _rewrite_model(block: bytes, rules: RelayRules) -> bytes:
+    """Every `"model":"..."` field becomes the caller's id: bytes.replace when all fields in the
+    block are the one seen first (always, in practice), a regex otherwise."""
+    if rules._upstream_field is None:
+        start = block.find(_MODEL_KEY)
+        found = _MODEL_FIELD.match(block, start) if start >= 0 else None
+        if found is None:
+            return block
+        rules._upstream_field = found.group(0)
+    upstream_field = rules._upstream_field
+    fields = block.count(_MODEL_KEY)
+    if fields == 0:
+        return block
+    if block.count(upstream_field) == fields:
+        return block if upstream_field == rules._model_bytes else block.replace(upstream_field, rules._model_bytes)
+    return _MODEL_FIELD.sub(rules._model_bytes.replace(b"\\", b"\\\\"), block)
 
 
 def _split_events(block: bytes) -> list[bytes]:
@@ -126,6 +153,10 @@ def _process_event(event: bytes, rules: RelayRules, state: _StreamState) -> byte
     if payload.strip() == _DONE:
         state.done = True
         return b""
+    if not any(marker in payload for marker in _ERROR_MARKERS) and not (
+        rules.edit_event is not None and any(marker in payload for marker in rules.needs_parse)
+    ):
+        return _rewrite(b"data: " + payload + b"\n\n", rules, state)
     try:
         parsed = orjson.loads(payload)
     except orjson.JSONDecodeError:
@@ -134,7 +165,7 @@ def _process_event(event: bytes, rules: RelayRules, state: _StreamState) -> byte
         raise UpstreamProtocolError("The upstream sent a stream event that is not a JSON object.")
     if "error" in parsed and "choices" not in parsed:
         raise _upstream_stream_error(parsed["error"])
-    if rules.edit_event is not None and rules.needs_parse is not None and rules.needs_parse.search(payload):
+    if rules.edit_event is not None and any(marker in payload for marker in rules.needs_parse):
         framed = b"".join(b"data: " + orjson.dumps(e) + b"\n\n" for e in rules.edit_event(parsed))
         return _rewrite(framed, rules, state) if framed else b""
     return _rewrite(b"data: " + payload + b"\n\n", rules, state)

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any, ClassVar
 
 from relaystack.errors import InvalidRequestError, UnsupportedParameterError
@@ -37,7 +36,7 @@ TOGETHER_EMBEDDING_MODELS: dict[str, dict[str, int]] = {
     "intfloat/multilingual-e5-large-instruct": {"embedding_dimension": 1024, "context_length": 512},
 }
 _LLM_TYPES = frozenset({"chat", "language", "code"})
-_USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
+_USAGE_OBJECT = (b'"usage":{', b'"usage": {')
 _OBJECT_FIXES = (
     (b'"object":"completion.chunk"', b'"object":"text_completion"'),
     (b'"object": "completion.chunk"', b'"object": "text_completion"'),
@@ -101,7 +100,7 @@ class TogetherProvider(OpenAICompatProvider):
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         return RelayRules(
             call.requested_model,
-            replacements=_OBJECT_FIXES,
+            replacements=_OBJECT_FIXES if "prompt" in body else (),
             needs_parse=_USAGE_OBJECT,
             edit_event=_split_usage if include_usage else _drop_usage,
         )
