@@ -7,7 +7,7 @@ import openai
 import orjson
 import pytest
 
-from conftest import CHAT_MODEL, Stack
+from support.stack import CHAT_MODEL, Stack
 
 UPSTREAM_CHAT = "meta-llama/Llama-3.3-70B-Instruct-Turbo-Free"
 HELLO = [{"role": "user", "content": "Hello, world!"}]

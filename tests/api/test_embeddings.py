@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import CHAT_MODEL, EMBED_MODEL, Stack
+from support.stack import CHAT_MODEL, EMBED_MODEL, Stack
 
 
 def client(stack: Stack) -> openai.OpenAI:

@@ -7,7 +7,7 @@ import openai
 import orjson
 import pytest
 
-from conftest import CHAT_MODEL, EMBED_MODEL, Stack
+from support.stack import CHAT_MODEL, EMBED_MODEL, Stack
 
 HELLO = [{"role": "user", "content": "Hello, world!"}]
 

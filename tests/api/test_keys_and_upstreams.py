@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import CHAT_MODEL, issue_config
 from fakes.fake_together import FakeTogether
 from support.server import RunningServer, free_port, start_server, write_config
+from support.stack import CHAT_MODEL, issue_config
 
 CANARY = "canary-key-0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 HELLO = [{"role": "user", "content": "Hello, world!"}]

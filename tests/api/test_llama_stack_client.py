@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from llama_stack_client import LlamaStackClient, NotFoundError
 
-from conftest import CHAT_MODEL, EMBED_MODEL, Stack
+from support.stack import CHAT_MODEL, EMBED_MODEL, Stack
 
 
 @pytest.fixture

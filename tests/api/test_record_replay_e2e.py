@@ -13,9 +13,9 @@ import httpx
 import openai
 import pytest
 
-from conftest import CHAT_MODEL, EMBED_MODEL, issue_config
 from fakes.fake_together import FakeTogether
 from support.server import RunningServer, start_server, write_config
+from support.stack import CHAT_MODEL, EMBED_MODEL, issue_config
 
 CANARY = "sk-canary-7d1e0c9b8a7f6e5d4c3b2a1908f7e6d5"
 HEADER_CANARY = "hdr-canary-1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d"

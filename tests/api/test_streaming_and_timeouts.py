@@ -9,9 +9,9 @@ import httpx
 import orjson
 import pytest
 
-from conftest import CHAT_MODEL, Stack, issue_config
 from fakes.fake_together import DEFAULT_API_KEY, FakeTogether
 from support.server import RunningServer, start_server, write_config
+from support.stack import CHAT_MODEL, Stack, issue_config
 
 HELLO = [{"role": "user", "content": "one two three four five six"}]
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import httpx
 
-from conftest import CHAT_MODEL, issue_config
 from fakes.fake_together import DEFAULT_API_KEY, FakeTogether
 from support.server import start_server, write_config
+from support.stack import CHAT_MODEL, issue_config
 
 
 def test_two_workers_share_the_store(tmp_path: Path) -> None:

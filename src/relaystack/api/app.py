@@ -7,6 +7,7 @@ straight to their handlers; everything else goes to a Starlette app.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import Mapping
@@ -109,6 +110,10 @@ class RelaystackApp:
         for provider in self.providers:
             await provider.start()
         await self.registry.start()
+        # Everything built at start-up lives as long as the process: keep it out of the cyclic
+        # garbage collector's full passes, which otherwise walk it all and stall requests.
+        gc.collect()
+        gc.freeze()
         log.info(
             "relaystack ready: %d providers, %d models (record mode: %s)",
             len(self.providers), len(self.registry.models()), self.recording.mode.value,

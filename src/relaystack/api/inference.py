@@ -2,7 +2,7 @@
 
 Flow: bounded body -> orjson -> field checks -> registry.resolve -> provider -> reply.
 A JSON reply is stored (chat, unless ``store: false``) and sent; a stream is relayed
-block by block as the upstream delivers it, then stored assembled, then ``[DONE]``.
+block by block as the upstream delivers it, then stored (as its events, assembled when read), then ``[DONE]``.
 A client that goes away cancels the request, upstream included.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,8 +28,8 @@ from relaystack.api.asgi import (
     send_error,
     send_raw_json,
 )
-from relaystack.api.assemble import assemble_chat_stream
 from relaystack.api.validate import check_chat, check_completion, check_embeddings
+from relaystack.chat_stream import first_event
 from relaystack.errors import InvalidRequestError, RelaystackError
 from relaystack.providers.base import CallContext, ModelType, Provider, Reply, StreamReply
 from relaystack.registry import Registry
@@ -161,9 +162,7 @@ class InferenceRoutes:
         if not started:
             await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
         if keep:
-            completion = assemble_chat_stream(keep, call.requested_model)
-            if completion is not None:
-                await self._store(completion, body)
+            await self._store_stream(b"".join(keep), body, call.requested_model)
         await send({"type": "http.response.body", "body": done, "more_body": False})
 
     def _should_store(self, body: dict[str, Any]) -> bool:
@@ -181,6 +180,19 @@ class InferenceRoutes:
             log.error("Could not store chat completion %s: %s", completion.get("id"), exc)
             return False
         return True
+
+    async def _store_stream(self, events: bytes, body: dict[str, Any], model: str) -> None:
+        """Store a finished stream as its events; reads assemble it (see relaystack.chat_stream)."""
+        assert self.store is not None
+        try:
+            first = first_event(events)
+            if first is None or not isinstance(first.get("id"), str) or not first["id"]:
+                return
+            created = first.get("created")
+            created = int(created) if isinstance(created, int | float) else int(time.time())
+            await self.store.put_stream(first["id"], created, model, events, body.get("messages") or [])
+        except Exception as exc:
+            log.error("Could not store streamed chat completion: %s", exc)
 
     def _fault(self, scope: Scope) -> str | None:
         value = header(scope, b"x-relaystack-fault")

@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 
+from relaystack.chat_stream import assemble_chat_stream, is_stream_blob
+
 from relaystack.errors import (
     CompletionNotFoundError,
     InvalidRequestError,
@@ -24,6 +26,7 @@ __all__ = [
     "completion_not_found",
     "encode_completion",
     "encode_model",
+    "encode_stream",
     "make_item",
     "make_page",
     "unknown_after",
@@ -94,8 +97,20 @@ def encode_model(model: dict[str, Any]) -> tuple[str, bytes]:
     return identifier, orjson.dumps(model)
 
 
-def make_item(completion_json: bytes, input_messages_json: bytes) -> dict[str, Any]:
-    item: dict[str, Any] = orjson.loads(completion_json)
+def encode_stream(
+    completion_id: str, created: int, model: str, events: bytes, input_messages: list[Any]
+) -> CompletionRow:
+    """A streamed completion, stored as its SSE events: ``make_item`` assembles it when read."""
+    if not is_stream_blob(events):
+        raise ValueError(f"chat completion {completion_id!r}: stream events must start with 'data:'")
+    return (completion_id, created, model, events, orjson.dumps(input_messages))
+
+
+def make_item(completion_blob: bytes, input_messages_json: bytes, model: str) -> dict[str, Any]:
+    if is_stream_blob(completion_blob):
+        item: dict[str, Any] = assemble_chat_stream(completion_blob, model) or {}
+    else:
+        item = orjson.loads(completion_blob)
     item["input_messages"] = orjson.loads(input_messages_json)
     return item
 

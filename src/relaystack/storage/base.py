@@ -26,6 +26,15 @@ class Store(Protocol):
         Writes from many concurrent requests are group-committed by one writer.
         """
 
+    async def put_stream(
+        self, completion_id: str, created: int, model: str, events: bytes, input_messages: list[Any]
+    ) -> None:
+        """Store (or replace) a streamed chat completion as its SSE events (``data: {...}\\n\\n``).
+
+        Reads return it assembled into one ``chat.completion`` (``relaystack.chat_stream``):
+        parsing every event is the costliest part of a stream, so it is paid when read.
+        """
+
     async def list_completions(
         self,
         *,

@@ -17,7 +17,9 @@ import orjson
 from relaystack.storage._common import (
     StoreClosedError,
     completion_not_found,
+    CompletionRow,
     encode_completion,
+    encode_stream,
     encode_model,
     make_item,
     make_page,
@@ -60,9 +62,15 @@ class MemoryStore:
 
     # -- chat completions -------------------------------------------------------------------
     async def put_completion(self, completion: dict[str, Any], input_messages: list[Any]) -> None:
-        completion_id, created, model, completion_json, messages_json = encode_completion(
-            completion, input_messages
-        )
+        self._put(encode_completion(completion, input_messages))
+
+    async def put_stream(
+        self, completion_id: str, created: int, model: str, events: bytes, input_messages: list[Any]
+    ) -> None:
+        self._put(encode_stream(completion_id, created, model, events, input_messages))
+
+    def _put(self, row: CompletionRow) -> None:
+        completion_id, created, model, completion_json, messages_json = row
         self._check_open()
         old = self._by_id.get(completion_id)
         seq = next(self._seq) if old is None else old[1]  # a replaced row keeps its seq
@@ -101,7 +109,7 @@ class MemoryStore:
             if len(picked) == limit:
                 has_more = True
                 break
-            picked.append(make_item(completion_json, messages_json))
+            picked.append(make_item(completion_json, messages_json, row_model))
         return make_page(picked, has_more)
 
     async def get_completion(self, completion_id: str) -> dict[str, Any]:
@@ -109,8 +117,8 @@ class MemoryStore:
         key = self._by_id.get(completion_id)
         if key is None:
             raise completion_not_found(completion_id)
-        _id, _model, completion_json, messages_json = self._rows[key]
-        return make_item(completion_json, messages_json)
+        _id, row_model, completion_json, messages_json = self._rows[key]
+        return make_item(completion_json, messages_json, row_model)
 
     # -- models ----------------------------------------------------------------------------
     async def put_model(self, model: dict[str, Any]) -> None:

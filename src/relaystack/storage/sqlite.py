@@ -39,6 +39,7 @@ from relaystack.storage._common import (
     completion_not_found,
     encode_completion,
     encode_model,
+    encode_stream,
     make_item,
     make_page,
     unknown_after,
@@ -55,7 +56,7 @@ log = logging.getLogger("relaystack.storage")
 _T = TypeVar("_T")
 
 _SELECT_CURSOR = "SELECT created, seq FROM chat_completions WHERE id = ?"
-_SELECT_ONE = "SELECT completion, input_messages FROM chat_completions WHERE id = ?"
+_SELECT_ONE = "SELECT completion, input_messages, model FROM chat_completions WHERE id = ?"
 _SELECT_MODELS = "SELECT model FROM models ORDER BY rowid"
 _SELECT_MODELS_VERSION = "SELECT value FROM meta WHERE key = 'models_version'"
 
@@ -146,6 +147,11 @@ class SqliteStore:
     async def put_completion(self, completion: dict[str, Any], input_messages: list[Any]) -> None:
         await self._submit(PUT_COMPLETION, encode_completion(completion, input_messages))
 
+    async def put_stream(
+        self, completion_id: str, created: int, model: str, events: bytes, input_messages: list[Any]
+    ) -> None:
+        await self._submit(PUT_COMPLETION, encode_stream(completion_id, created, model, events, input_messages))
+
     async def put_model(self, model: dict[str, Any]) -> None:
         await self._submit(PUT_MODEL, encode_model(model))
 
@@ -220,19 +226,19 @@ class SqliteStore:
             args.extend(position)
         direction = "DESC" if desc else "ASC"
         sql = (
-            "SELECT completion, input_messages FROM chat_completions"
+            "SELECT completion, input_messages, model FROM chat_completions"
             + (" WHERE " + " AND ".join(where) if where else "")
             + f" ORDER BY created {direction}, seq {direction} LIMIT ?"
         )
         rows = conn.execute(sql, (*args, limit + 1)).fetchall()
-        items = [make_item(completion, messages) for completion, messages in rows[:limit]]
+        items = [make_item(completion, messages, model) for completion, messages, model in rows[:limit]]
         return make_page(items, has_more=len(rows) > limit)
 
     def _get_sync(self, completion_id: str) -> dict[str, Any]:
         row = self._read_conn().execute(_SELECT_ONE, (completion_id,)).fetchone()
         if row is None:
             raise completion_not_found(completion_id)
-        return make_item(row[0], row[1])
+        return make_item(row[0], row[1], row[2])
 
     def _load_models_sync(self) -> list[dict[str, Any]]:
         return [orjson.loads(blob) for (blob,) in self._read_conn().execute(_SELECT_MODELS)]

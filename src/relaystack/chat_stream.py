@@ -1,7 +1,10 @@
-"""Turn the SSE blocks of a finished chat stream into the ``chat.completion`` it amounts to.
+"""Turn the SSE events of a finished chat stream into the ``chat.completion`` it amounts to.
 
-Used to store a streamed completion. All events are decoded in one ``orjson.loads`` call
-(a JSON array built from the payloads), which costs a fraction of decoding them one by one.
+A streamed completion is stored as its events and assembled here when it is read: parsing
+500 events costs ~1 ms of CPU, three times what relaying them costs, and the completion is
+read far less often than it is written. All events are decoded in one ``orjson.loads``
+call (a JSON array built from the payloads), a fraction of decoding them one by one.
+Pure functions, importable from any layer.
 """
 
 from __future__ import annotations
@@ -11,19 +14,32 @@ from typing import Any
 
 import orjson
 
-__all__ = ["assemble_chat_stream"]
+__all__ = ["assemble_chat_stream", "first_event", "is_stream_blob"]
+
+STREAM_PREFIX = b"data:"
 
 
-def _payloads(blocks: list[bytes]) -> list[bytes]:
-    out = []
-    for event in b"".join(blocks).split(b"\n\n"):
-        if event.startswith(b"data: ") and not event.startswith(b"data: [DONE]"):
-            out.append(event[6:])
-    return out
+def is_stream_blob(blob: bytes) -> bool:
+    """True for stored SSE events (a JSON completion starts with ``{``)."""
+    return blob.startswith(STREAM_PREFIX)
 
 
-def assemble_chat_stream(blocks: list[bytes], model: str) -> dict[str, Any] | None:
-    payloads = _payloads(blocks)
+def _payloads(events: bytes) -> list[bytes]:
+    return [e[6:] for e in events.split(b"\n\n") if e.startswith(b"data: ") and not e.startswith(b"data: [DONE]")]
+
+
+def first_event(events: bytes) -> dict[str, Any] | None:
+    """The first event, parsed (its id and created are the completion's)."""
+    start = events.find(b"data: {")
+    if start < 0:
+        return None
+    end = events.find(b"\n\n", start)
+    parsed = orjson.loads(events[start + 6 : end if end >= 0 else len(events)])
+    return parsed if isinstance(parsed, dict) else None
+
+
+def assemble_chat_stream(events: bytes, model: str) -> dict[str, Any] | None:
+    payloads = _payloads(events)
     if not payloads:
         return None
     chunks = orjson.loads(b"[" + b",".join(payloads) + b"]")
