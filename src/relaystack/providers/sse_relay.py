@@ -16,6 +16,7 @@ event, raises, so the client gets an error event and never a fake ``stop``.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ _DONE_EVENT = b"data: [DONE]\n\n"
 # not once per marker. An error event earlier in a block is still relayed verbatim, and the
 # OpenAI SDK raises on it.
 _TAIL = 8192
+_DRAIN_S = 1.0
 
 # gets one parsed event, returns the events to send instead (none, the same, or several)
 EventEditor = Callable[[dict[str, Any]], list[dict[str, Any]]]
@@ -71,8 +73,9 @@ async def relay_sse(response: UpstreamResponse, rules: RelayRules) -> AsyncItera
     """Yield framed SSE blocks (without ``[DONE]``); raise if the stream did not finish."""
     state = _StreamState()
     pending = b""
+    chunks = response.iter_chunks()
     try:
-        async for chunk in response.iter_chunks():
+        async for chunk in chunks:
             data = pending + chunk if pending else chunk
             cut = data.rfind(b"\n\n")
             if cut < 0:
@@ -83,6 +86,7 @@ async def relay_sse(response: UpstreamResponse, rules: RelayRules) -> AsyncItera
             if out:
                 yield out
             if state.done:
+                await _drain(chunks)
                 return
         if pending.strip():
             out = _process_block(pending + b"\n\n", rules, state)
@@ -95,6 +99,17 @@ async def relay_sse(response: UpstreamResponse, rules: RelayRules) -> AsyncItera
             "The upstream stream ended before it finished (no finish_reason and no [DONE]); "
             "the answer is incomplete."
         )
+
+
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    """Read what follows [DONE] (the end of the chunked body) so the connection goes back to
+    the pool instead of being closed; give up quickly on an upstream that keeps it open."""
+    try:
+        async with asyncio.timeout(_DRAIN_S):
+            async for _ in chunks:
+                pass
+    except (TimeoutError, RelaystackError):
+        pass
 
 
 def _process_block(block: bytes, rules: RelayRules, state: _StreamState) -> bytes:
