@@ -76,7 +76,8 @@ class RelaystackApp:
         return provider
 
     def describe_recording(self) -> dict[str, Any]:
-        return {"mode": self.recording.mode.value, "dir": str(self.recording.directory)}
+        live = self.recording.mode.value == "live"
+        return {"mode": self.recording.mode.value, "dir": None if live else str(self.recording.directory)}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
