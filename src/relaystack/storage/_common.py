@@ -11,7 +11,6 @@ from typing import Any
 import orjson
 
 from relaystack.chat_stream import assemble_chat_stream, is_stream_blob
-
 from relaystack.errors import (
     CompletionNotFoundError,
     InvalidRequestError,

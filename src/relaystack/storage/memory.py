@@ -15,12 +15,12 @@ from typing import Any, Literal
 import orjson
 
 from relaystack.storage._common import (
+    CompletionRow,
     StoreClosedError,
     completion_not_found,
-    CompletionRow,
     encode_completion,
-    encode_stream,
     encode_model,
+    encode_stream,
     make_item,
     make_page,
     unknown_after,
