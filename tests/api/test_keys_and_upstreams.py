@@ -110,3 +110,13 @@ def test_unreachable_upstream_is_502_and_start_up_survives_it(tmp_path: Path) ->
         assert CHAT_MODEL in ids
     finally:
         server.stop()
+
+
+def test_an_upstream_error_echoing_the_key_does_not_pass_it_on(keyless: tuple[FakeTogether, RunningServer]) -> None:
+    fake, server = keyless
+    header = {"X-LlamaStack-Provider-Data": json.dumps({"together_api_key": CANARY})}
+    fake.fail_next(401, message=f"Invalid API key provided: {CANARY}")
+    response = httpx.post(f"{server.base_url}/v1/chat/completions", headers=header,
+                          json={"model": CHAT_MODEL, "messages": HELLO})
+    assert response.status_code == 401
+    assert CANARY not in response.text and "Invalid API key provided: ***" in response.text

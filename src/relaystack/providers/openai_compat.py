@@ -107,7 +107,7 @@ class OpenAICompatProvider(Provider):
         response = await self._send("GET", "/models", None, None, stream=False)
         raw = await response.read()
         if response.status >= 400:
-            raise self._error_from(response.status, raw, response.headers)
+            raise self._error_from(response.status, raw, response.headers, None)
         try:
             listing = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -136,7 +136,7 @@ class OpenAICompatProvider(Provider):
         wanted_format = body.get("encoding_format")
         upstream_body = self.prepare_embeddings(body, call)
         response = await self._send("POST", "/embeddings", upstream_body, call, stream=False)
-        data = await self._read_json(response)
+        data = await self._read_json(response, call)
         data["model"] = call.requested_model
         data = self.fix_embeddings_response(data, call)
         sent_format = upstream_body.get("encoding_format")
@@ -168,11 +168,11 @@ class OpenAICompatProvider(Provider):
         stream = upstream_body.get("stream") is True
         response = await self._send("POST", path, upstream_body, call, stream=stream)
         if not stream or response.status >= 400:
-            data = await self._read_json(response)
+            data = await self._read_json(response, call)
             data["model"] = call.requested_model
             return JsonReply(self.fix_response(data, upstream_body))
         if "text/event-stream" not in response.headers.get("Content-Type", "text/event-stream"):
-            data = await self._read_json(response)  # some upstreams answer a stream request with JSON
+            data = await self._read_json(response, call)  # some upstreams answer a stream request with JSON
             data["model"] = call.requested_model
             return JsonReply(self.fix_response(data, upstream_body))
         rules = self.relay_rules(upstream_body, call)
@@ -208,10 +208,10 @@ class OpenAICompatProvider(Provider):
             f"No API key for provider '{self.provider_id}': set config.api_key in the run config{where}{header}."
         )
 
-    async def _read_json(self, response: UpstreamResponse) -> dict[str, Any]:
+    async def _read_json(self, response: UpstreamResponse, call: CallContext) -> dict[str, Any]:
         raw = await response.read()
         if response.status >= 400:
-            raise self._error_from(response.status, raw, response.headers)
+            raise self._error_from(response.status, raw, response.headers, call)
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -222,8 +222,14 @@ class OpenAICompatProvider(Provider):
             raise UpstreamProtocolError(f"Provider '{self.provider_id}' answered with JSON that is not an object.")
         return data
 
-    def _error_from(self, status: int, raw: bytes, headers: Any) -> UpstreamError | RateLimitError:
+    def _error_from(
+        self, status: int, raw: bytes, headers: Any, call: CallContext | None
+    ) -> UpstreamError | RateLimitError:
         message, type_, param, code = _parse_error_body(raw)
+        # some upstreams echo the key they were given in their error message: never pass it on
+        for key in {self._config_key, _provider_data_key(call, self.provider_data_api_key_field)}:
+            if key and len(key) >= 8:
+                message = message.replace(key, "***")
         passed: dict[str, str] = {}
         for name in ("Retry-After", "retry-after-ms"):
             if value := headers.get(name):
@@ -239,6 +245,13 @@ class OpenAICompatProvider(Provider):
             "refresh_models": self.settings.refresh_models,
             "provider_data_api_key_field": self.provider_data_api_key_field,
         }
+
+
+def _provider_data_key(call: CallContext | None, field: str | None) -> str | None:
+    if call is None or not field or not call.provider_data:
+        return None
+    value = call.provider_data.get(field)
+    return value if isinstance(value, str) else None
 
 
 def _parse_error_body(raw: bytes) -> tuple[str, str | None, str | None, str | None]:
