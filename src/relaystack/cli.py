@@ -51,6 +51,7 @@ def run(config: str | None, host: str | None, port: int | None, workers: int | N
     level = (log_level or os.environ.get("RELAYSTACK_LOG_LEVEL") or "info").upper()
     configure_logging(level)
     run_config = _load_or_exit(config)
+    _check_or_exit(run_config, record_mode, recordings_dir)
     chosen_port = port or _env_port() or run_config.server.port
     chosen_host = host or run_config.server.host
     chosen_workers = workers or run_config.server.workers
@@ -75,6 +76,18 @@ def _env_port() -> int | None:
 def _load_or_exit(config: str | None) -> RunConfig:
     try:
         return load_run_config(config)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+def _check_or_exit(run_config: RunConfig, record_mode: str | None, recordings_dir: str | None) -> None:
+    """Build the app once here, so a bad provider config or record mode stops start-up with one
+    clear line instead of a traceback from inside a uvicorn worker."""
+    from relaystack.api.app import create_app
+
+    try:
+        create_app(run_config, record_mode=record_mode, recordings_dir=recordings_dir)
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
