@@ -36,6 +36,14 @@ def test_streamed_completion_is_stored_assembled(stack: Stack) -> None:
     assert stored.usage is not None and stored.usage.total_tokens == chunks[-1].usage.total_tokens  # type: ignore[union-attr]
 
 
+def test_usage_together_sent_unasked_is_hidden_from_the_client_but_stored(stack: Stack) -> None:
+    chunks = list(client(stack).chat.completions.create(
+        model=CHAT_MODEL, messages=[{"role": "user", "content": "count my tokens"}], stream=True))
+    assert all(c.usage is None for c in chunks)
+    stored = client(stack).chat.completions.retrieve(chunks[0].id)
+    assert stored.usage is not None and stored.usage.total_tokens > 0
+
+
 def test_streamed_tool_call_deltas_are_merged(stack: Stack) -> None:
     chunks = list(client(stack).chat.completions.create(
         model=CHAT_MODEL, messages=[{"role": "user", "content": "Weather in Tokyo?"}], tools=TOOLS, stream=True))

@@ -162,6 +162,8 @@ class InferenceRoutes:
         if not started:
             await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
         if keep:
+            if reply.hidden is not None:
+                keep.append(reply.hidden())
             await self._store_stream(b"".join(keep), body, call.requested_model)
         await send({"type": "http.response.body", "body": done, "more_body": False})
 

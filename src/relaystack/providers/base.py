@@ -94,6 +94,9 @@ class StreamReply:
 
     blocks: AsyncIterator[bytes]
     close: Callable[[], Awaitable[None]] | None = None
+    # events the client was not shown but the stored completion keeps (e.g. usage the
+    # upstream sent unasked); read once the blocks are exhausted
+    hidden: Callable[[], bytes] | None = None
 
     async def aclose(self) -> None:
         if self.close is not None:

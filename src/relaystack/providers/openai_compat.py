@@ -30,7 +30,7 @@ from relaystack.errors import (
 )
 from relaystack.providers.base import CallContext, JsonReply, ModelEntry, Provider, Reply, StreamReply
 from relaystack.providers.embeddings_codec import encode_base64_embeddings
-from relaystack.providers.sse_relay import RelayRules, relay_sse
+from relaystack.providers.sse_relay import RelayRules, hidden_events, relay_sse
 from relaystack.upstream.base import Timeouts, Upstream, UpstreamRequest, UpstreamResponse
 
 __all__ = ["OpenAICompatProvider", "OpenAICompatSettings"]
@@ -176,7 +176,7 @@ class OpenAICompatProvider(Provider):
             data["model"] = call.requested_model
             return JsonReply(self.fix_response(data, upstream_body))
         rules = self.relay_rules(upstream_body, call)
-        return StreamReply(relay_sse(response, rules), response.aclose)
+        return StreamReply(relay_sse(response, rules), response.aclose, lambda: hidden_events(rules))
 
     async def _send(
         self, method: str, path: str, body: dict[str, Any] | None, call: CallContext | None, *, stream: bool

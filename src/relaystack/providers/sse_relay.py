@@ -27,7 +27,7 @@ import orjson
 from relaystack.errors import RelaystackError, UpstreamError, UpstreamProtocolError
 from relaystack.upstream.base import UpstreamResponse
 
-__all__ = ["RelayRules", "relay_sse"]
+__all__ = ["RelayRules", "hidden_events", "relay_sse"]
 
 _MODEL_FIELD = re.compile(rb'"model"\s*:\s*"(?:[^"\\]|\\.)*"')
 _MODEL_KEY = b'"model"'
@@ -53,6 +53,8 @@ class RelayRules:
     # a block whose tail holds one of these is split and its events parsed (e.g. b'"usage":{')
     needs_parse: tuple[bytes, ...] = ()
     edit_event: EventEditor | None = None
+    # events an editor took out of the client's stream that the stored copy should keep
+    hidden: list[dict[str, Any]] = field(default_factory=list)
     _model_bytes: bytes = field(init=False)
     # the upstream's `"model":"..."` field as first seen: later blocks swap it with bytes.replace
     _upstream_field: bytes | None = field(init=False, default=None)
@@ -184,6 +186,10 @@ def _process_event(event: bytes, rules: RelayRules, state: _StreamState) -> byte
         framed = b"".join(b"data: " + orjson.dumps(e) + b"\n\n" for e in rules.edit_event(parsed))
         return _rewrite(framed, rules, state) if framed else b""
     return _rewrite(b"data: " + payload + b"\n\n", rules, state)
+
+
+def hidden_events(rules: RelayRules) -> bytes:
+    return b"".join(b"data: " + orjson.dumps(event) + b"\n\n" for event in rules.hidden)
 
 
 def _upstream_stream_error(error: Any) -> RelaystackError:

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any, ClassVar
 
 from relaystack.errors import InvalidRequestError, UnsupportedParameterError
@@ -98,12 +99,13 @@ class TogetherProvider(OpenAICompatProvider):
     def relay_rules(self, body: dict[str, Any], call: CallContext) -> RelayRules:
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        return RelayRules(
+        rules = RelayRules(
             call.requested_model,
             replacements=_OBJECT_FIXES if "prompt" in body else (),
             needs_parse=_USAGE_OBJECT,
-            edit_event=_split_usage if include_usage else _drop_usage,
         )
+        rules.edit_event = _split_usage if include_usage else partial(_hide_usage, rules)
+        return rules
 
 
 def _refuse_streamed_n(body: dict[str, Any]) -> None:
@@ -114,7 +116,10 @@ def _refuse_streamed_n(body: dict[str, Any]) -> None:
         )
 
 
-def _drop_usage(event: dict[str, Any]) -> list[dict[str, Any]]:
+def _hide_usage(rules: RelayRules, event: dict[str, Any]) -> list[dict[str, Any]]:
+    """Unasked usage: not shown to the client, kept for the stored completion."""
+    if event.get("usage"):
+        rules.hidden.append({"id": event.get("id"), "choices": [], "usage": event["usage"]})
     event["usage"] = None
     return [event] if event.get("choices") else []
 
