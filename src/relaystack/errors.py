@@ -54,7 +54,6 @@ __all__ = [
     "UpstreamError",
     "UpstreamProtocolError",
     "UpstreamTimeoutError",
-    "error_body",
 ]
 
 
@@ -234,6 +233,3 @@ def _type_for_status(status: int) -> str:
         429: "rate_limit_error",
     }.get(status, "api_error" if status >= 500 else "invalid_request_error")
 
-
-def error_body(exc: RelaystackError) -> dict[str, Any]:
-    return exc.to_dict()

@@ -15,7 +15,10 @@ import orjson
 
 from relaystack.errors import InvalidRequestError, RelaystackError, RequestTooLargeError
 
-__all__ = ["Receive", "Scope", "Send", "header", "read_body", "send_error", "send_json", "send_raw_json"]
+__all__ = [
+    "Receive", "Scope", "Send", "header", "internal_error", "parse_json_object", "read_body", "send_error",
+    "send_raw_json",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -88,10 +91,6 @@ async def send_raw_json(send: Send, status: int, body: bytes, extra: list[tuple[
         headers.extend(extra)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-async def send_json(send: Send, status: int, data: Any) -> None:
-    await send_raw_json(send, status, orjson.dumps(data))
 
 
 async def send_error(send: Send, exc: RelaystackError) -> None:

@@ -24,7 +24,6 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from relaystack.errors import (
     ConfigError,
     MissingApiKeyError,
-    RateLimitError,
     UpstreamError,
     UpstreamProtocolError,
 )
@@ -224,7 +223,7 @@ class OpenAICompatProvider(Provider):
 
     def _error_from(
         self, status: int, raw: bytes, headers: Any, call: CallContext | None
-    ) -> UpstreamError | RateLimitError:
+    ) -> UpstreamError:
         message, type_, param, code = _parse_error_body(raw)
         # some upstreams echo the key they were given in their error message: never pass it on
         for key in {self._config_key, _provider_data_key(call, self.provider_data_api_key_field)}:

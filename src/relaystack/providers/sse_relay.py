@@ -170,9 +170,8 @@ def _process_event(event: bytes, rules: RelayRules, state: _StreamState) -> byte
     if payload.strip() == _DONE:
         state.done = True
         return b""
-    if not any(marker in payload for marker in _ERROR_MARKERS) and not (
-        rules.edit_event is not None and any(marker in payload for marker in rules.needs_parse)
-    ):
+    editable = rules.edit_event is not None and any(marker in payload for marker in rules.needs_parse)
+    if not editable and not any(marker in payload for marker in _ERROR_MARKERS):
         return _rewrite(b"data: " + payload + b"\n\n", rules, state)
     try:
         parsed = orjson.loads(payload)
@@ -182,7 +181,7 @@ def _process_event(event: bytes, rules: RelayRules, state: _StreamState) -> byte
         raise UpstreamProtocolError("The upstream sent a stream event that is not a JSON object.")
     if "error" in parsed and "choices" not in parsed:
         raise _upstream_stream_error(parsed["error"])
-    if rules.edit_event is not None and any(marker in payload for marker in rules.needs_parse):
+    if editable and rules.edit_event is not None:
         framed = b"".join(b"data: " + orjson.dumps(e) + b"\n\n" for e in rules.edit_event(parsed))
         return _rewrite(framed, rules, state) if framed else b""
     return _rewrite(b"data: " + payload + b"\n\n", rules, state)
