@@ -30,6 +30,7 @@ from relaystack.providers.catalog import CATALOG, build_provider
 from relaystack.providers.openai_compat import OpenAICompatProvider
 from relaystack.recording import RecordingSettings, wrap_upstream
 from relaystack.registry import Registry
+from relaystack.router import Router
 from relaystack.storage.base import Store
 from relaystack.upstream.aiohttp_client import AiohttpUpstream
 
@@ -55,7 +56,8 @@ class RelaystackApp:
             allow_faults=recording.mode.value == "replay",
         )
         completions_store = store if config.storage.inference_store else None
-        inference = InferenceRoutes(self.registry, completions_store, settings)
+        self.router = Router(self.registry)
+        inference = InferenceRoutes(self.router, completions_store, settings)
         self._hot: dict[tuple[str, str], Any] = {}
         for prefix in PREFIXES:
             self._hot[("POST", prefix + "/chat/completions")] = inference.chat

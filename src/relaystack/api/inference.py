@@ -1,6 +1,7 @@
 """The hot path: POST chat/completions, completions, embeddings, as raw ASGI handlers.
 
-Flow: bounded body -> orjson -> field checks -> registry.resolve -> provider -> reply.
+Flow: bounded body -> orjson -> field checks -> gate (auth, limits) -> router -> provider -> reply
+-> gate (usage).
 A JSON reply is stored (chat, unless ``store: false``) and sent; a stream is relayed
 block by block as the upstream delivers it, then stored (as its events, assembled when read), then ``[DONE]``.
 A client that goes away cancels the request, upstream included.
@@ -30,9 +31,11 @@ from relaystack.api.asgi import (
 )
 from relaystack.api.validate import check_chat, check_completion, check_embeddings
 from relaystack.chat_stream import first_event
+from relaystack.context import Operation, RequestContext
 from relaystack.errors import InvalidRequestError, RelaystackError
-from relaystack.providers.base import CallContext, ModelType, Provider, Reply, StreamReply
-from relaystack.registry import Registry
+from relaystack.gateway import Gate, OpenGate
+from relaystack.providers.base import StreamReply
+from relaystack.router import Router
 from relaystack.storage.base import Store
 
 __all__ = ["InferenceRoutes", "InferenceSettings"]
@@ -59,22 +62,24 @@ class InferenceSettings:
 
 @dataclass(frozen=True, slots=True)
 class _Kind:
-    name: str
-    model_type: ModelType
+    name: Operation
     check: Callable[[dict[str, Any]], str]
     stored: bool
 
 
-CHAT = _Kind("chat", "llm", check_chat, stored=True)
-COMPLETION = _Kind("completion", "llm", check_completion, stored=False)
-EMBEDDINGS = _Kind("embeddings", "embedding", check_embeddings, stored=False)
+CHAT = _Kind("chat", check_chat, stored=True)
+COMPLETION = _Kind("completion", check_completion, stored=False)
+EMBEDDINGS = _Kind("embeddings", check_embeddings, stored=False)
 
 
 class InferenceRoutes:
-    def __init__(self, registry: Registry, store: Store | None, settings: InferenceSettings) -> None:
-        self.registry = registry
+    def __init__(
+        self, router: Router, store: Store | None, settings: InferenceSettings, gate: Gate | None = None
+    ) -> None:
+        self.router = router
         self.store = store
         self.settings = settings
+        self.gate: Gate = gate or OpenGate()
 
     async def chat(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._handle(CHAT, scope, receive, send)
@@ -86,13 +91,15 @@ class InferenceRoutes:
         await self._handle(EMBEDDINGS, scope, receive, send)
 
     async def _handle(self, kind: _Kind, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx = RequestContext(kind.name)
         try:
             raw = await read_body(scope, receive, self.settings.max_body_bytes, self.settings.body_timeout_s)
             body = parse_json_object(raw)
-            model = kind.check(body)
-            provider, call = await self.registry.resolve_fresh(model, kind.model_type)
-            call.provider_data = _provider_data(scope)
-            call.fault = self._fault(scope)
+            ctx.model = kind.check(body)
+            ctx.stream = body.get("stream") is True
+            ctx.provider_data = _provider_data(scope)
+            ctx.fault = self._fault(scope)
+            await self.gate.admit(scope, ctx)
             # llama-stack never sent [DONE] and its client (0.2.x) fails to parse it
             done = b"" if header(scope, b"x-llamastack-client-version") else _DONE
         except RelaystackError as exc:
@@ -100,7 +107,7 @@ class InferenceRoutes:
             return
         watcher = _DisconnectWatcher(receive)
         try:
-            await self._serve(kind, provider, body, call, watcher.wrap(send), done)
+            await self._serve(kind, body, ctx, watcher.wrap(send), done)
         except asyncio.CancelledError:
             if not watcher.disconnected:
                 raise
@@ -108,29 +115,31 @@ class InferenceRoutes:
         finally:
             watcher.stop()
 
-    async def _serve(
-        self, kind: _Kind, provider: Provider, body: dict[str, Any], call: CallContext,
-        send: Send, done: bytes,
-    ) -> None:
+    async def _serve(self, kind: _Kind, body: dict[str, Any], ctx: RequestContext, send: Send, done: bytes) -> None:
         try:
-            reply = await _call(kind, provider, body, call)
+            routed = await self.router.send(kind.name, body, ctx)
+            reply = routed.reply
             if isinstance(reply, StreamReply):
-                await self._stream(kind, reply, body, call, send, done)
+                await self._stream(kind, reply, body, ctx, send, done)
                 return
             extra = None
             if kind.stored and self._should_store(body) and not await self._store(reply.data, body):
                 extra = _STORE_FAILED
+            ctx.status = reply.status
+            ctx.usage = reply.data.get("usage") if isinstance(reply.data.get("usage"), dict) else None
+            await self.gate.settle(ctx)
             await send_raw_json(send, reply.status, orjson.dumps(reply.data), extra)
         except RelaystackError as exc:
+            ctx.status = exc.status_code
             await send_error(send, exc)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("Unexpected error serving %s for model %s", kind.name, call.requested_model)
+            log.exception("Unexpected error serving %s for model %s", kind.name, ctx.model)
             await send_error(send, internal_error())
 
     async def _stream(
-        self, kind: _Kind, reply: StreamReply, body: dict[str, Any], call: CallContext, send: Send, done: bytes
+        self, kind: _Kind, reply: StreamReply, body: dict[str, Any], ctx: RequestContext, send: Send, done: bytes
     ) -> None:
         blocks = reply.blocks
         keep: list[bytes] | None = [] if kind.stored and self._should_store(body) else None
@@ -146,12 +155,14 @@ class InferenceRoutes:
                     started = True
                 await send({"type": "http.response.body", "body": block, "more_body": True})
         except RelaystackError as exc:
+            ctx.status = exc.status_code
             await _end_with_error(send, exc, started)
             return
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("Unexpected error relaying a %s stream for model %s", kind.name, call.requested_model)
+            log.exception("Unexpected error relaying a %s stream for model %s", kind.name, ctx.model)
+            ctx.status = 500
             await _end_with_error(send, internal_error(), started)
             return
         finally:
@@ -164,7 +175,9 @@ class InferenceRoutes:
         if keep:
             if reply.hidden is not None:
                 keep.append(reply.hidden())
-            await self._store_stream(b"".join(keep), body, call.requested_model)
+            await self._store_stream(b"".join(keep), body, ctx.model or "")
+        ctx.status = 200
+        await self.gate.settle(ctx)
         await send({"type": "http.response.body", "body": done, "more_body": False})
 
     def _should_store(self, body: dict[str, Any]) -> bool:
@@ -206,14 +219,6 @@ class InferenceRoutes:
                 param="X-Relaystack-Fault",
             )
         return value.decode("latin-1")
-
-
-async def _call(kind: _Kind, provider: Provider, body: dict[str, Any], call: CallContext) -> Reply:
-    if kind is CHAT:
-        return await provider.chat_completion(body, call)
-    if kind is COMPLETION:
-        return await provider.completion(body, call)
-    return await provider.embeddings(body, call)
 
 
 async def _end_with_error(send: Send, exc: RelaystackError, started: bool) -> None:

@@ -1,0 +1,40 @@
+"""One client request as the layers below the API see it.
+
+The API layer makes a ``RequestContext`` for every inference request (chat, completions,
+embeddings, and the front-ends that translate into them). The gateway layer reads who is
+calling (``principal``) and records usage on it; the router records which provider served
+and how many attempts it took; the access log and the metrics read it when the request ends.
+Plain data, importable from any layer.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["Operation", "RequestContext"]
+
+# what the upstream is asked for; the front-ends (responses, messages) map onto "chat"
+Operation = Literal["chat", "completion", "embeddings"]
+
+
+@dataclass(slots=True)
+class RequestContext:
+    operation: Operation
+    # X-LlamaStack-Provider-Data, parsed: per-request keys (never logged, stored or recorded)
+    provider_data: dict[str, Any] | None = None
+    # X-Relaystack-Fault (replay mode only)
+    fault: str | None = None
+    # the API the client spoke: "openai", or a front-end's name ("responses", "messages")
+    api: str = "openai"
+    started: float = field(default_factory=time.monotonic)
+    # the gateway's authenticated caller; None when auth is off
+    principal: Any = None
+    # -- filled in as the request goes -----------------------------------------------------
+    model: str | None = None  # the caller's model id
+    provider_id: str | None = None  # the provider that served (the last one tried)
+    attempts: int = 0
+    stream: bool = False
+    usage: dict[str, Any] | None = None
+    status: int | None = None
