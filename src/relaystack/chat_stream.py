@@ -2,8 +2,10 @@
 
 A streamed completion is stored as its events and assembled here when it is read: parsing
 500 events costs ~1 ms of CPU, three times what relaying them costs, and the completion is
-read far less often than it is written. All events are decoded in one ``orjson.loads``
-call (a JSON array built from the payloads), a fraction of decoding them one by one.
+read far less often than it is written. The events are read by ``relaystack.sse`` and
+decoded in one ``orjson.loads`` call (a JSON array built from the payloads), a fraction of
+decoding them one by one. Events were checked when relayed (``chunk_shape``); a row that
+still cannot be assembled raises, and the store's read path marks it instead of failing.
 Pure functions, importable from any layer.
 """
 
@@ -13,6 +15,8 @@ import time
 from typing import Any
 
 import orjson
+
+from relaystack import sse
 
 __all__ = ["assemble_chat_stream", "first_event", "is_stream_blob"]
 
@@ -24,25 +28,24 @@ def is_stream_blob(blob: bytes) -> bool:
     return blob.startswith(STREAM_PREFIX)
 
 
-def _payloads(events: bytes) -> list[bytes]:
-    return [e[6:] for e in events.split(b"\n\n") if e.startswith(b"data: ") and not e.startswith(b"data: [DONE]")]
-
-
 def first_event(events: bytes) -> dict[str, Any] | None:
     """The first event, parsed (its id and created are the completion's)."""
-    start = events.find(b"data: {")
-    if start < 0:
+    payload = sse.first_payload(events)
+    if payload is None:
         return None
-    end = events.find(b"\n\n", start)
-    parsed = orjson.loads(events[start + 6 : end if end >= 0 else len(events)])
+    parsed = orjson.loads(payload)
     return parsed if isinstance(parsed, dict) else None
 
 
 def assemble_chat_stream(events: bytes, model: str) -> dict[str, Any] | None:
-    payloads = _payloads(events)
+    """The ``chat.completion`` stored events amount to; None without events. Raises on events
+    that are not chunks (the caller decides what a bad row becomes)."""
+    payloads = [p for p in sse.payloads(events) if not sse.is_done(p)]
     if not payloads:
         return None
     chunks = orjson.loads(b"[" + b",".join(payloads) + b"]")
+    if len(chunks) != len(payloads) or not all(isinstance(c, dict) for c in chunks):
+        raise ValueError("stored stream events are not one chunk object each")
     first = chunks[0]
     choices: dict[int, dict[str, Any]] = {}
     usage = None

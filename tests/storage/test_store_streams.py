@@ -61,3 +61,37 @@ async def test_tool_call_deltas_are_merged_and_lists_mix_both_kinds(store: Memor
 async def test_stream_events_must_look_like_events(store: MemoryStore | SqliteStore) -> None:
     with pytest.raises(ValueError, match="data:"):
         await store.put_stream("x", 1, "m", b'{"not": "events"}', [])
+
+
+BAD_ROWS = {
+    "choices is a string": b'data: {"id":"bad","choices":"abc"}\n\n',
+    "delta is a string": b'data: {"id":"bad","choices":[{"index":0,"delta":"abc"}]}\n\n',
+    "index is a list": b'data: {"id":"bad","choices":[{"index":[0],"delta":{"content":"a"}}]}\n\n',
+    "not json": b"data: {not json\n\n",
+    "null": b"data: null\n\n",
+    "array": b"data: [1, 2]\n\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_ROWS))
+async def test_a_row_that_cannot_be_assembled_is_marked_logged_once_and_the_page_served(
+    store: MemoryStore | SqliteStore, name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Defence in depth: rows stored before events were checked (or damaged) never fail a read."""
+    bad_id = f"bad-{type(store).__name__}-{abs(hash(name))}"
+    await store.put_stream("good-1", 1, "caller", events("good-1", ["a"]), [])
+    await store.put_stream(bad_id, 2, "caller", events(bad_id, ["x"]) + BAD_ROWS[name], [{"role": "user"}])
+    await store.put_stream("good-2", 3, "caller", events("good-2", ["b"]), [])
+    with caplog.at_level("ERROR", logger="relaystack.storage"):
+        page = await store.list_completions(limit=10)
+        again = await store.list_completions(limit=10)
+        got = await store.get_completion(bad_id)
+    assert [item["id"] for item in page["data"]] == ["good-2", bad_id, "good-1"]
+    assert page == again
+    marked = page["data"][1]
+    assert marked["choices"] == [] and marked["created"] == 2 and marked["model"] == "caller"
+    assert "could not be read" in marked["relaystack_unreadable"]
+    assert got == marked
+    assert page["data"][0]["choices"][0]["message"]["content"] == "b"
+    logged = [r for r in caplog.records if bad_id in r.getMessage()]
+    assert len(logged) == 1

@@ -11,17 +11,20 @@ that is how llama-stack's recorder stores ``models.list()`` (it drains the page 
 replays it by iteration). When the upstream wrapped the list in an envelope
 (``{"object": "list", "data": [...]}``) the envelope's other keys are kept under
 ``response.envelope`` so replay can rebuild the same shape; Together's bare array has none.
+
+SSE is read by ``relaystack.sse`` (the one parser; ``SSECollector`` and ``DONE_EVENT`` are
+re-exported here for the recorder).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from relaystack.recording.identity import Identity, identity_of_record
+from relaystack.sse import DONE_EVENT, SSECollector, frame
 
 __all__ = [
     "DONE_EVENT",
@@ -49,8 +52,6 @@ TYPE_COMPLETION = "openai.types.completion.Completion"
 TYPE_EMBEDDINGS = "openai.types.create_embedding_response.CreateEmbeddingResponse"
 TYPE_MODEL = "openai.types.model.Model"
 
-DONE_EVENT = b"data: [DONE]\n\n"
-
 
 class RecordingFormatError(ValueError):
     """A recording file that is not in the format (message names the file and the problem)."""
@@ -72,7 +73,7 @@ def compact_json(obj: Any) -> bytes:
 
 
 def sse_event(obj: Any) -> bytes:
-    return b"data: " + compact_json(obj) + b"\n\n"
+    return frame(compact_json(obj))
 
 
 def dump_document(request: dict[str, Any], response: dict[str, Any]) -> str:
@@ -204,57 +205,3 @@ def load_recording(path: Path) -> Recording:
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise RecordingFormatError(f"{path.name}: not readable JSON ({type(exc).__name__}: {exc})") from exc
     return parse_document(doc, path)
-
-
-class SSECollector:
-    """Collects the ``data:`` payloads of an SSE byte stream, however it is split.
-
-    Lines end in LF, CRLF or CR; an event ends at a blank line; ``:`` comments and other
-    fields (``event:``, ``id:``) are ignored. ``[DONE]`` sets ``done``.
-    """
-
-    __slots__ = ("_buffer", "_data", "_skip_lf", "done", "payloads")
-
-    def __init__(self) -> None:
-        self._buffer = b""
-        self._data: list[bytes] = []
-        self._skip_lf = False
-        self.payloads: list[bytes] = []
-        self.done = False
-
-    def feed(self, chunk: bytes) -> None:
-        if not chunk:
-            return
-        if self._skip_lf and chunk.startswith(b"\n"):
-            # the LF of a CRLF whose CR ended the previous piece
-            chunk = chunk[1:]
-        data = self._buffer + chunk
-        self._skip_lf = data.endswith(b"\r")
-        lines = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
-        self._buffer = lines.pop()
-        self._lines(lines)
-
-    def close(self) -> None:
-        """End of stream: an unterminated last event still counts."""
-        if self._buffer:
-            self._lines([self._buffer])
-        self._buffer = b""
-        self._lines([b""])
-
-    def _lines(self, lines: Iterable[bytes]) -> None:
-        for line in lines:
-            if not line:
-                self._dispatch()
-            elif line.startswith(b"data:"):
-                value = line[5:]
-                self._data.append(value[1:] if value.startswith(b" ") else value)
-
-    def _dispatch(self) -> None:
-        if not self._data:
-            return
-        payload = b"\n".join(self._data)
-        self._data = []
-        if payload.strip() == b"[DONE]":
-            self.done = True
-        else:
-            self.payloads.append(payload)

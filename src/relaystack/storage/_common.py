@@ -6,6 +6,7 @@ Kept apart so ``SqliteStore`` and ``MemoryStore`` answer a bad ``limit`` or an u
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
@@ -31,6 +32,8 @@ __all__ = [
     "unknown_after",
     "validate_list_args",
 ]
+
+log = logging.getLogger("relaystack.storage")
 
 # llama-stack had no maximum and its tests ask for 1000; a bound still keeps one page's memory sane
 MAX_LIMIT = 10_000
@@ -105,13 +108,49 @@ def encode_stream(
     return (completion_id, created, model, events, orjson.dumps(input_messages))
 
 
-def make_item(completion_blob: bytes, input_messages_json: bytes, model: str) -> dict[str, Any]:
-    if is_stream_blob(completion_blob):
-        item: dict[str, Any] = assemble_chat_stream(completion_blob, model) or {}
-    else:
-        item = orjson.loads(completion_blob)
-    item["input_messages"] = orjson.loads(input_messages_json)
+def make_item(
+    completion_id: str, created: int, completion_blob: bytes, input_messages_json: bytes, model: str
+) -> dict[str, Any]:
+    """A stored row as the API shows it. Never raises: a row that cannot be read (stored by an
+    older version, or damaged) is logged once and shown marked, without its content, so one bad
+    row never fails a page or a GET."""
+    try:
+        if is_stream_blob(completion_blob):
+            item: Any = assemble_chat_stream(completion_blob, model)
+        else:
+            item = orjson.loads(completion_blob)
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            raise ValueError("it is not a chat completion with an id")
+        messages = orjson.loads(input_messages_json)
+        if not isinstance(messages, list):
+            raise ValueError("its input messages are not a list")
+    except Exception as exc:
+        return _unreadable(completion_id, created, model, exc)
+    item["input_messages"] = messages
     return item
+
+
+# ids of unreadable rows already logged (bounded: a store full of bad rows logs the first ones)
+_reported: set[str] = set()
+_REPORT_LIMIT = 10_000
+
+
+def _unreadable(completion_id: str, created: int, model: str, exc: Exception) -> dict[str, Any]:
+    reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+    if completion_id not in _reported and len(_reported) < _REPORT_LIMIT:
+        _reported.add(completion_id)
+        log.error("Stored chat completion %r cannot be read (%s); it is listed without its content.",
+                  completion_id, reason)
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [],
+        "input_messages": [],
+        "relaystack_unreadable": "This stored completion could not be read; its content is not shown. "
+        "The server log names the reason.",
+    }
 
 
 def make_page(items: list[dict[str, Any]], has_more: bool) -> CompletionPage:

@@ -109,7 +109,7 @@ class MemoryStore:
             if len(picked) == limit:
                 has_more = True
                 break
-            picked.append(make_item(completion_json, messages_json, row_model))
+            picked.append(make_item(_id, key[0], completion_json, messages_json, row_model))
         return make_page(picked, has_more)
 
     async def get_completion(self, completion_id: str) -> dict[str, Any]:
@@ -118,7 +118,7 @@ class MemoryStore:
         if key is None:
             raise completion_not_found(completion_id)
         _id, row_model, completion_json, messages_json = self._rows[key]
-        return make_item(completion_json, messages_json, row_model)
+        return make_item(_id, key[0], completion_json, messages_json, row_model)
 
     # -- models ----------------------------------------------------------------------------
     async def put_model(self, model: dict[str, Any]) -> None:

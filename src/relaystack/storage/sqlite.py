@@ -56,7 +56,7 @@ log = logging.getLogger("relaystack.storage")
 _T = TypeVar("_T")
 
 _SELECT_CURSOR = "SELECT created, seq FROM chat_completions WHERE id = ?"
-_SELECT_ONE = "SELECT completion, input_messages, model FROM chat_completions WHERE id = ?"
+_SELECT_ONE = "SELECT id, created, completion, input_messages, model FROM chat_completions WHERE id = ?"
 _SELECT_MODELS = "SELECT model FROM models ORDER BY rowid"
 _SELECT_MODELS_VERSION = "SELECT value FROM meta WHERE key = 'models_version'"
 
@@ -226,19 +226,19 @@ class SqliteStore:
             args.extend(position)
         direction = "DESC" if desc else "ASC"
         sql = (
-            "SELECT completion, input_messages, model FROM chat_completions"
+            "SELECT id, created, completion, input_messages, model FROM chat_completions"
             + (" WHERE " + " AND ".join(where) if where else "")
             + f" ORDER BY created {direction}, seq {direction} LIMIT ?"
         )
         rows = conn.execute(sql, (*args, limit + 1)).fetchall()
-        items = [make_item(completion, messages, model) for completion, messages, model in rows[:limit]]
+        items = [make_item(*row) for row in rows[:limit]]
         return make_page(items, has_more=len(rows) > limit)
 
     def _get_sync(self, completion_id: str) -> dict[str, Any]:
         row = self._read_conn().execute(_SELECT_ONE, (completion_id,)).fetchone()
         if row is None:
             raise completion_not_found(completion_id)
-        return make_item(row[0], row[1], row[2])
+        return make_item(*row)
 
     def _load_models_sync(self) -> list[dict[str, Any]]:
         return [orjson.loads(blob) for (blob,) in self._read_conn().execute(_SELECT_MODELS)]
