@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from relaystack.redaction import PROCESS, Redactor
+
 __all__ = ["Operation", "RequestContext"]
 
 # what the upstream is asked for; the front-ends (responses, messages) map onto "chat"
@@ -31,10 +33,17 @@ class RequestContext:
     started: float = field(default_factory=time.monotonic)
     # the gateway's authenticated caller; None when auth is off
     principal: Any = None
+    # set by the gateway when it accounts tokens: streams then ask their upstream for usage
+    # even when the client did not (the client's stream stays as it asked; ``usage`` is filled)
+    usage_wanted: bool = False
+    # every secret the request carries (provider data keys, the provider's declared secrets):
+    # whatever is written for this request passes through it (responses, stored rows, logs)
+    redactor: Redactor = field(default_factory=lambda: Redactor(parent=PROCESS))
     # -- filled in as the request goes -----------------------------------------------------
     model: str | None = None  # the caller's model id
     provider_id: str | None = None  # the provider that served (the last one tried)
     attempts: int = 0
     stream: bool = False
+    # the answer's usage; for a stream, its last usage-carrying chunk's (read once it ended)
     usage: dict[str, Any] | None = None
     status: int | None = None

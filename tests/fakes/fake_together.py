@@ -3,7 +3,7 @@
 ``FakeTogether`` runs an aiohttp app on its own event loop in a daemon thread, so sync tests, async
 tests and a ``relaystack run`` subprocess can all talk to it. It records every request it receives
 (``.requests``) and exposes one-shot fault controls (``fail_next``, ``stall_next``,
-``cut_stream_after``) and a persistent one (``slow_stream``), plus stream counters and a
+``cut_stream_after``, ``stream_raw_next``) and a persistent one (``slow_stream``), plus stream counters and a
 ``client_disconnected`` event that tells whether relaystack hung up mid-stream.
 
 Endpoints (under ``/v1``): ``GET /models`` (a bare JSON array, quirk Q1), ``POST /chat/completions``,
@@ -103,6 +103,7 @@ class FakeTogether:
         self._failures: deque[_Failure] = deque()
         self._stalls: deque[_Stall] = deque()
         self._cut: tuple[int, bool] | None = None
+        self._raw_streams: deque[list[bytes]] = deque()
         self._chunk_delay = 0.0
         self._stats = _StreamStats()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -183,6 +184,12 @@ class FakeTogether:
         with self._lock:
             self._cut = (chunks, hang)
 
+    def stream_raw_next(self, *pieces: bytes) -> None:
+        """The next streamed answer is exactly these bytes (each piece one write), whatever
+        they hold: malformed events, error events, no ``[DONE]``..."""
+        with self._lock:
+            self._raw_streams.append(list(pieces))
+
     def slow_stream(self, delay: float) -> None:
         """Wait ``delay`` seconds before each stream event, until ``slow_stream(0)`` or ``reset()``."""
         self._chunk_delay = delay
@@ -194,6 +201,7 @@ class FakeTogether:
             self._failures.clear()
             self._stalls.clear()
             self._cut = None
+            self._raw_streams.clear()
             self._chunk_delay = 0.0
             self._stats = _StreamStats()
             self.client_disconnected.clear()
@@ -362,6 +370,7 @@ class FakeTogether:
     async def _stream(self, request: web.Request, events: list[dict[str, Any]]) -> web.StreamResponse:
         with self._lock:
             cut, self._cut = self._cut, None
+            raw = self._raw_streams.popleft() if self._raw_streams else None
             self._stats.started += 1
             self._stats.open += 1
         response = web.StreamResponse(
@@ -370,6 +379,12 @@ class FakeTogether:
         sent, outcome = 0, "disconnected"
         try:
             await response.prepare(request)
+            if raw is not None:
+                for piece in raw:
+                    await response.write(piece)
+                await response.write_eof()
+                outcome = "completed"
+                return response
             for event in events:
                 if cut is not None and sent >= cut[0]:
                     if cut[1]:

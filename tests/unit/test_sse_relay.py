@@ -9,8 +9,12 @@ import orjson
 import pytest
 
 from relaystack.errors import UpstreamError, UpstreamProtocolError
-from relaystack.providers.sse_relay import RelayRules, relay_sse
+from relaystack.providers.base import CallContext, ModelEntry, StreamReply
+from relaystack.providers.openai_compat import OpenAICompatProvider
+from relaystack.providers.sse_relay import RelayRules, SSERelay
 from relaystack.providers.together import TogetherProvider
+from relaystack.redaction import Redactor
+from relaystack.upstream.base import UpstreamRequest
 
 
 class FakeResponse:
@@ -52,7 +56,14 @@ def segment(data: bytes, rng: random.Random) -> list[bytes]:
 
 
 async def collect(pieces: list[bytes], rules: RelayRules) -> bytes:
-    return b"".join([block async for block in relay_sse(FakeResponse(pieces), rules)])  # type: ignore[arg-type]
+    return b"".join([block async for block in SSERelay(FakeResponse(pieces), rules).blocks()])
+
+
+def call_for(body: dict[str, object]) -> CallContext:
+    call = CallContext(ModelEntry("caller", "together", "up/model"), "caller")
+    options = body.get("stream_options")
+    call.client_asked_usage = isinstance(options, dict) and options.get("include_usage") is True
+    return call
 
 
 def events(data: bytes) -> list[dict[str, object]]:
@@ -102,10 +113,159 @@ async def test_comments_crlf_and_event_lines_are_understood() -> None:
 async def test_together_rules_hide_unasked_usage_and_split_asked_usage() -> None:
     body = {"model": "up/model", "messages": [], "stream": True}
     provider = TogetherProvider.__new__(TogetherProvider)
-    call = type("Call", (), {"requested_model": "caller"})()
-    hidden = events(await collect([STREAM], provider.relay_rules(body, call)))  # type: ignore[arg-type]
+    hidden = events(await collect([STREAM], provider.relay_rules(body, call_for(body))))
     assert all(e.get("usage") is None for e in hidden) and len(hidden) == 21
     asked = {**body, "stream_options": {"include_usage": True}}
-    shown = events(await collect(segment(STREAM, random.Random(1)), provider.relay_rules(asked, call)))  # type: ignore[arg-type]
+    shown = events(await collect(segment(STREAM, random.Random(1)), provider.relay_rules(asked, call_for(asked))))
     assert shown[-1]["choices"] == [] and shown[-1]["usage"] == {"total_tokens": 3}
     assert shown[-2]["usage"] is None and len(shown) == 22
+
+
+# -- every event checked ---------------------------------------------------------------------------
+
+BAD = [
+    b"data: {not json\n\n",
+    b"data: null\n\n",
+    b"data: [1, 2]\n\n",
+    b'data: {"choices":"abc"}\n\n',
+    b'data: {"choices":[{"index":0,"delta":"abc"}]}\n\n',
+    b'data: {"choices":[{"index":[0],"delta":{}}]}\n\n',
+    b'data: {"choices":[{"index":0,"delta":{"content":["a"]}}]}\n\n',
+    b'data: {"choices":[{"index":0,"delta":{"tool_calls":[{"index":"0"}]}}]}\n\n',
+    b'data: {"choices":[],"usage":"many"}\n\n',
+    b'data: {"choices":[{"index":0,"finish_reason":3}]}\n\n',
+    b'data: {"choices":[\n\ndata: ]}\n\n',  # two halves of one object, sent as two events
+    b'data: {"id":"x",\n"choices":[]}\n\n',  # a second line without "data:": a client reads "{"id":"x","
+]
+
+
+@pytest.mark.parametrize("bad", BAD)
+@pytest.mark.parametrize("position", [0, 100, 200])
+async def test_a_malformed_event_anywhere_in_a_large_block_fails_before_any_of_it_is_sent(
+    bad: bytes, position: int
+) -> None:
+    events = [chunk(i) for i in range(200)]
+    events.insert(position, bad)
+    stream = b"".join(events) + chunk(200, finish="stop") + b"data: [DONE]\n\n"
+    sent: list[bytes] = []
+    with pytest.raises(UpstreamProtocolError) as caught:
+        async for block in SSERelay(FakeResponse([stream]), RelayRules("m")).blocks():
+            sent.append(block)
+    assert caught.value.code == "upstream_malformed_event"
+    assert sent == []  # the block holding the bad event never reached the client
+
+
+async def test_an_error_event_early_in_a_large_block_fails_the_stream_with_its_secrets_scrubbed() -> None:
+    key = "sk-relaycanary-0123456789abcdef"
+    error = {"error": {"message": f"bad key {key}", "type": f"auth_{key}", "code": key}}
+    events = [chunk(i) for i in range(300)]  # ~60 KB after the error event
+    events.insert(1, b"data: " + orjson.dumps(error) + b"\n\n")
+    stream = b"".join(events) + chunk(300, finish="stop") + b"data: [DONE]\n\n"
+    rules = RelayRules("m", redactor=Redactor([key]))
+    with pytest.raises(UpstreamError) as caught:
+        await collect([stream], rules)
+    body = orjson.dumps(caught.value.to_dict())
+    assert key.encode() not in body and b"bad key [REDACTED]" in body and b'"code":"[REDACTED]"' in body
+
+
+async def test_a_key_echoed_in_an_event_is_scrubbed_from_the_relayed_bytes() -> None:
+    key = "sk-relaycanary-0123456789abcdef"
+    echo = chunk(1).replace(b"t1 ", key.encode() + b"/" + key.replace("-", "\\u002d").encode())
+    out = await collect([chunk(0) + echo + chunk(2, finish="stop")], RelayRules("m", redactor=Redactor([key])))
+    assert key.encode() not in out and b"[REDACTED]/" in out
+    assert all(isinstance(e, dict) for e in events(out))
+
+
+async def test_a_crlf_stream_is_relayed_as_it_arrives_not_at_its_end() -> None:
+    pieces = [chunk(i).replace(b"\n", b"\r\n") for i in range(5)] + [chunk(5, finish="stop").replace(b"\n", b"\r\n")]
+    response = FakeResponse(pieces)
+    relay = SSERelay(response, RelayRules("m")).blocks()
+    first = await relay.__anext__()
+    assert first == chunk(0).replace(b'"up/model"', b'"m"')
+    rest = [block async for block in relay]
+    assert len(rest) == 5
+
+
+async def test_a_finish_followed_by_more_content_then_the_end_is_incomplete() -> None:
+    with pytest.raises(UpstreamProtocolError, match="ended before it finished"):
+        await collect([chunk(0), chunk(1, finish="stop"), chunk(2)], RelayRules("m"))
+
+
+# -- usage: exposed, and hidden from a client that did not ask -----------------------------------
+
+USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+OPENAI_STREAM = (chunk(0) + chunk(1, finish="stop")
+                 + b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"up/model","choices":[],'
+                 + b'"usage":' + orjson.dumps(USAGE) + b"}\n\ndata: [DONE]\n\n")
+
+
+async def test_the_stream_usage_is_exposed_and_passed_on_by_default() -> None:
+    relay = SSERelay(FakeResponse([OPENAI_STREAM]), RelayRules("m"))
+    out = b"".join([block async for block in relay.blocks()])
+    assert events(out)[-1]["usage"] == USAGE and relay.usage == USAGE
+    assert relay.hidden_events() == b""
+
+
+async def test_strip_usage_takes_the_usage_chunk_out_of_the_clients_stream_and_keeps_it() -> None:
+    for seed in range(5):
+        relay = SSERelay(FakeResponse(segment(OPENAI_STREAM, random.Random(seed))), RelayRules("m", strip_usage=True))
+        out = b"".join([block async for block in relay.blocks()])
+        assert [e.get("usage") for e in events(out)] == [None, None]
+        assert relay.usage == USAGE
+        assert events(relay.hidden_events()) == [
+            {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m", "choices": [], "usage": USAGE}
+        ]
+
+
+class SeamDouble:
+    """An upstream that answers every request with one SSE body and keeps what it was sent."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.sent: list[dict[str, object]] = []
+
+    async def send(self, request: UpstreamRequest) -> FakeResponse:
+        self.sent.append(orjson.loads(request.body or b"{}"))
+        response = FakeResponse([self.body])
+        response.headers = {"Content-Type": "text/event-stream"}
+        return response
+
+    async def aclose(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("wanted", "client_asks", "asked", "client_sees_usage"), [
+    (False, False, False, True),  # off by default: the body is the client's (this upstream sends usage anyway)
+    (True, False, True, False),  # the gateway wants usage: asked upstream, hidden from the client
+    (True, True, True, True),  # the client asked itself: nothing changes
+    (False, True, True, True),
+])
+async def test_a_provider_asks_for_stream_usage_when_the_gateway_wants_it(
+    wanted: bool, client_asks: bool, asked: bool, client_sees_usage: bool
+) -> None:
+    seam = SeamDouble(OPENAI_STREAM)
+    provider = OpenAICompatProvider("p", {"base_url": "http://upstream.invalid/v1", "api_key": "k" * 12}, seam)
+    call = CallContext(ModelEntry("p/up", "p", "up/model"), "p/up", usage_wanted=wanted)
+    body: dict[str, object] = {"model": "p/up", "messages": [], "stream": True}
+    if client_asks:
+        body["stream_options"] = {"include_usage": True}
+    reply = await provider.chat_completion(body, call)
+    assert isinstance(reply, StreamReply)
+    out = b"".join([block async for block in reply.blocks])
+    options = seam.sent[0].get("stream_options")
+    assert (isinstance(options, dict) and options.get("include_usage") is True) == asked
+    assert any(e.get("usage") for e in events(out)) == client_sees_usage
+    assert reply.usage == USAGE
+
+
+async def test_a_provider_that_cannot_be_asked_for_usage_keeps_the_clients_body() -> None:
+    class NoStreamUsage(OpenAICompatProvider):
+        supports_stream_usage = False
+
+    seam = SeamDouble(OPENAI_STREAM)
+    provider = NoStreamUsage("p", {"base_url": "http://upstream.invalid/v1", "api_key": "k" * 12}, seam)
+    call = CallContext(ModelEntry("p/up", "p", "up/model"), "p/up", usage_wanted=True)
+    reply = await provider.chat_completion({"model": "p/up", "messages": [], "stream": True}, call)
+    assert isinstance(reply, StreamReply)
+    [block async for block in reply.blocks]
+    assert "stream_options" not in seam.sent[0]

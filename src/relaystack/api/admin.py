@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from relaystack import __version__
 from relaystack.api.openapi import openapi_document
+from relaystack.counters import COUNTERS
 from relaystack.errors import InvalidRequestError, NotFoundError, NotImplementedYetError, RelaystackError
 from relaystack.registry import Registry
 from relaystack.storage.base import Store
@@ -126,6 +127,8 @@ class AdminRoutes:
             "ready": ready,
             "providers": providers,
             "recording": self.describe_recording(),
+            # what failed quietly since start-up (this process): e.g. completions not stored
+            "counters": COUNTERS.snapshot(),
         })
 
     async def version(self, request: Request) -> Response:

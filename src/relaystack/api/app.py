@@ -29,6 +29,7 @@ from relaystack.providers.base import Provider
 from relaystack.providers.catalog import CATALOG, build_provider
 from relaystack.providers.openai_compat import OpenAICompatProvider
 from relaystack.recording import RecordingSettings, wrap_upstream
+from relaystack.redaction import PROCESS, install_log_redaction, register_environment
 from relaystack.registry import Registry
 from relaystack.router import Router
 from relaystack.storage.base import Store
@@ -48,6 +49,11 @@ class RelaystackApp:
         self.store = store
         self.providers = [self._build_provider(p.provider_id, p.provider_type, p.config)
                           for p in config.inference_providers]
+        # every configured and environment key is scrubbed from every log line and error
+        install_log_redaction()
+        register_environment()
+        for provider in self.providers:
+            PROCESS.add(provider.secrets_of(None))
         self.registry = Registry(self.providers, store)
         self.registry.add_config_models(config.models)
         settings = InferenceSettings(

@@ -5,6 +5,12 @@ Flow: bounded body -> orjson -> field checks -> gate (auth, limits) -> router ->
 A JSON reply is stored (chat, unless ``store: false``) and sent; a stream is relayed
 block by block as the upstream delivers it, then stored (as its events, assembled when read), then ``[DONE]``.
 A client that goes away cancels the request, upstream included.
+
+Secrets: every byte written for a request passes the request's ``Redactor`` (``ctx.redactor``:
+provider-data keys and the provider's declared secrets): error JSON in every field, stream
+blocks (scrubbed by the relay), stream error events, stored rows, and log lines (bound to the
+request's task). A completion that could not be stored is logged with its id and counted
+(``relaystack.counters``, shown in /v1/health).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from relaystack import sse
 from relaystack.api.asgi import (
     Receive,
     Scope,
@@ -32,9 +39,12 @@ from relaystack.api.asgi import (
 from relaystack.api.validate import check_chat, check_completion, check_embeddings
 from relaystack.chat_stream import first_event
 from relaystack.context import Operation, RequestContext
+from relaystack.counters import COUNTERS
 from relaystack.errors import InvalidRequestError, RelaystackError
 from relaystack.gateway import Gate, OpenGate
 from relaystack.providers.base import StreamReply
+from relaystack.providers.sse_relay import MALFORMED_EVENT
+from relaystack.redaction import bind_request, key_like_values
 from relaystack.router import Router
 from relaystack.storage.base import Store
 
@@ -47,7 +57,6 @@ _SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
-_DONE = b"data: [DONE]\n\n"
 # tells the client its completion was answered but could not be stored
 _STORE_FAILED = [(b"x-relaystack-store", b"failed")]
 
@@ -92,18 +101,21 @@ class InferenceRoutes:
 
     async def _handle(self, kind: _Kind, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = RequestContext(kind.name)
+        bind_request(ctx.redactor)
         try:
             raw = await read_body(scope, receive, self.settings.max_body_bytes, self.settings.body_timeout_s)
             body = parse_json_object(raw)
             ctx.model = kind.check(body)
             ctx.stream = body.get("stream") is True
             ctx.provider_data = _provider_data(scope)
+            if ctx.provider_data:
+                ctx.redactor.add(key_like_values(ctx.provider_data))
             ctx.fault = self._fault(scope)
             await self.gate.admit(scope, ctx)
             # llama-stack never sent [DONE] and its client (0.2.x) fails to parse it
-            done = b"" if header(scope, b"x-llamastack-client-version") else _DONE
+            done = b"" if header(scope, b"x-llamastack-client-version") else sse.DONE_EVENT
         except RelaystackError as exc:
-            await send_error(send, exc)
+            await send_error(send, ctx.redactor.error(exc))
             return
         watcher = _DisconnectWatcher(receive)
         try:
@@ -122,16 +134,17 @@ class InferenceRoutes:
             if isinstance(reply, StreamReply):
                 await self._stream(kind, reply, body, ctx, send, done)
                 return
+            data, payload = _scrubbed(reply.data, ctx)
             extra = None
-            if kind.stored and self._should_store(body) and not await self._store(reply.data, body):
+            if kind.stored and self._should_store(body) and not await self._store(data, body):
                 extra = _STORE_FAILED
             ctx.status = reply.status
-            ctx.usage = reply.data.get("usage") if isinstance(reply.data.get("usage"), dict) else None
+            ctx.usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
             await self.gate.settle(ctx)
-            await send_raw_json(send, reply.status, orjson.dumps(reply.data), extra)
+            await send_raw_json(send, reply.status, payload, extra)
         except RelaystackError as exc:
             ctx.status = exc.status_code
-            await send_error(send, exc)
+            await send_error(send, ctx.redactor.error(exc))
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -156,7 +169,10 @@ class InferenceRoutes:
                 await send({"type": "http.response.body", "body": block, "more_body": True})
         except RelaystackError as exc:
             ctx.status = exc.status_code
-            await _end_with_error(send, exc, started)
+            if exc.code == MALFORMED_EVENT:
+                COUNTERS.malformed_streams += 1
+                log.warning("Stream for model %s failed: %s", ctx.model, ctx.redactor.error(exc).message)
+            await _end_with_error(send, ctx.redactor.error(exc), started)
             return
         except asyncio.CancelledError:
             raise
@@ -177,6 +193,7 @@ class InferenceRoutes:
                 keep.append(reply.hidden())
             await self._store_stream(b"".join(keep), body, ctx.model or "")
         ctx.status = 200
+        ctx.usage = reply.usage
         await self.gate.settle(ctx)
         await send({"type": "http.response.body", "body": done, "more_body": False})
 
@@ -187,27 +204,33 @@ class InferenceRoutes:
         """Store and wait for the commit. False (and a log line) if storing failed: the answer
         is still sent, since withholding a generated completion would lose it for good."""
         assert self.store is not None
-        if not completion.get("id"):
-            return False
+        completion_id = completion.get("id")
         try:
+            if not isinstance(completion_id, str) or not completion_id:
+                raise ValueError("the upstream's answer has no string 'id'")
             await self.store.put_completion(completion, body.get("messages") or [])
         except Exception as exc:
-            log.error("Could not store chat completion %s: %s", completion.get("id"), exc)
+            _store_failed("chat completion", completion_id, exc)
             return False
         return True
 
     async def _store_stream(self, events: bytes, body: dict[str, Any], model: str) -> None:
-        """Store a finished stream as its events; reads assemble it (see relaystack.chat_stream)."""
+        """Store a finished stream as its events; reads assemble it (see relaystack.chat_stream).
+
+        The client already has every event; a failure is logged (with the id) and counted, and
+        the stream still ends with ``[DONE]``: withholding it would lose a delivered answer."""
         assert self.store is not None
+        completion_id: Any = None
         try:
             first = first_event(events)
-            if first is None or not isinstance(first.get("id"), str) or not first["id"]:
-                return
-            created = first.get("created")
+            completion_id = first.get("id") if first is not None else None
+            if not isinstance(completion_id, str) or not completion_id:
+                raise ValueError("the upstream's chunks have no string 'id'")
+            created = first.get("created") if first is not None else None
             created = int(created) if isinstance(created, int | float) else int(time.time())
-            await self.store.put_stream(first["id"], created, model, events, body.get("messages") or [])
+            await self.store.put_stream(completion_id, created, model, events, body.get("messages") or [])
         except Exception as exc:
-            log.error("Could not store streamed chat completion: %s", exc)
+            _store_failed("streamed chat completion", completion_id, exc)
 
     def _fault(self, scope: Scope) -> str | None:
         value = header(scope, b"x-relaystack-fault")
@@ -225,8 +248,22 @@ async def _end_with_error(send: Send, exc: RelaystackError, started: bool) -> No
     if not started:
         await send_error(send, exc)
         return
-    event = b"data: " + orjson.dumps(exc.to_dict()) + b"\n\n"
-    await send({"type": "http.response.body", "body": event, "more_body": False})
+    await send({"type": "http.response.body", "body": sse.frame(orjson.dumps(exc.to_dict())), "more_body": False})
+
+
+def _store_failed(what: str, completion_id: Any, exc: Exception) -> None:
+    COUNTERS.store_failures += 1
+    log.error("Could not store %s %r (answered, not stored): %s", what, completion_id, exc)
+
+
+def _scrubbed(data: dict[str, Any], ctx: RequestContext) -> tuple[dict[str, Any], bytes]:
+    """The answer to send and store, and its bytes, without the request's secrets (an upstream
+    may echo a key anywhere). One ``bytes in`` per secret form: nothing is parsed twice."""
+    payload = orjson.dumps(data)
+    if ctx.redactor.wire(payload) is payload:
+        return data, payload
+    data = ctx.redactor.value(data)
+    return data, orjson.dumps(data)
 
 
 def _provider_data(scope: Scope) -> dict[str, Any] | None:

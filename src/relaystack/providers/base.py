@@ -9,10 +9,11 @@ it over the upstream seam (``providers.openai_compat``); local ones run an embed
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from relaystack import sse
 from relaystack.errors import NotImplementedYetError
 
 __all__ = [
@@ -70,6 +71,11 @@ class CallContext:
     requested_model: str
     provider_data: dict[str, Any] | None = None
     fault: str | None = None
+    # the gateway accounts tokens: a stream asks its upstream for usage even if the client did not
+    # (see ``RequestContext.usage_wanted``); the client's stream stays as it asked
+    usage_wanted: bool = False
+    # set by the provider: the client's own body asked for stream usage
+    client_asked_usage: bool = False
 
     @property
     def upstream_model(self) -> str:
@@ -97,6 +103,13 @@ class StreamReply:
     # events the client was not shown but the stored completion keeps (e.g. usage the
     # upstream sent unasked); read once the blocks are exhausted
     hidden: Callable[[], bytes] | None = None
+    # the usage object of the stream's last usage-carrying chunk (shown to the client or not)
+    final_usage: Callable[[], dict[str, Any] | None] | None = None
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        """The stream's usage, None if no chunk carried any. Read after the blocks are exhausted."""
+        return self.final_usage() if self.final_usage is not None else None
 
     async def aclose(self) -> None:
         if self.close is not None:
@@ -150,9 +163,22 @@ class Provider:
         """The provider's config with every secret masked."""
         return {}
 
+    def secrets_of(self, call: CallContext | None) -> Iterable[str]:
+        """Every secret a call (``None``: any call) sends or signs with, so none is ever passed on.
+
+        The one place a provider declares its secrets: the configured key, a per-request key
+        from ``X-LlamaStack-Provider-Data``, a token obtained by exchanging a credential, a
+        signing secret. Everything relaystack writes for the request (error JSON in every field,
+        stream events, stored rows, log lines, recordings) is scrubbed of every form of them
+        (``relaystack.redaction``). Override it in a provider with an auth scheme of its own,
+        and include what ``super().secrets_of(call)`` returns. Called once per request (and
+        once with ``None`` at start-up): keep it cheap.
+        """
+        return ()
+
     async def health(self) -> dict[str, Any]:
         return {"status": "OK"}
 
 
 def sse_event(payload: bytes) -> bytes:
-    return b"data: " + payload + b"\n\n"
+    return sse.frame(payload)

@@ -16,6 +16,7 @@ or a run.yaml entry. This base gives each provider:
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import orjson
@@ -29,7 +30,8 @@ from relaystack.errors import (
 )
 from relaystack.providers.base import CallContext, JsonReply, ModelEntry, Provider, Reply, StreamReply
 from relaystack.providers.embeddings_codec import encode_base64_embeddings
-from relaystack.providers.sse_relay import RelayRules, hidden_events, relay_sse
+from relaystack.providers.sse_relay import RelayRules, SSERelay
+from relaystack.redaction import Redactor, is_key_like_name
 from relaystack.upstream.base import Timeouts, Upstream, UpstreamRequest, UpstreamResponse
 
 __all__ = ["OpenAICompatProvider", "OpenAICompatSettings"]
@@ -61,6 +63,8 @@ class OpenAICompatProvider(Provider):
     api_key_env: ClassVar[str | None] = None
     # upstream id -> {embedding_dimension, context_length}: listed ids found here are embedding models
     embedding_model_metadata: ClassVar[dict[str, dict[str, int]]] = {}
+    # the upstream honours stream_options.include_usage (asked when the gateway wants usage)
+    supports_stream_usage: ClassVar[bool] = True
 
     def __init__(self, provider_id: str, config: dict[str, Any], upstream: Upstream) -> None:
         super().__init__(provider_id)
@@ -160,11 +164,24 @@ class OpenAICompatProvider(Provider):
         return data
 
     def relay_rules(self, body: dict[str, Any], call: CallContext) -> RelayRules:
-        return RelayRules(call.requested_model)
+        """How a stream is relayed; ``body`` is what was sent upstream. The base strips usage the
+        client did not ask for when ``ask_for_usage`` asked the upstream for it."""
+        return RelayRules(call.requested_model, strip_usage=_usage_asked(body) and not call.client_asked_usage)
+
+    def ask_for_usage(self, body: dict[str, Any], call: CallContext) -> dict[str, Any]:
+        """The upstream body of a stream, with ``stream_options.include_usage`` when the gateway
+        wants usage (``call.usage_wanted``) and the client did not ask for it itself."""
+        call.client_asked_usage = _usage_asked(body)
+        if not call.usage_wanted or call.client_asked_usage or not self.supports_stream_usage:
+            return body
+        options = body.get("stream_options")
+        return {**body, "stream_options": {**(options if isinstance(options, dict) else {}), "include_usage": True}}
 
     # -- plumbing -------------------------------------------------------------------------------
     async def _generate(self, path: str, upstream_body: dict[str, Any], call: CallContext) -> Reply:
         stream = upstream_body.get("stream") is True
+        if stream:
+            upstream_body = self.ask_for_usage(upstream_body, call)
         response = await self._send("POST", path, upstream_body, call, stream=stream)
         if not stream or response.status >= 400:
             data = await self._read_json(response, call)
@@ -175,7 +192,9 @@ class OpenAICompatProvider(Provider):
             data["model"] = call.requested_model
             return JsonReply(self.fix_response(data, upstream_body))
         rules = self.relay_rules(upstream_body, call)
-        return StreamReply(relay_sse(response, rules), response.aclose, lambda: hidden_events(rules))
+        rules.redactor = Redactor(self.secrets_of(call))
+        relay = SSERelay(response, rules)
+        return StreamReply(relay.blocks(), response.aclose, relay.hidden_events, lambda: relay.usage)
 
     async def _send(
         self, method: str, path: str, body: dict[str, Any] | None, call: CallContext | None, *, stream: bool
@@ -225,16 +244,21 @@ class OpenAICompatProvider(Provider):
         self, status: int, raw: bytes, headers: Any, call: CallContext | None
     ) -> UpstreamError:
         message, type_, param, code = _parse_error_body(raw)
-        # some upstreams echo the key they were given in their error message: never pass it on
-        for key in {self._config_key, _provider_data_key(call, self.provider_data_api_key_field)}:
-            if key and len(key) >= 8:
-                message = message.replace(key, "***")
         passed: dict[str, str] = {}
         for name in ("Retry-After", "retry-after-ms"):
             if value := headers.get(name):
                 passed[name] = value
         text = f"Provider '{self.provider_id}' returned {status}: {message}"
-        return UpstreamError(text, status=status, type=type_, param=param, code=code, headers=passed)
+        error = UpstreamError(text, status=status, type=type_, param=param, code=code, headers=passed)
+        # some upstreams echo the key they were given (in any field): never pass it on
+        return Redactor(self.secrets_of(call)).error(error)
+
+    def secrets_of(self, call: CallContext | None) -> Iterable[str]:
+        """The configured key, the request's own key, and key-like ``extra_headers`` values."""
+        found = [self._config_key, _provider_data_key(call, self.provider_data_api_key_field)]
+        headers = self.settings.extra_headers
+        found.extend(v for k, v in headers.items() if is_key_like_name(k) or k.lower().endswith("-key"))
+        return [s for s in found if s]
 
     def public_config(self) -> dict[str, Any]:
         return {
@@ -244,6 +268,11 @@ class OpenAICompatProvider(Provider):
             "refresh_models": self.settings.refresh_models,
             "provider_data_api_key_field": self.provider_data_api_key_field,
         }
+
+
+def _usage_asked(body: dict[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
 
 
 def _provider_data_key(call: CallContext | None, field: str | None) -> str | None:

@@ -1,106 +1,225 @@
-"""Relay an upstream's server-sent events to the client, bytes first.
+"""Relay an upstream's server-sent events to the client: checked, then forwarded as bytes.
 
-Parsing every event costs ~20 µs with orjson; a byte relay costs ~0 (bench/README.md).
-So events are relayed as the bytes the upstream sent, in the blocks it sent them, with
-the few edits relaystack owes the client done as byte substitutions:
+The stream is cut into blocks of whole events (``sse.EventSplitter``) as the upstream
+delivers it. Every event of a block is checked against the chunk shape before any byte of
+the block reaches the client (``chunk_shape``: one msgspec decode per block, skipping the
+fields nobody reads). A block that passes is forwarded as the upstream's own bytes, with the
+edits relaystack owes the client done as byte substitutions:
 
 - the caller's model id replaces the upstream's in ``"model":"..."``;
 - provider fixes declared as byte replacements (e.g. Together's ``completion.chunk``);
-- events a provider wants to see parsed (``needs_parse``, e.g. Together's unasked usage)
-  go through ``edit_event``; only those are decoded.
+- every form of the call's secrets an upstream could echo becomes ``[REDACTED]``.
 
-It also decides how a stream ended: successfully only after a terminal ``finish_reason``
-or the upstream's ``[DONE]``. A stream that stops before either, or carries an error
-event, raises, so the client gets an error event and never a fake ``stop``.
+A block that does not pass (comments, multi-line events, ``[DONE]``, an error event, a
+malformed event) is read event by event: ``[DONE]`` ends the stream, an error event or a
+malformed one raises (an ``UpstreamError`` with the upstream's scrubbed message, or an
+``UpstreamProtocolError`` naming the problem), and the valid events are re-framed one per line.
+
+Usage, as a rule any provider can use: with ``strip_usage`` (the client did not ask for
+usage; the provider asked the upstream, or the upstream sends it anyway) usage is taken out
+of the client's stream and kept for storage (``hidden_events``) and accounting (``usage``);
+with ``split_usage`` a chunk carrying both choices and usage becomes two, as OpenAI sends them.
+
+A stream ends successfully only after the upstream's ``[DONE]`` or when its last chunk with
+choices carries a ``finish_reason``; otherwise ``blocks()`` raises, so the client gets an error
+event and never a fake ``stop``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import operator
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from relaystack import sse
+from relaystack.chunk_shape import Chunk, ChunkProblem, decode_event, decode_plain_block
 from relaystack.errors import RelaystackError, UpstreamError, UpstreamProtocolError
+from relaystack.redaction import Redactor
 from relaystack.upstream.base import UpstreamResponse
 
-__all__ = ["RelayRules", "hidden_events", "relay_sse"]
+__all__ = ["MALFORMED_EVENT", "RelayRules", "SSERelay"]
+
+# the error code of a stream failed by a malformed upstream event
+MALFORMED_EVENT = "upstream_malformed_event"
 
 _MODEL_FIELD = re.compile(rb'"model"\s*:\s*"(?:[^"\\]|\\.)*"')
 _MODEL_KEY = b'"model"'
-_FINISH_MARKERS = (b'"finish_reason":"', b'"finish_reason": "')
-_ERROR_MARKERS = (b'{"error"', b'{ "error"')
-_DONE = b"[DONE]"
-_DONE_EVENT = b"data: [DONE]\n\n"
-# What ends a stream (a finish_reason, an error, usage) comes in its last events: checks for
-# those look at a block's tail only, so a long block is scanned once (by the model rewrite),
-# not once per marker. An error event earlier in a block is still relayed verbatim, and the
-# OpenAI SDK raises on it.
-_TAIL = 8192
 _DRAIN_S = 1.0
-
-# gets one parsed event, returns the events to send instead (none, the same, or several)
-EventEditor = Callable[[dict[str, Any]], list[dict[str, Any]]]
+_usage = operator.attrgetter("usage")
 
 
 @dataclass(slots=True)
 class RelayRules:
     caller_model: str
     replacements: tuple[tuple[bytes, bytes], ...] = ()
-    # a block whose tail holds one of these is split and its events parsed (e.g. b'"usage":{')
-    needs_parse: tuple[bytes, ...] = ()
-    edit_event: EventEditor | None = None
-    # events an editor took out of the client's stream that the stored copy should keep
-    hidden: list[dict[str, Any]] = field(default_factory=list)
-    _model_bytes: bytes = field(init=False)
-    # the upstream's `"model":"..."` field as first seen: later blocks swap it with bytes.replace
-    _upstream_field: bytes | None = field(init=False, default=None)
-
-    def __post_init__(self) -> None:
-        self._model_bytes = b'"model":' + orjson.dumps(self.caller_model)
+    # the client did not ask for usage: keep it out of its stream (stored and counted still)
+    strip_usage: bool = False
+    # the client asked, and the upstream puts usage on a chunk with choices: split it in two
+    split_usage: bool = False
+    # the call's secrets (``Provider.secrets_of``): scrubbed from every block and error event
+    redactor: Redactor = field(default_factory=Redactor)
 
 
-class _StreamState:
-    __slots__ = ("done", "finished")
+class SSERelay:
+    """One relayed stream: ``blocks()`` to iterate, then ``usage`` and ``hidden_events()``."""
 
-    def __init__(self) -> None:
-        self.finished = False
+    def __init__(self, response: UpstreamResponse, rules: RelayRules) -> None:
+        self._response = response
+        self.rules = rules
         self.done = False
+        self.finished = False
+        # the usage object of the last chunk that carried one
+        self.usage: dict[str, Any] | None = None
+        self._hidden: list[bytes] = []
+        self._caller_field = b'"model":' + orjson.dumps(rules.caller_model)
+        # the upstream's `"model":"..."` field as first seen: later blocks swap it with bytes.replace
+        self._upstream_field: bytes | None = None
 
+    async def blocks(self) -> AsyncIterator[bytes]:
+        """Framed SSE blocks (without ``[DONE]``); raises if the stream did not finish."""
+        splitter = sse.EventSplitter()
+        chunks = self._response.iter_chunks()
+        try:
+            async for piece in chunks:
+                block = splitter.feed(piece)
+                if not block:
+                    continue
+                out = self._process(block)
+                if out:
+                    yield out
+                if self.done:
+                    await _drain(chunks)
+                    return
+            rest = splitter.close()
+            if rest:
+                out = self._process(rest)
+                if out:
+                    yield out
+        finally:
+            await self._response.aclose()
+        if not (self.finished or self.done):
+            raise UpstreamProtocolError(
+                "The upstream stream ended before it finished (no finish_reason and no [DONE]); "
+                "the answer is incomplete."
+            )
 
-async def relay_sse(response: UpstreamResponse, rules: RelayRules) -> AsyncIterator[bytes]:
-    """Yield framed SSE blocks (without ``[DONE]``); raise if the stream did not finish."""
-    state = _StreamState()
-    pending = b""
-    chunks = response.iter_chunks()
-    try:
-        async for chunk in chunks:
-            data = pending + chunk if pending else chunk
-            cut = data.rfind(b"\n\n")
-            if cut < 0:
-                pending = data
-                continue
-            pending = data[cut + 2 :]
-            out = _process_block(data[: cut + 2], rules, state)
-            if out:
-                yield out
-            if state.done:
-                await _drain(chunks)
+    def hidden_events(self) -> bytes:
+        """Events the client was not shown that the stored copy keeps (e.g. usage it did not ask for)."""
+        return self._finish_bytes(sse.frame_all(self._hidden), len(self._hidden)) if self._hidden else b""
+
+    # -- one block -------------------------------------------------------------------------------
+    def _process(self, block: bytes) -> bytes:
+        if block.endswith(sse.DONE_EVENT) and (block == sse.DONE_EVENT or block.endswith(b"\n\n" + sse.DONE_EVENT)):
+            self.done = True
+            block = block[: -len(sse.DONE_EVENT)]
+            if not block:
+                return b""
+        plain = decode_plain_block(block)
+        if plain is not None:
+            payloads, chunks = plain
+        else:  # re-framed below: one line per event
+            payloads, chunks = self._read_slowly(block)
+            block = b""
+            if not chunks:
+                return b""
+        self._note_finish(chunks)
+        usages = list(map(_usage, chunks))
+        if usages.count(None) != len(usages):
+            self.usage = next(u for u in reversed(usages) if u is not None)
+            if self.rules.strip_usage or self.rules.split_usage:
+                payloads = self._edit_usage(payloads, usages)
+                block = b""
+        if not block:
+            block = sse.frame_all(payloads)
+            if not block:
+                return b""
+        return self._finish_bytes(block, len(payloads))
+
+    def _note_finish(self, chunks: list[Chunk]) -> None:
+        for chunk in reversed(chunks):
+            if chunk.choices:
+                self.finished = any(choice.finish_reason for choice in chunk.choices)
                 return
-        if pending.strip():
-            out = _process_block(pending + b"\n\n", rules, state)
-            if out:
-                yield out
-    finally:
-        await response.aclose()
-    if not (state.finished or state.done):
+
+    def _read_slowly(self, block: bytes) -> tuple[list[bytes], list[Chunk]]:
+        """Event by event: stops at ``[DONE]``, raises on an error event or a malformed one."""
+        kept: list[bytes] = []
+        chunks: list[Chunk] = []
+        for payload in sse.payloads(block):
+            if sse.is_done(payload):
+                self.done = True
+                break
+            chunks.append(self._check(payload))
+            # a multi-line event's line breaks can only be JSON whitespace: one line for the client
+            kept.append(payload.replace(b"\n", b" ") if b"\n" in payload else payload)
+        return kept, chunks
+
+    def _check(self, payload: bytes) -> Chunk:
+        try:
+            return decode_event(payload)
+        except ChunkProblem as exc:
+            problem = str(exc)
+        try:
+            parsed = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise UpstreamProtocolError(
+                "The upstream sent a malformed stream event (not JSON).", code=MALFORMED_EVENT
+            ) from None
+        if isinstance(parsed, dict) and parsed.get("error") is not None:
+            raise self.rules.redactor.error(_upstream_stream_error(parsed["error"]))
         raise UpstreamProtocolError(
-            "The upstream stream ended before it finished (no finish_reason and no [DONE]); "
-            "the answer is incomplete."
+            f"The upstream sent a stream event of the wrong shape: {problem}.", code=MALFORMED_EVENT
         )
+
+    def _edit_usage(self, payloads: list[bytes], usages: list[dict[str, Any] | None]) -> list[bytes]:
+        edited: list[bytes] = []
+        for payload, usage in zip(payloads, usages, strict=True):
+            if usage is None:
+                edited.append(payload)
+                continue
+            event = orjson.loads(payload)
+            has_choices = bool(event.get("choices"))
+            trailer = {k: event[k] for k in ("id", "object", "created", "model") if k in event}
+            usage_event = orjson.dumps({**trailer, "choices": [], "usage": usage}) if has_choices else payload
+            if has_choices:
+                event["usage"] = None
+                edited.append(orjson.dumps(event))
+            if self.rules.strip_usage:
+                self._hidden.append(usage_event)
+            else:
+                edited.append(usage_event)
+        return edited
+
+    # -- byte edits ------------------------------------------------------------------------------
+    def _finish_bytes(self, block: bytes, events: int) -> bytes:
+        block = self._rewrite_model(block, events)
+        for old, new in self.rules.replacements:
+            block = block.replace(old, new)
+        return self.rules.redactor.wire(block)
+
+    def _rewrite_model(self, block: bytes, events: int) -> bytes:
+        """Every `"model":"..."` field becomes the caller's id: one bytes.replace when each event
+        holds the upstream's field as first seen (checked by the length it adds), a regex otherwise."""
+        if self._upstream_field is None:
+            start = block.find(_MODEL_KEY)
+            found = _MODEL_FIELD.match(block, start) if start >= 0 else None
+            if found is None:
+                return block
+            self._upstream_field = found.group(0)
+        upstream, caller = self._upstream_field, self._caller_field
+        if upstream == caller:
+            if block.count(upstream) == events:
+                return block
+        else:
+            replaced = block.replace(upstream, caller)
+            if len(replaced) - len(block) == events * (len(caller) - len(upstream)) != 0:
+                return replaced
+        return _MODEL_FIELD.sub(caller.replace(b"\\", b"\\\\"), block)
 
 
 async def _drain(chunks: AsyncIterator[bytes]) -> None:
@@ -114,91 +233,15 @@ async def _drain(chunks: AsyncIterator[bytes]) -> None:
         pass
 
 
-def _process_block(block: bytes, rules: RelayRules, state: _StreamState) -> bytes:
-    if block.endswith(_DONE_EVENT) and (block == _DONE_EVENT or block.endswith(b"\n\n" + _DONE_EVENT)):
-        state.done = True
-        block = block[: -len(_DONE_EVENT)]
-        if not block:
-            return b""
-    tail = block[-_TAIL:]
-    if (
-        b"\r" in block
-        or not block.startswith(b"data:")
-        or any(marker in tail for marker in _ERROR_MARKERS)
-        or any(marker in tail for marker in rules.needs_parse)
-    ):
-        return b"".join(_process_event(e, rules, state) for e in _split_events(block))
-    return _rewrite(block, rules, state)
-
-
-def _rewrite(block: bytes, rules: RelayRules, state: _StreamState) -> bytes:
-    block = _rewrite_model(block, rules)
-    for old, new in rules.replacements:
-        block = block.replace(old, new)
-    if not state.finished and any(marker in block[-_TAIL:] for marker in _FINISH_MARKERS):
-        state.finished = True
-    return block
-
-
-def _rewrite_model(block: bytes, rules: RelayRules) -> bytes:
-    """Every `"model":"..."` field becomes the caller's id: bytes.replace when all fields in the
-    block are the one seen first (always, in practice), a regex otherwise."""
-    if rules._upstream_field is None:
-        start = block.find(_MODEL_KEY)
-        found = _MODEL_FIELD.match(block, start) if start >= 0 else None
-        if found is None:
-            return block
-        rules._upstream_field = found.group(0)
-    upstream_field = rules._upstream_field
-    fields = block.count(_MODEL_KEY)
-    if fields == 0:
-        return block
-    if block.count(upstream_field) == fields:
-        return block if upstream_field == rules._model_bytes else block.replace(upstream_field, rules._model_bytes)
-    return _MODEL_FIELD.sub(rules._model_bytes.replace(b"\\", b"\\\\"), block)
-
-
-def _split_events(block: bytes) -> list[bytes]:
-    return [e for e in block.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n\n") if e.strip()]
-
-
-def _process_event(event: bytes, rules: RelayRules, state: _StreamState) -> bytes:
-    data_lines = [line[5:].lstrip(b" ") for line in event.split(b"\n") if line.startswith(b"data:")]
-    if not data_lines:
-        return b""  # comments, keep-alives, bare event:/id: lines
-    payload = b"\n".join(data_lines)
-    if payload.strip() == _DONE:
-        state.done = True
-        return b""
-    editable = rules.edit_event is not None and any(marker in payload for marker in rules.needs_parse)
-    if not editable and not any(marker in payload for marker in _ERROR_MARKERS):
-        return _rewrite(b"data: " + payload + b"\n\n", rules, state)
-    try:
-        parsed = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        raise UpstreamProtocolError("The upstream sent a malformed stream event (not JSON).") from None
-    if not isinstance(parsed, dict):
-        raise UpstreamProtocolError("The upstream sent a stream event that is not a JSON object.")
-    if "error" in parsed and "choices" not in parsed:
-        raise _upstream_stream_error(parsed["error"])
-    if editable and rules.edit_event is not None:
-        framed = b"".join(b"data: " + orjson.dumps(e) + b"\n\n" for e in rules.edit_event(parsed))
-        return _rewrite(framed, rules, state) if framed else b""
-    return _rewrite(b"data: " + payload + b"\n\n", rules, state)
-
-
-def hidden_events(rules: RelayRules) -> bytes:
-    return b"".join(b"data: " + orjson.dumps(event) + b"\n\n" for event in rules.hidden)
-
-
 def _upstream_stream_error(error: Any) -> RelaystackError:
     if isinstance(error, dict):
         message = str(error.get("message") or "The upstream reported an error mid-stream.")
         code = error.get("code")
         given = error.get("status")
         status = given if isinstance(given, int) and 400 <= given <= 599 else 502
+        kind = error.get("type")
         return UpstreamError(
-            f"Upstream error mid-stream: {message}", status=status, type=error.get("type"),
-            code=str(code) if code is not None else None,
+            f"Upstream error mid-stream: {message[:2000]}", status=status,
+            type=kind if isinstance(kind, str) else None, code=str(code) if code is not None else None,
         )
-    return UpstreamError(f"Upstream error mid-stream: {error}", status=502)
+    return UpstreamError(f"Upstream error mid-stream: {str(error)[:2000]}", status=502)

@@ -10,13 +10,14 @@
 | Q6 ``n > 1`` with ``stream: true`` is refused                      | a clear 400 before any upstream call           |
 | Q7 usage on the last chunk even when not asked                     | shown only with stream_options.include_usage,  |
 |                                                                    | then as OpenAI does: a final chunk, no choices |
+|                                                                    | (the relay's strip_usage / split_usage rules); |
+|                                                                    | never asked for: it always comes               |
 | Q8 ``text.completion`` / ``completion.chunk`` object names         | normalised to ``text_completion``              |
 """
 
 from __future__ import annotations
 
 import logging
-from functools import partial
 from typing import Any, ClassVar
 
 from relaystack.errors import InvalidRequestError, UnsupportedParameterError
@@ -37,7 +38,6 @@ TOGETHER_EMBEDDING_MODELS: dict[str, dict[str, int]] = {
     "intfloat/multilingual-e5-large-instruct": {"embedding_dimension": 1024, "context_length": 512},
 }
 _LLM_TYPES = frozenset({"chat", "language", "code"})
-_USAGE_OBJECT = (b'"usage":{', b'"usage": {')
 _OBJECT_FIXES = (
     (b'"object":"completion.chunk"', b'"object":"text_completion"'),
     (b'"object": "completion.chunk"', b'"object": "text_completion"'),
@@ -50,6 +50,8 @@ class TogetherProvider(OpenAICompatProvider):
     provider_data_api_key_field = "together_api_key"
     api_key_env = "TOGETHER_API_KEY"
     embedding_model_metadata: ClassVar[dict[str, dict[str, int]]] = TOGETHER_EMBEDDING_MODELS
+    # usage comes on the finish chunk whether asked or not: asking would only change the body
+    supports_stream_usage: ClassVar[bool] = False
 
     def models_from_listing(self, listing: Any) -> list[ModelEntry]:
         if not isinstance(listing, list):  # Together might one day adopt OpenAI's shape
@@ -97,14 +99,13 @@ class TogetherProvider(OpenAICompatProvider):
         return data
 
     def relay_rules(self, body: dict[str, Any], call: CallContext) -> RelayRules:
-        options = body.get("stream_options")
-        include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        rules = RelayRules(
-            call.requested_model,
-            replacements=_OBJECT_FIXES if "prompt" in body else (),
-            needs_parse=_USAGE_OBJECT,
-        )
-        rules.edit_event = _split_usage if include_usage else partial(_hide_usage, rules)
+        rules = super().relay_rules(body, call)
+        if "prompt" in body:
+            rules.replacements = _OBJECT_FIXES
+        # usage rides on the finish chunk, asked or not: hidden from a client that did not ask,
+        # and sent to one that did as OpenAI does (a final chunk without choices)
+        rules.strip_usage = not call.client_asked_usage
+        rules.split_usage = call.client_asked_usage
         return rules
 
 
@@ -114,21 +115,3 @@ def _refuse_streamed_n(body: dict[str, Any]) -> None:
         raise InvalidRequestError(
             "Together does not support n > 1 when streaming; set stream to false or n to 1.", param="n"
         )
-
-
-def _hide_usage(rules: RelayRules, event: dict[str, Any]) -> list[dict[str, Any]]:
-    """Unasked usage: not shown to the client, kept for the stored completion."""
-    if event.get("usage"):
-        rules.hidden.append({"id": event.get("id"), "choices": [], "usage": event["usage"]})
-    event["usage"] = None
-    return [event] if event.get("choices") else []
-
-
-def _split_usage(event: dict[str, Any]) -> list[dict[str, Any]]:
-    """Together's finish chunk carries usage; OpenAI sends it in a final chunk with no choices."""
-    if not event.get("choices"):
-        return [event]
-    usage = event.get("usage")
-    event["usage"] = None
-    trailer: dict[str, Any] = {k: event[k] for k in ("id", "object", "created", "model") if k in event}
-    return [event, {**trailer, "choices": [], "usage": usage}]

@@ -39,6 +39,8 @@ class Router:
         provider, call = await self.registry.resolve_fresh(model, _MODEL_TYPE[operation])
         call.provider_data = ctx.provider_data
         call.fault = ctx.fault
+        call.usage_wanted = ctx.usage_wanted
+        ctx.redactor.add(provider.secrets_of(call))
         ctx.model = model
         ctx.provider_id = provider.provider_id
         ctx.attempts += 1
