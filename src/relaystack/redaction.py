@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import contextvars
+import functools
 import json
 import logging
 import os
@@ -74,7 +75,8 @@ def key_like_values(obj: Any) -> list[str]:
     return found
 
 
-def variants(secret: str) -> set[str]:
+@functools.lru_cache(maxsize=1024)
+def variants(secret: str) -> frozenset[str]:
     """Forms an echoed secret can take: raw, JSON-escaped, URL-encoded, base64 (any alignment)."""
     escaped = json.dumps(secret)[1:-1]
     out = {secret, escaped, escaped.replace("/", "\\/"), quote(secret, safe=""), quote_plus(secret)}
@@ -86,15 +88,16 @@ def variants(secret: str) -> set[str]:
             start = -(-offset * 8 // 6)
             end = (offset + len(raw)) * 8 // 6
             out.add(encoded[start:end])
-    return {v for v in out if len(v) >= MIN_SECRET_LEN}
+    return frozenset(v for v in out if len(v) >= MIN_SECRET_LEN)
 
 
-def _wire_variants(secret: str) -> set[bytes]:
+@functools.lru_cache(maxsize=1024)  # a provider's key is the same on every request
+def _wire_variants(secret: str) -> frozenset[bytes]:
     """The forms a secret takes inside JSON an upstream wrote (raw, escaped, ``\\/``-escaped)."""
     escaped = json.dumps(secret, ensure_ascii=False)[1:-1]
     ascii_escaped = json.dumps(secret)[1:-1]
     forms = {secret, escaped, escaped.replace("/", "\\/"), ascii_escaped}
-    return {f.encode() for f in forms if len(f) >= MIN_SECRET_LEN}
+    return frozenset(f.encode() for f in forms if len(f) >= MIN_SECRET_LEN)
 
 
 class Redactor:

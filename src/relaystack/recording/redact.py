@@ -16,13 +16,14 @@ Recordings are committed to git, so a leaked key is public forever. Defence in d
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, quote, quote_plus, urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
+# the forms of a secret and what a key-like name is are the one redaction mechanism's
+from relaystack.redaction import MIN_SECRET_LEN, REDACTED, is_key_like_name, variants
 from relaystack.upstream.base import UpstreamRequest
 
 __all__ = [
@@ -34,17 +35,7 @@ __all__ = [
     "variants",
 ]
 
-REDACTED = "[REDACTED]"
-# shorter values are not treated as secrets: scrubbing "abc" everywhere would corrupt text
-MIN_SECRET_LEN = 8
-
 _PROVIDER_DATA_HEADERS = frozenset({"x-llamastack-provider-data", "x-ogx-provider-data"})
-_KEY_NAME = re.compile(
-    r"(?:^|[_\-.])(?:api[_\-]?key|apikey|api[_\-]?token|access[_\-]?token|refresh[_\-]?token|id[_\-]?token"
-    r"|auth[_\-]?token|session[_\-]?token|security[_\-]?token|secret|client[_\-]?secret|password|passwd"
-    r"|authorization|proxy[_\-]authorization|cookie|set[_\-]cookie|credentials?|private[_\-]?key|bearer)$",
-    re.IGNORECASE,
-)
 # shapes that are keys wherever they appear
 _KEY_SHAPES = (
     re.compile(r"\bsk-[A-Za-z0-9_\-]{16,}"),  # OpenAI and many compatibles
@@ -54,11 +45,6 @@ _KEY_SHAPES = (
 )
 # a token-looking value (no whitespace): only judged inside key-like fields
 _TOKEN_LIKE = re.compile(r"^\S{8,}$")
-
-
-def is_key_like_name(name: str) -> bool:
-    """``api_key``, ``X-Api-Key``, ``together_api_key``, ``Authorization``; not ``max_tokens``."""
-    return bool(_KEY_NAME.search(name.strip()))
 
 
 def secrets_of_request(request: UpstreamRequest) -> list[str]:
@@ -119,22 +105,6 @@ def _string_leaves(obj: Any) -> list[str]:
     if isinstance(obj, list):
         return [s for v in obj for s in _string_leaves(v)]
     return []
-
-
-def variants(secret: str) -> set[str]:
-    """Forms an echoed secret can take: raw, JSON-escaped, URL-encoded, base64 (any alignment)."""
-    out = {secret, json.dumps(secret)[1:-1], quote(secret, safe=""), quote_plus(secret)}
-    raw = secret.encode()
-    for encode in (base64.b64encode, base64.urlsafe_b64encode):
-        for offset in range(3):
-            encoded = encode(b"\0" * offset + raw).decode()
-            # keep only the characters that depend on the secret's bytes alone
-            start = -(-offset * 8 // 6)
-            end = (offset + len(raw)) * 8 // 6
-            core = encoded[start:end]
-            if len(core) >= MIN_SECRET_LEN:
-                out.add(core)
-    return {v for v in out if len(v) >= MIN_SECRET_LEN}
 
 
 class SecretSet:

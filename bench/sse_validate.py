@@ -1,0 +1,138 @@
+"""Micro-benchmark: what checking every streamed event costs, by method.
+
+The relay must never pass an invalid or wrongly shaped event to a client, so every event of
+a stream is checked before its block is forwarded. This measures the candidate checks on the
+bench's 500-event stream (the sse500 body, ~100 KB), as CPU time per stream (best of N runs):
+
+    .venv/bin/python bench/sse_validate.py [--events 500] [--runs 9]
+
+Rows: what the relay did before it checked anything (the byte edits alone), the candidate
+checks alone, and the relay's whole per-block work now (``SSERelay._process``: check, usage,
+finish, model id, secret scan) with and without a caller model id that differs from the
+upstream's. Results and the choice are in bench/README.md ("Checking every streamed event").
+"""
+
+from __future__ import annotations
+
+import argparse
+import operator
+import sys
+import time
+import timeit
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness.bodies import sse_body
+from relaystack.chunk_shape import CHUNK_DECODER, Chunk, decode_plain_block
+from relaystack.providers.sse_relay import RelayRules, SSERelay
+from relaystack.redaction import Redactor
+
+MODEL = "bench-sse500"
+CANARY = "sk-bench-0123456789abcdefghijklmnopqrstuv"
+
+
+def _python_shape_check(chunks: list[Any]) -> None:
+    for chunk in chunks:
+        if type(chunk) is not dict:
+            raise ValueError("not an object")
+        choices = chunk.get("choices")
+        if type(choices) is not list:
+            raise ValueError("choices")
+        for choice in choices:
+            if type(choice) is not dict or type(choice.get("index", 0)) is not int:
+                raise ValueError("choice")
+            delta = choice.get("delta")
+            if delta is not None:
+                if type(delta) is not dict:
+                    raise ValueError("delta")
+                content = delta.get("content")
+                if content is not None and type(content) is not str:
+                    raise ValueError("content")
+
+
+def cases(block: bytes) -> dict[str, Callable[[], object]]:
+    payloads = block[6:-2].split(b"\n\ndata: ")
+    upstream_field = b'"model":"' + MODEL.encode() + b'"'
+
+    def old_byte_relay() -> object:  # what the relay did per block before it checked events
+        fields = block.count(b'"model"')
+        same = block.count(upstream_field) == fields
+        return same and b'"finish_reason":"' in block[-8192:] and b'{"error"' in block[-8192:]
+
+    def split() -> object:
+        return block[6:-2].split(b"\n\ndata: ")
+
+    def orjson_each() -> object:
+        return list(map(orjson.loads, payloads))
+
+    def orjson_array() -> object:  # not a per-event check: one event may complete another
+        return orjson.loads(b"[" + b",".join(payloads) + b"]")
+
+    def orjson_array_shape() -> object:
+        chunks = orjson.loads(b"[" + b",".join(payloads) + b"]")
+        _python_shape_check(chunks)
+        return chunks
+
+    def msgspec_each() -> object:
+        return list(map(CHUNK_DECODER.decode, payloads))
+
+    block_decoder = msgspec.json.Decoder(list[Chunk])
+
+    def msgspec_array() -> object:  # not a per-event check either
+        return block_decoder.decode(b"[" + block[6:-2].replace(b"\n\ndata: ", b",") + b"]")
+
+    def msgspec_block() -> object:
+        return decode_plain_block(block)
+
+    def relay(caller: str, secret: str | None) -> Callable[[], object]:
+        redactor = Redactor([secret] if secret else [])
+
+        def run() -> object:
+            rules = RelayRules(caller, redactor=redactor)
+            return SSERelay(None, rules)._process(block)  # type: ignore[arg-type]
+
+        return run
+
+    usage = operator.attrgetter("usage")
+    chunks = list(map(CHUNK_DECODER.decode, payloads))
+
+    def usage_scan() -> object:
+        return list(map(usage, chunks)).count(None)
+
+    return {
+        "before: byte edits only (old relay)": old_byte_relay,
+        "split into events": split,
+        "orjson, each event": orjson_each,
+        "orjson, one array (not per-event)": orjson_array,
+        "orjson, one array + Python shape check": orjson_array_shape,
+        "msgspec Chunk, each event (decode only)": msgspec_each,
+        "msgspec Chunk, one array (not per-event)": msgspec_array,
+        "chosen: split + line check + msgspec each": msgspec_block,
+        "usage scan of decoded chunks": usage_scan,
+        "relay now: same model id, no key": relay(MODEL, None),
+        "relay now: same model id, 1 key scanned": relay(MODEL, CANARY),
+        "relay now: caller id differs, 1 key": relay("provider/" + MODEL, CANARY),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=500)
+    parser.add_argument("--runs", type=int, default=9)
+    args = parser.parse_args()
+    body = sse_body(MODEL, args.events)
+    block = body[: -len(b"data: [DONE]\n\n")]
+    print(f"{args.events} events, {len(block):,} bytes, one block; CPU time per stream, best of {args.runs}")
+    for name, fn in cases(block).items():
+        number = 50
+        best = min(timeit.repeat(fn, number=number, repeat=args.runs, timer=time.process_time)) / number
+        print(f"  {name:45s} {best * 1e6:8.1f} µs  ({best * 1e9 / args.events:5.0f} ns/event)")
+
+
+if __name__ == "__main__":
+    main()
