@@ -8,7 +8,7 @@ Not run by the test suite (CI has no torch). It was run once, in a throwaway ven
     HF_HUB_OFFLINE=1 /tmp/st/bin/python tests/local/data/make_minilm_reference.py
 
 (sentence-transformers 6.2.0, torch 2.13.0+cpu, transformers from that resolve.) The
-vectors are rounded to 7 decimals: far below the 1e-4 cosine tolerance the test allows.
+vectors are rounded to 7 decimals: below the 1e-6 per-element tolerance the test allows.
 """
 
 from __future__ import annotations
