@@ -38,3 +38,7 @@ class RequestContext:
     stream: bool = False
     usage: dict[str, Any] | None = None
     status: int | None = None
+    # the error's code when the request failed (e.g. "upstream_unreachable"): health and the access log
+    error_code: str | None = None
+    # extra fields a layer wants on the request's access line (e.g. the router's attempts)
+    log_fields: dict[str, Any] | None = None
