@@ -10,10 +10,12 @@ What uvicorn (0.3x-0.5x) with httptools gives and lacks, measured with raw socke
 - a cap: ``limit_concurrency`` counts connections *or* tasks and answers a plain-text 503.
 
 ``GuardedHttpToolsProtocol`` adds a deadline for the request line and headers (from the
-connection's opening and from a request's first byte, cleared when the headers are complete),
+connection's opening, or from the first read that leaves a request's headers incomplete;
+cleared when they are complete),
 a 431 past ``max_header_bytes``, and an OpenAI-shaped 503 past ``max_connections`` or
-``max_concurrent_requests``. The hot path pays one timer per request and a sum over the
-header list in ``on_headers_complete``; everything else is uvicorn's own code.
+``max_concurrent_requests``. A request whose headers arrive in one read pays a few integer
+checks: no timer, and the header sizes are summed only when the bytes read could exceed the
+limit. Everything else is uvicorn's own code.
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._limits = limits
         self._header_deadline: asyncio.TimerHandle | None = None
         self._header_bytes = 0
+        self._chunk_bytes = 0
         self._reading_headers = False
         self._bytes_seen = False
         self._app = self.app
@@ -108,6 +111,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
         self._bytes_seen = True
+        self._chunk_bytes = len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -130,23 +134,25 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._header_bytes += len(data)
             if self._header_bytes > self._limits.max_header_bytes:
                 self._too_large()  # headers arriving in pieces, already past the limit
+            elif self._header_deadline is None:
+                self._arm_header_deadline()  # only now: headers that arrive whole need no timer
 
     # -- request ------------------------------------------------------------------------
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._reading_headers = True
         self._header_bytes = 0
-        if self._header_deadline is None:
-            self._arm_header_deadline()
 
     def on_headers_complete(self) -> None:
         self._reading_headers = False
         self._disarm_header_deadline()
-        size = len(self.url)
-        for name, value in self.headers:
-            size += len(name) + len(value) + 4
-        if size > self._limits.max_header_bytes:
-            raise _HeadersTooLarge
+        if self._header_bytes + self._chunk_bytes > self._limits.max_header_bytes:
+            # only when the bytes read could hold that much: a usual request skips the sum
+            size = len(self.url)
+            for name, value in self.headers:
+                size += len(name) + len(value) + 4
+            if size > self._limits.max_header_bytes:
+                raise _HeadersTooLarge
         self.app = self._overloaded_app if len(self.tasks) >= self._limits.max_concurrent_requests else self._app
         super().on_headers_complete()
 
