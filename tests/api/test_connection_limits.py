@@ -19,7 +19,7 @@ from support.stack import CHAT_MODEL, issue_config
 
 RECORDINGS = Path(__file__).parents[1] / "recordings" / "together"
 LIMITS = {"max_header_bytes": 4096, "header_timeout_s": 1.0, "keepalive_timeout_s": 1.0,
-          "max_concurrent_requests": 2, "max_connections": 8}
+          "max_concurrent_requests": 2, "max_connections": 8, "body_timeout_s": 1.0}
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +95,21 @@ def test_a_slow_loris_client_is_cut_with_408(server: RunningServer) -> None:
         elapsed = time.monotonic() - started
     assert received.startswith(b"HTTP/1.1 408"), received
     assert elapsed < 20
+
+
+def test_a_body_that_trickles_gets_408(server: RunningServer) -> None:
+    body = b'{"model": "%s", "messages": [{"role": "user", "content": "hi"}]}' % CHAT_MODEL.encode()
+    with connect(server) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
+        time.sleep(0.3)
+        sock.sendall(body[10:20])  # then nothing more: the rest never comes
+        head = sock.recv(65536)
+        while b"}" not in head.partition(b"\r\n\r\n")[2]:
+            head += sock.recv(65536)
+    status, error = status_and_json(head)
+    assert status == 408 and error["error"]["code"] == "request_timeout"  # type: ignore[index]
+    assert "1 s" in error["error"]["message"]  # type: ignore[index]
 
 
 def test_a_connection_that_says_nothing_is_closed(server: RunningServer) -> None:
