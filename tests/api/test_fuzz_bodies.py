@@ -150,3 +150,30 @@ def test_the_property_ran_every_case_and_reached_the_happy_path() -> None:
     assert sum(counts.values()) >= 2000, counts
     print("status counts:", counts)
     assert counts.get("200", 0) >= 100, counts
+
+
+admin_requests = st.one_of(
+    st.tuples(st.just("POST"), st.just("/v1/models"),
+              st.fixed_dictionaries({"model_id": st.text(min_size=1, max_size=12) | json_values},
+                                    optional={"provider_id": st.sampled_from(["together", "compat"]) | json_values,
+                                              "provider_model_id": json_values, "model_type": json_values,
+                                              "metadata": json_values}),
+              st.just({})),
+    st.tuples(st.just("GET"), st.sampled_from(["/v1/chat/completions", "/v1/inspect/routes"]), st.just(None),
+              st.dictionaries(st.sampled_from(["limit", "order", "after", "model", "api_filter"]),
+                              st.text(max_size=6) | st.integers(-5, 10**30).map(str), max_size=3)),
+)
+
+
+@settings(max_examples=500, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(request=admin_requests)
+def test_no_admin_request_gives_a_server_error(app_client: tuple[asyncio.AbstractEventLoop, Any],
+                                               request: tuple[str, str, Any, dict[str, str]]) -> None:
+    loop, client = app_client
+    method, path, body, query = request
+    content = orjson.dumps(body) if body is not None else None
+    response = loop.run_until_complete(client.request(method, path, params=query, content=content))
+    assert response.status_code < 500, (method, path, body, query, response.text)
+    if response.status_code >= 400:
+        assert response.json()["error"]["message"]
