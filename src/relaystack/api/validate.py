@@ -176,6 +176,8 @@ def _message(message: Any, param: str) -> None:
     if not isinstance(role, str) or role not in _ROLES:
         shown = repr(role) if isinstance(role, str) else _kind(role)
         raise _fail(f"{param}.role must be one of {', '.join(sorted(_ROLES))}, got {shown}.", f"{param}.role")
+    if len(message) == 2 and role != "tool" and isinstance(message.get("content"), str):
+        return  # the usual {"role", "content": "..."}: nothing else to check
     _optional_fields(message, param, _MESSAGE_FIELDS)
     if role == "tool" and not isinstance(message.get("tool_call_id"), str):
         raise _fail(f"{param} has role 'tool' and needs a 'tool_call_id'.", f"{param}.tool_call_id")
