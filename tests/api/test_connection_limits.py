@@ -130,19 +130,25 @@ def test_an_idle_keep_alive_connection_is_closed(server: RunningServer) -> None:
 def test_requests_over_the_cap_get_503_in_openai_shape(server: RunningServer) -> None:
     held: list[httpx.Response] = []
 
-    def hold() -> None:  # a replayed fault holds the request 3 s, then answers 429
-        held.append(httpx.post(f"{server.base_url}/v1/chat/completions", timeout=30,
-                               headers={"X-Relaystack-Fault": "status=429;stall=3"},
+    def hold() -> None:  # a replayed fault holds the request 6 s, then answers 429
+        held.append(httpx.post(f"{server.base_url}/v1/chat/completions", timeout=60,
+                               headers={"X-Relaystack-Fault": "status=429;stall=6"},
                                json={"model": CHAT_MODEL, "messages": [{"role": "user", "content": "hold"}]}))
 
-    threads = [threading.Thread(target=hold) for _ in range(LIMITS["max_concurrent_requests"])]  # type: ignore[arg-type]
+    threads = [threading.Thread(target=hold) for _ in range(int(LIMITS["max_concurrent_requests"]))]
     for thread in threads:
         thread.start()
-    time.sleep(1.5)  # both are in progress now
-    refused = httpx.get(f"{server.base_url}/v1/version", timeout=10)
+    refused = None
+    deadline = time.monotonic() + 5
+    while refused is None and time.monotonic() < deadline:  # until both held requests are in progress
+        probe = httpx.get(f"{server.base_url}/v1/version", timeout=10)
+        if probe.status_code == 503:
+            refused = probe
+        time.sleep(0.1)
     for thread in threads:
         thread.join()
-    assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+    assert refused is not None, "no request was refused while two were in progress"
+    assert refused.headers["retry-after"] == "1"
     error = refused.json()["error"]
     assert error["code"] == "server_overloaded" and "server.max_concurrent_requests" in error["message"]
     assert [r.status_code for r in held] == [429, 429]
@@ -150,7 +156,7 @@ def test_requests_over_the_cap_get_503_in_openai_shape(server: RunningServer) ->
 
 
 def test_connections_over_the_cap_get_503(server: RunningServer) -> None:
-    socks = [connect(server) for _ in range(LIMITS["max_connections"])]  # type: ignore[call-overload]
+    socks = [connect(server) for _ in range(int(LIMITS["max_connections"]))]
     try:
         with connect(server) as extra:
             status, body = status_and_json(read_all(extra))
