@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The gateway benchmark (issue 5), one command.
+"""The gateway benchmark, one command.
 
     python bench/run.py                     # full matrix: 3 rounds x 6 scenarios x c=1,16,64
     python bench/run.py --rounds 2 --duration 4 --only chat,sse500 --conc 16

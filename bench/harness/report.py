@@ -89,7 +89,7 @@ def _row(rows: list[dict[str, Any]], scenario: str, conc: int, gateway: str) -> 
 
 
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Issue 5's targets that this run measured: name, measured value, goal, verdict."""
+    """The targets this run measured: name, measured value, goal, verdict."""
     rows, out = result.get("rows", []), []
 
     def add(name: str, value: float | None, goal: str, ok: bool | None) -> None:
@@ -133,7 +133,7 @@ def render(result: dict[str, Any]) -> str:
              f"Machine: {meta['machine']}.", ""]
     lines += [f"Note: {n}" for n in meta.get("notes", [])] + [""]
     if tlist := result.get("targets"):
-        lines += ["## Targets (issue 5)", "", "| target | measured | goal | verdict |", "|---|---:|---|---|"]
+        lines += ["## Targets", "", "| target | measured | goal | verdict |", "|---|---:|---|---|"]
         for t in tlist:
             verdict = {True: "pass", False: "**FAIL**", None: "n/a"}[t["ok"]]
             lines.append(f"| {t['target']} | {_fmt(t['value'], '.3g')} | {t['goal']} | {verdict} |")

@@ -1,26 +1,50 @@
-"""The ``relaystack`` command."""
+"""The ``relaystack`` command.
+
+Every bad option, environment value or config is one line on stderr (``error: ...``) and
+exit code 2; a port that cannot be listened on is one line naming ``--port``.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
-from importlib import resources
-from pathlib import Path
+from typing import Any
 
 import click
-import orjson
 
 from relaystack import __version__
-from relaystack.config import RunConfig
+from relaystack.config import RunConfig, load_run_config
 from relaystack.errors import ConfigError
+from relaystack.logs import LOG_FORMATS, LOG_LEVELS, configure_logging
+from relaystack.recording.settings import RecordMode
 
 __all__ = ["main"]
 
-DEFAULT_CONFIG = "default"
+log = logging.getLogger("relaystack")
 
 
-@click.group()
+class _OneLineErrors(click.Group):
+    """click's usage errors as one line (``error: ...``, exit 2) instead of a usage block."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("standalone_mode", True) is False:
+            return super().main(*args, **kwargs)
+        try:
+            code = super().main(*args, **{**kwargs, "standalone_mode": False})
+        except click.UsageError as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(2)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=_OneLineErrors)
 @click.version_option(__version__, prog_name="relaystack")
 def cli() -> None:
     """relaystack: an OpenAI- and llama-stack-compatible inference server."""
@@ -29,94 +53,101 @@ def cli() -> None:
 @cli.command()
 @click.argument("config", required=False)
 @click.option("--host", default=None, help="Interface to listen on (default: server.host or 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port (default: $RELAYSTACK_PORT, server.port, or 8321).")
-@click.option("--workers", type=int, default=None, help="Worker processes sharing the store (default 1).")
-@click.option("--record-mode", type=click.Choice(["live", "record", "replay"]), default=None,
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Port, 1-65535 (default: $RELAYSTACK_PORT, server.port, or 8321).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None,
+              help="Worker processes sharing the store, 1-64 (default: server.workers or 1).")
+@click.option("--record-mode", type=click.Choice(RecordMode.choices(), case_sensitive=False), default=None,
               help="Record or replay upstream traffic (default: $RELAYSTACK_RECORD_MODE or live).")
 @click.option("--recordings", "recordings_dir", default=None,
               help="Recordings folder (holds responses/*.json); default $RELAYSTACK_RECORDINGS_DIR.")
 @click.option("--env", "env_pairs", multiple=True, metavar="KEY=VALUE",
               help="Set an environment variable before the config is read (repeatable).")
-@click.option("--log-level", default=None, help="debug, info, warning (default: $RELAYSTACK_LOG_LEVEL or info).")
+@click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default=None,
+              help="Default: $RELAYSTACK_LOG_LEVEL or info.")
+@click.option("--log-format", type=click.Choice(LOG_FORMATS, case_sensitive=False), default=None,
+              help="text, or json (one object per line); default: $RELAYSTACK_LOG_FORMAT or text.")
 def run(config: str | None, host: str | None, port: int | None, workers: int | None, record_mode: str | None,
-        recordings_dir: str | None, env_pairs: tuple[str, ...], log_level: str | None) -> None:
+        recordings_dir: str | None, env_pairs: tuple[str, ...], log_level: str | None,
+        log_format: str | None) -> None:
     """Serve CONFIG (a llama-stack-style run.yaml); without it, the built-in default."""
-    import uvicorn
-
     for pair in env_pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.replace("_", "").isalnum():
             raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--env")
         os.environ[key] = value
-    level = (log_level or os.environ.get("RELAYSTACK_LOG_LEVEL") or "info").upper()
-    configure_logging(level)
-    run_config = _load_or_exit(config)
-    _check_or_exit(run_config, record_mode, recordings_dir)
+    level = _choice(log_level, "RELAYSTACK_LOG_LEVEL", LOG_LEVELS, "info", "--log-level")
+    fmt = _choice(log_format, "RELAYSTACK_LOG_FORMAT", LOG_FORMATS, "text", "--log-format")
+    configure_logging(level, fmt)
+    run_config = _or_exit(lambda: load_run_config(config))
     chosen_port = port or _env_port() or run_config.server.port
     chosen_host = host or run_config.server.host
     chosen_workers = workers or run_config.server.workers
-    # every worker process rebuilds the app from these arguments (see api/factory.py)
-    os.environ["RELAYSTACK_RUN_ARGS"] = orjson.dumps({
-        "config": config, "record_mode": record_mode, "recordings_dir": recordings_dir, "log_level": level,
-    }).decode()
-    click.echo(f"relaystack {__version__}: serving {run_config.source} on http://{chosen_host}:{chosen_port}"
-               f" ({chosen_workers} worker{'s' if chosen_workers > 1 else ''})", err=True)
-    uvicorn.run(
-        "relaystack.api.factory:app_from_environment", factory=True, host=chosen_host, port=chosen_port,
-        workers=chosen_workers, loop="auto", http="auto", access_log=False, log_level=level.lower(),
-        timeout_graceful_shutdown=30, lifespan="on",
+    app = _build_or_exit(run_config, record_mode, recordings_dir)
+    from relaystack.server import PortError, ServeOptions, bind_socket, serve
+
+    try:
+        sock = bind_socket(chosen_host, chosen_port)
+    except PortError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    log.info("relaystack %s: serving %s on http://%s:%d (%d worker%s)", __version__, run_config.source,
+             chosen_host, chosen_port, chosen_workers, "s" if chosen_workers > 1 else "")
+    options = ServeOptions(
+        host=chosen_host, port=chosen_port, workers=chosen_workers, log_level=level, log_format=fmt,
+        run_args={"config": config, "record_mode": record_mode, "recordings_dir": recordings_dir},
     )
+    serve(app, sock, options)
+
+
+def _choice(given: str | None, env: str, choices: tuple[str, ...], default: str, option: str) -> str:
+    if given:
+        return given.lower()
+    value = os.environ.get(env)
+    if not value:
+        return default
+    if value.lower() not in choices:
+        _exit(f"${env} is {value!r}: choose one of {', '.join(choices)} (or pass {option}).")
+    return value.lower()
 
 
 def _env_port() -> int | None:
-    value = os.environ.get("RELAYSTACK_PORT") or os.environ.get("LLAMA_STACK_PORT")
-    return int(value) if value and value.isdigit() else None
+    for name in ("RELAYSTACK_PORT", "LLAMA_STACK_PORT"):
+        value = os.environ.get(name)
+        if value:
+            if not (value.isascii() and value.isdigit() and 1 <= int(value) <= 65535):
+                _exit(f"${name} is {value!r}: a port must be a whole number from 1 to 65535 (or pass --port).")
+            return int(value)
+    return None
 
 
-def _load_or_exit(config: str | None) -> RunConfig:
+def _or_exit(load: Any) -> RunConfig:
     try:
-        return load_run_config(config)
+        config: RunConfig = load()
     except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        _exit(str(exc))
+    return config
 
 
-def _check_or_exit(run_config: RunConfig, record_mode: str | None, recordings_dir: str | None) -> None:
-    """Build the app once here, so a bad provider config or record mode stops start-up with one
-    clear line instead of a traceback from inside a uvicorn worker."""
+def _build_or_exit(run_config: RunConfig, record_mode: str | None, recordings_dir: str | None) -> Any:
+    """Build the app here, so a bad provider config or record mode stops start-up with one
+    clear line instead of a traceback from inside a uvicorn worker; one worker serves this app."""
     from relaystack.api.app import create_app
 
     try:
-        create_app(run_config, record_mode=record_mode, recordings_dir=recordings_dir)
+        return create_app(run_config, record_mode=record_mode, recordings_dir=recordings_dir)
     except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        _exit(str(exc))
 
 
-def load_run_config(config: str | None) -> RunConfig:
-    from relaystack.config import load_config, parse_config
-
-    if config is None or config == DEFAULT_CONFIG:
-        text = resources.files("relaystack.distributions").joinpath("default.yaml").read_text()
-        import yaml
-
-        return parse_config(yaml.safe_load(text), source="<built-in default>")
-    return load_config(Path(config))
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+def _exit(message: str) -> Any:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
 
 
 def _mount_optional_groups() -> None:
-    try:
-        from relaystack.recording.cli import recordings
-    except ImportError:  # pragma: no cover - the recording CLI is part of the package
-        return
+    from relaystack.recording.cli import recordings
+
     cli.add_command(recordings)
 
 

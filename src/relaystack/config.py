@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from relaystack.envsubst import substitute
 from relaystack.errors import ConfigError
+from relaystack.recording.settings import RecordMode
 
 __all__ = [
     "ModelConfig",
@@ -27,8 +29,12 @@ __all__ = [
     "StorageConfig",
     "default_home",
     "load_config",
+    "load_run_config",
     "parse_config",
 ]
+
+# `relaystack run` without a config file (or with "default") serves the built-in distribution
+DEFAULT_CONFIG = "default"
 
 log = logging.getLogger("relaystack.config")
 
@@ -56,7 +62,6 @@ class ProviderConfig(_Strict):
     provider_id: str
     provider_type: str
     config: dict[str, Any] = Field(default_factory=dict)
-    module: str | None = None
 
 
 class ModelConfig(_Strict):
@@ -77,6 +82,18 @@ class ServerConfig(BaseModel):
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     # stop reading a request body that trickles slower than this (slowloris)
     body_timeout_s: float = Field(30.0, gt=0)
+    # request line + headers above this get 431 and the connection is closed
+    max_header_bytes: int = Field(32 * 1024, ge=1024, le=1024 * 1024)
+    # a connection must deliver a request's headers within this (slow-loris clients are cut)
+    header_timeout_s: float = Field(10.0, gt=0)
+    # an idle keep-alive connection is closed after this
+    keepalive_timeout_s: float = Field(5.0, gt=0)
+    # open connections per worker process; beyond it a new connection gets 503 and is closed
+    max_connections: int = Field(2048, ge=1)
+    # requests in progress per worker process (streams included); beyond it: 503 with Retry-After
+    max_concurrent_requests: int = Field(1024, ge=1)
+    # one line per request on the relaystack.access logger (INFO)
+    access_log: bool = True
 
 
 class StorageConfig(_Strict):
@@ -93,7 +110,7 @@ class StorageConfig(_Strict):
 
 
 class RecordingConfig(_Strict):
-    mode: Literal["live", "record", "replay"] = "live"
+    mode: RecordMode = RecordMode.LIVE
     dir: Path | None = None
 
 
@@ -124,6 +141,14 @@ class RunConfig(_Strict):
         return self.providers.get("inference", [])
 
 
+def load_run_config(config: str | None) -> RunConfig:
+    """``relaystack run``'s CONFIG argument: a run.yaml path, or the built-in default."""
+    if config is None or config == DEFAULT_CONFIG:
+        text = resources.files("relaystack.distributions").joinpath("default.yaml").read_text()
+        return parse_config(yaml.safe_load(text), source="<built-in default>")
+    return load_config(Path(config))
+
+
 def load_config(path: str | Path) -> RunConfig:
     path = Path(path)
     try:
@@ -147,6 +172,9 @@ def parse_config(raw: Any, *, source: str = "<config>", env: dict[str, str] | No
     except ValidationError as exc:
         raise ConfigError(_describe_validation_error(source, exc)) from None
     _check_models_reference_providers(config)
+    if not config.inference_providers:
+        log.warning("%s configures no inference provider: this server serves no models. Add one under "
+                    "providers.inference (see examples/run.yaml).", source)
     return config
 
 
@@ -171,7 +199,8 @@ def _adapt_llama_stack_sections(raw: dict[str, Any], source: str) -> dict[str, A
             continue
         if not isinstance(entries, list):
             raise ConfigError(f"{source}: providers.inference must be a list, found {type(entries).__name__}.")
-        kept[api] = [e for e in entries if not (isinstance(e, dict) and e.get("provider_id") is None)]
+        kept[api] = [_drop_module(e, source) for e in entries
+                     if not (isinstance(e, dict) and e.get("provider_id") is None)]
     out["providers"] = kept
     out["storage"] = _adapt_storage(out, source)
     server = out.get("server")
@@ -180,6 +209,15 @@ def _adapt_llama_stack_sections(raw: dict[str, Any], source: str) -> dict[str, A
             if server.get(key):
                 log.warning("%s: server.%s is not supported by relaystack yet; ignored.", source, key)
     return out
+
+
+def _drop_module(entry: Any, source: str) -> Any:
+    """llama-stack's ``module:`` names an external provider package; relaystack loads none."""
+    if isinstance(entry, dict) and "module" in entry:
+        entry = {k: v for k, v in entry.items() if k != "module"}
+        log.warning("%s: provider '%s': 'module' (external provider packages) is not supported; ignored.",
+                    source, entry.get("provider_id"))
+    return entry
 
 
 def _adapt_storage(out: dict[str, Any], source: str) -> dict[str, Any]:

@@ -47,3 +47,7 @@ class RequestContext:
     # the answer's usage; for a stream, its last usage-carrying chunk's (read once it ended)
     usage: dict[str, Any] | None = None
     status: int | None = None
+    # the error's code when the request failed (e.g. "upstream_unreachable"): health and the access log
+    error_code: str | None = None
+    # extra fields a layer wants on the request's access line (e.g. the router's attempts)
+    log_fields: dict[str, Any] | None = None

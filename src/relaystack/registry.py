@@ -22,6 +22,7 @@ from relaystack.errors import (
     NotFoundError,
     RelaystackError,
 )
+from relaystack.health import HealthBook
 from relaystack.providers.base import CallContext, ModelEntry, ModelType, Provider
 from relaystack.storage.base import Store
 
@@ -33,9 +34,13 @@ _SYNC_EVERY_S = 1.0
 
 
 class Registry:
-    def __init__(self, providers: Iterable[Provider], store: Store | None = None) -> None:
+    def __init__(
+        self, providers: Iterable[Provider], store: Store | None = None, health: HealthBook | None = None
+    ) -> None:
         self.providers: dict[str, Provider] = {p.provider_id: p for p in providers}
         self._store = store
+        # each provider's last discovery outcome goes here (GET /v1/health)
+        self.health = health if health is not None else HealthBook()
         self._config: dict[str, ModelEntry] = {}
         self._static: dict[str, ModelEntry] = {}
         self._listed: dict[str, dict[str, ModelEntry]] = {}
@@ -79,18 +84,22 @@ class Registry:
 
     async def refresh(self, provider: Provider) -> None:
         """Ask one provider for its models. Never raises: start-up must survive a down upstream."""
+        health = self.health[provider.provider_id]
         try:
             listed = await provider.list_models()
         except RelaystackError as exc:
+            health.discovery_failed(exc)
             log.warning("Model discovery for provider '%s' failed: %s", provider.provider_id, exc.message)
             return
         except Exception as exc:  # a provider bug must not take the server down
+            health.discovery_failed(exc)
             log.warning("Model discovery for provider '%s' failed: %s", provider.provider_id, type(exc).__name__)
             return
         if listed is None:
             return
+        health.discovered(len(listed))
         self._listed[provider.provider_id] = {e.identifier: e for e in listed}
-        log.info("Provider '%s' lists %d models.", provider.provider_id, len(listed))
+        log.debug("Provider '%s' lists %d models.", provider.provider_id, len(listed))
         self._rebuild()
 
     async def _refresh_loop(self, provider: Provider) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,11 +25,14 @@ from relaystack.api.asgi import Receive, Scope, Send, internal_error
 from relaystack.api.inference import InferenceRoutes, InferenceSettings
 from relaystack.api.openapi import PREFIXES
 from relaystack.config import RunConfig
+from relaystack.context import RequestContext
 from relaystack.errors import NotFoundError, RelaystackError
+from relaystack.health import HealthBook
+from relaystack.logs import AccessLog
 from relaystack.providers.base import Provider
 from relaystack.providers.catalog import CATALOG, build_provider
 from relaystack.providers.openai_compat import OpenAICompatProvider
-from relaystack.recording import RecordingSettings, wrap_upstream
+from relaystack.recording import RecordingSettings, RecordMode, wrap_upstream
 from relaystack.redaction import PROCESS, install_log_redaction, register_environment
 from relaystack.registry import Registry
 from relaystack.router import Router
@@ -47,6 +51,12 @@ class RelaystackApp:
         self.config = config
         self.recording = recording
         self.store = store
+        # set by whoever serves the app (``relaystack run``): named in the ready line
+        self.public_url: str | None = None
+        # False in all but one worker process, so start-up details are printed once
+        self.announce = True
+        self.health = HealthBook()
+        self.access_log = AccessLog(config.server.access_log)
         self.providers = [self._build_provider(p.provider_id, p.provider_type, p.config)
                           for p in config.inference_providers]
         # every configured and environment key is scrubbed from every log line and error
@@ -54,22 +64,23 @@ class RelaystackApp:
         register_environment()
         for provider in self.providers:
             PROCESS.add(provider.secrets_of(None))
-        self.registry = Registry(self.providers, store)
+        self.registry = Registry(self.providers, store, self.health)
         self.registry.add_config_models(config.models)
         settings = InferenceSettings(
             max_body_bytes=config.server.max_body_bytes,
             body_timeout_s=config.server.body_timeout_s,
-            allow_faults=recording.mode.value == "replay",
+            allow_faults=recording.mode is RecordMode.REPLAY,
         )
         completions_store = store if config.storage.inference_store else None
         self.router = Router(self.registry)
-        inference = InferenceRoutes(self.router, completions_store, settings)
+        inference = InferenceRoutes(self.router, completions_store, settings, on_end=self._inference_ended)
         self._hot: dict[tuple[str, str], Any] = {}
         for prefix in PREFIXES:
             self._hot[("POST", prefix + "/chat/completions")] = inference.chat
             self._hot[("POST", prefix + "/completions")] = inference.completions
             self._hot[("POST", prefix + "/embeddings")] = inference.embeddings
-        admin = AdminRoutes(self.registry, completions_store, self.describe_recording)
+        admin = AdminRoutes(self.registry, completions_store, self.describe_recording, self.health,
+                            self.describe_routes)
         self._admin = Starlette(
             routes=admin.routes(PREFIXES),
             exception_handlers={RelaystackError: _on_error, HTTPException: _on_http_error, Exception: _on_crash},
@@ -80,12 +91,26 @@ class RelaystackApp:
         upstream = wrap_upstream(AiohttpUpstream(), self.recording) if row is not None and row.remote else None
         provider = build_provider(provider_id, provider_type, dict(config), upstream)  # type: ignore[arg-type]
         if isinstance(provider, OpenAICompatProvider):
-            provider.credentials_optional = self.recording.mode.value == "replay"
+            provider.credentials_optional = self.recording.mode is RecordMode.REPLAY
         return provider
 
     def describe_recording(self) -> dict[str, Any]:
-        live = self.recording.mode.value == "live"
+        live = self.recording.mode is RecordMode.LIVE
         return {"mode": self.recording.mode.value, "dir": None if live else str(self.recording.directory)}
+
+    def describe_routes(self) -> list[tuple[str, str]]:
+        """(method, path) of every route served, hot and admin alike (``GET /v1/inspect/routes``)."""
+        routes = list(self._hot)
+        for route in self._admin.routes:
+            path = getattr(route, "path", None)
+            for method in sorted(getattr(route, "methods", None) or ()):
+                if path is not None and method != "HEAD":
+                    routes.append((method, path.replace(":path}", "}")))
+        return routes
+
+    def _inference_ended(self, scope: Scope, ctx: RequestContext) -> None:
+        self.health.request_ended(ctx)
+        self.access_log.inference(scope["method"], scope["path"], ctx)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -93,9 +118,27 @@ class RelaystackApp:
             if handler is not None:
                 await handler(scope, receive, send)
                 return
-            await self._admin(scope, receive, send)
+            await self._serve_admin(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _serve_admin(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.access_log.enabled:
+            await self._admin(scope, receive, send)
+            return
+        started = time.monotonic()
+        status = 500
+
+        async def noting_status(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._admin(scope, receive, noting_status)
+        finally:
+            self.access_log.plain(scope["method"], scope["path"], status, started)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -123,9 +166,22 @@ class RelaystackApp:
         # garbage collector's full passes, which otherwise walk it all and stall requests.
         gc.collect()
         gc.freeze()
+        self._announce()
+
+    def _announce(self) -> None:
+        where = f" on {self.public_url}" if self.public_url else ""
+        if not self.announce:
+            log.info("relaystack worker %d ready%s", os.getpid(), where)
+            return
+        models = self.registry.models()
+        for provider in self.providers:
+            own = [m.identifier for m in models if m.provider_id == provider.provider_id]
+            shown = ", ".join(own[:8]) + (f", ... ({len(own) - 8} more)" if len(own) > 8 else "")
+            log.info("provider '%s' (%s): %d model%s%s", provider.provider_id, provider.provider_type, len(own),
+                     "" if len(own) == 1 else "s", f": {shown}" if own else "")
         log.info(
-            "relaystack ready: %d providers, %d models (record mode: %s)",
-            len(self.providers), len(self.registry.models()), self.recording.mode.value,
+            "relaystack ready%s: %d provider%s, %d models (record mode: %s)", where, len(self.providers),
+            "" if len(self.providers) == 1 else "s", len(models), self.recording.mode.value,
         )
 
     async def shutdown(self) -> None:
@@ -149,7 +205,7 @@ def create_app(
     env = os.environ if environ is None else environ
     recording = RecordingSettings.from_env(
         record_mode, recordings_dir, env,
-        config_mode=config.recording.mode if config.recording.mode != "live" else None,
+        config_mode=config.recording.mode.value if config.recording.mode is not RecordMode.LIVE else None,
         config_dir=config.recording.dir,
     )
     store = _make_store(config)

@@ -44,6 +44,7 @@ from relaystack.errors import InvalidRequestError, RelaystackError
 from relaystack.gateway import Gate, OpenGate
 from relaystack.providers.base import StreamReply
 from relaystack.providers.sse_relay import MALFORMED_EVENT
+from relaystack.recording.faults import FaultSpec
 from relaystack.redaction import bind_request, key_like_values
 from relaystack.router import Router
 from relaystack.storage.base import Store
@@ -81,14 +82,23 @@ COMPLETION = _Kind("completion", check_completion, stored=False)
 EMBEDDINGS = _Kind("embeddings", check_embeddings, stored=False)
 
 
+# called once per request when it ended (ctx.status set): the access log and provider health
+RequestEnded = Callable[[Scope, RequestContext], None]
+
+# nginx's "client closed request": the status a request gets when its client went away
+CLIENT_CLOSED = 499
+
+
 class InferenceRoutes:
     def __init__(
-        self, router: Router, store: Store | None, settings: InferenceSettings, gate: Gate | None = None
+        self, router: Router, store: Store | None, settings: InferenceSettings, gate: Gate | None = None,
+        on_end: RequestEnded | None = None,
     ) -> None:
         self.router = router
         self.store = store
         self.settings = settings
         self.gate: Gate = gate or OpenGate()
+        self.on_end = on_end
 
     async def chat(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._handle(CHAT, scope, receive, send)
@@ -106,16 +116,18 @@ class InferenceRoutes:
             raw = await read_body(scope, receive, self.settings.max_body_bytes, self.settings.body_timeout_s)
             body = parse_json_object(raw)
             ctx.model = kind.check(body)
-            ctx.stream = body.get("stream") is True
+            ctx.stream = body.get("stream") is True and kind is not EMBEDDINGS
             ctx.provider_data = _provider_data(scope)
             if ctx.provider_data:
                 ctx.redactor.add(key_like_values(ctx.provider_data))
-            ctx.fault = self._fault(scope)
+            ctx.fault = self._fault(scope, ctx.stream)
             await self.gate.admit(scope, ctx)
             # llama-stack never sent [DONE] and its client (0.2.x) fails to parse it
             done = b"" if header(scope, b"x-llamastack-client-version") else sse.DONE_EVENT
         except RelaystackError as exc:
-            await send_error(send, ctx.redactor.error(exc))
+            _failed(ctx, ctx.redactor.error(exc))
+            await send_error(send, exc)
+            self._ended(scope, ctx)
             return
         watcher = _DisconnectWatcher(receive)
         try:
@@ -123,9 +135,15 @@ class InferenceRoutes:
         except asyncio.CancelledError:
             if not watcher.disconnected:
                 raise
+            ctx.status, ctx.error_code = CLIENT_CLOSED, "client_closed_request"
             log.debug("Client went away; %s request cancelled.", kind.name)
         finally:
             watcher.stop()
+            self._ended(scope, ctx)
+
+    def _ended(self, scope: Scope, ctx: RequestContext) -> None:
+        if self.on_end is not None:
+            self.on_end(scope, ctx)
 
     async def _serve(self, kind: _Kind, body: dict[str, Any], ctx: RequestContext, send: Send, done: bytes) -> None:
         try:
@@ -143,13 +161,15 @@ class InferenceRoutes:
             await self.gate.settle(ctx)
             await send_raw_json(send, reply.status, payload, extra)
         except RelaystackError as exc:
-            ctx.status = exc.status_code
-            await send_error(send, ctx.redactor.error(exc))
+            _failed(ctx, ctx.redactor.error(exc))
+            await send_error(send, exc)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("Unexpected error serving %s for model %s", kind.name, ctx.model)
-            await send_error(send, internal_error())
+            error = internal_error()
+            _failed(ctx, error)
+            await send_error(send, error)
 
     async def _stream(
         self, kind: _Kind, reply: StreamReply, body: dict[str, Any], ctx: RequestContext, send: Send, done: bytes
@@ -168,18 +188,19 @@ class InferenceRoutes:
                     started = True
                 await send({"type": "http.response.body", "body": block, "more_body": True})
         except RelaystackError as exc:
-            ctx.status = exc.status_code
+            _failed(ctx, ctx.redactor.error(exc))
             if exc.code == MALFORMED_EVENT:
                 COUNTERS.malformed_streams += 1
-                log.warning("Stream for model %s failed: %s", ctx.model, ctx.redactor.error(exc).message)
-            await _end_with_error(send, ctx.redactor.error(exc), started)
+                log.warning("Stream for model %s failed: %s", ctx.model, exc.message)
+            await _end_with_error(send, exc, started)
             return
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("Unexpected error relaying a %s stream for model %s", kind.name, ctx.model)
-            ctx.status = 500
-            await _end_with_error(send, internal_error(), started)
+            error = internal_error()
+            _failed(ctx, error)
+            await _end_with_error(send, error, started)
             return
         finally:
             aclose = getattr(blocks, "aclose", None)
@@ -232,7 +253,7 @@ class InferenceRoutes:
         except Exception as exc:
             _store_failed("streamed chat completion", completion_id, exc)
 
-    def _fault(self, scope: Scope) -> str | None:
+    def _fault(self, scope: Scope, stream: bool) -> str | None:
         value = header(scope, b"x-relaystack-fault")
         if value is None:
             return None
@@ -241,7 +262,14 @@ class InferenceRoutes:
                 "X-Relaystack-Fault is only honoured in replay mode (relaystack run --record-mode replay).",
                 param="X-Relaystack-Fault",
             )
-        return value.decode("latin-1")
+        text = value.decode("latin-1")
+        FaultSpec.parse(text).check_applies(stream=stream)  # a 400 now, not a fault silently skipped
+        return text
+
+
+def _failed(ctx: RequestContext, exc: RelaystackError) -> None:
+    ctx.status = exc.status_code
+    ctx.error_code = exc.code or exc.type
 
 
 async def _end_with_error(send: Send, exc: RelaystackError, started: bool) -> None:

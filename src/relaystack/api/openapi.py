@@ -97,6 +97,17 @@ def openapi_document() -> dict[str, Any]:
         }
         paths[f"{prefix}/health"] = {"get": _op("Health and readiness")}
         paths[f"{prefix}/version"] = {"get": _op("Server version")}
+    routes = _op("List every route served (llama-stack's inspect API)", params=[
+        _query("api_filter", {"type": "string", "enum": ["v1", "v1alpha", "v1beta", "deprecated"]})])
+    paths["/v1/inspect/routes"] = {"get": routes}
+    # llama-stack 0.7's admin namespace
+    paths["/v1alpha/admin/providers"] = {"get": _op("List providers (secrets masked)")}
+    paths["/v1alpha/admin/providers/{provider_id}"] = {
+        "get": _op("Get a provider", params=[_path_param("provider_id")]),
+    }
+    paths["/v1alpha/admin/inspect/routes"] = {"get": routes}
+    paths["/v1alpha/admin/health"] = {"get": _op("Health and readiness")}
+    paths["/v1alpha/admin/version"] = {"get": _op("Server version")}
     return {
         "openapi": "3.1.0",
         "info": {"title": "relaystack", "version": __version__},

@@ -1,6 +1,6 @@
 """Together AI (``remote::together``): the shared base plus every quirk of Together's API.
 
-| quirk (llama-stack-spec.md §3.6)                                   | what relaystack does                          |
+| quirk (as llama-stack handles them)                                | what relaystack does                          |
 |--------------------------------------------------------------------|-----------------------------------------------|
 | Q1 ``GET /models`` is a bare JSON array with a ``type`` per model  | read it; embeddings get their metadata; types  |
 |                                                                    | it cannot serve (image, audio, rerank...) skip |

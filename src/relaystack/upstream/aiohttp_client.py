@@ -15,9 +15,6 @@ from relaystack.upstream.base import UpstreamRequest
 
 __all__ = ["AiohttpUpstream"]
 
-_READ_SIZE = 64 * 1024
-
-
 class _Response:
     __slots__ = ("_resp", "_timeout", "headers", "status")
 
