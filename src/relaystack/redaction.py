@@ -235,5 +235,12 @@ def _scrub_record(record: logging.LogRecord, redactor: Redactor) -> None:
     if scrubbed != message:
         record.msg, record.args = scrubbed, None
     if record.exc_info and record.exc_info[1] is not None:
-        text = logging.Formatter().formatException(record.exc_info)
-        record.exc_text = redactor.text(text)
+        # formatters render the exception themselves (relaystack's do not read exc_text): scrub
+        # the exceptions of the chain, so whatever renders them renders no secret
+        seen: set[int] = set()
+        exc: BaseException | None = record.exc_info[1]
+        while exc is not None and id(exc) not in seen:
+            seen.add(id(exc))
+            redactor.error(exc)
+            exc = exc.__cause__ or exc.__context__
+        record.exc_text = redactor.text(logging.Formatter().formatException(record.exc_info))

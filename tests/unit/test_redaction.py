@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
-from relaystack import redaction
+from relaystack import logs, redaction
 from relaystack.errors import UpstreamError
 from relaystack.redaction import REDACTED, Redactor
 
@@ -59,7 +59,8 @@ def test_log_records_pass_the_bound_request_redactor_and_the_process_one(caplog:
         with caplog.at_level(logging.INFO, logger="relaystack.test"):
             log.info("keys %s and %s in %s", "env-canary-abcdef123456", "request-canary-987654321", "/root/home1")
             try:
-                raise ValueError("boom request-canary-987654321")
+                secret = "request-" + "canary-987654321"  # not in the traceback's source line
+                raise ValueError(f"boom {secret}")
             except ValueError:
                 log.exception("failed")
     finally:
@@ -67,6 +68,9 @@ def test_log_records_pass_the_bound_request_redactor_and_the_process_one(caplog:
     text = caplog.text
     assert "env-canary" not in text and "request-canary" not in text
     assert f"keys {REDACTED} and {REDACTED} in /root/home1" in text and "boom [REDACTED]" in text
+    # relaystack's own formatters render the exception themselves
+    for formatter in (logs.TextFormatter(), logs.JsonFormatter()):
+        assert "request-canary" not in formatter.format(caplog.records[-1])
 
 
 def test_key_like_values_of_provider_data() -> None:
