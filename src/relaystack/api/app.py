@@ -22,7 +22,7 @@ from starlette.responses import Response
 from relaystack.api.admin import AdminRoutes, error_response
 from relaystack.api.asgi import Receive, Scope, Send, internal_error
 from relaystack.api.inference import InferenceRoutes, InferenceSettings
-from relaystack.api.openapi import PREFIXES
+from relaystack.api.openapi import PREFIXES, RERANK_PATHS
 from relaystack.config import RunConfig
 from relaystack.errors import NotFoundError, RelaystackError
 from relaystack.providers.base import Provider
@@ -63,6 +63,9 @@ class RelaystackApp:
             self._hot[("POST", prefix + "/chat/completions")] = inference.chat
             self._hot[("POST", prefix + "/completions")] = inference.completions
             self._hot[("POST", prefix + "/embeddings")] = inference.embeddings
+        # llama-stack's rerank: /v1alpha (0.3+ clients) and /v1 (0.2.x clients)
+        for path in RERANK_PATHS:
+            self._hot[("POST", path)] = inference.rerank
         admin = AdminRoutes(self.registry, completions_store, self.describe_recording)
         self._admin = Starlette(
             routes=admin.routes(PREFIXES),

@@ -29,6 +29,7 @@ from relaystack.api.asgi import (
     send_error,
     send_raw_json,
 )
+from relaystack.api.rerank import check_rerank
 from relaystack.api.validate import check_chat, check_completion, check_embeddings
 from relaystack.chat_stream import first_event
 from relaystack.context import Operation, RequestContext
@@ -70,6 +71,7 @@ class _Kind:
 CHAT = _Kind("chat", check_chat, stored=True)
 COMPLETION = _Kind("completion", check_completion, stored=False)
 EMBEDDINGS = _Kind("embeddings", check_embeddings, stored=False)
+RERANK = _Kind("rerank", check_rerank, stored=False)
 
 
 class InferenceRoutes:
@@ -89,6 +91,9 @@ class InferenceRoutes:
 
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._handle(EMBEDDINGS, scope, receive, send)
+
+    async def rerank(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._handle(RERANK, scope, receive, send)
 
     async def _handle(self, kind: _Kind, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = RequestContext(kind.name)
