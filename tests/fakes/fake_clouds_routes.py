@@ -82,10 +82,11 @@ def _listing(name: str, request: web.Request, chat: str, embedding: tuple[str, i
             {"displayName": "cohere.command-r-16k", "capabilities": ["CHAT"], "lifecycleState": "ACTIVE",
              "timeDeprecated": "2025-01-01T00:00:00Z"},
         ]})
-    if name == "vllm":
+    if name in ("vllm", "nvidia"):  # a self-hosted NIM or vLLM lists its reranker like any model
         from .fake_clouds import RERANK_MODELS
 
-        ids.append(RERANK_MODELS["vllm"])
+        ids.append(RERANK_MODELS[name])
+    if name == "vllm":
         return web.json_response({"object": "list", "data": [
             {"id": i, "object": "model", "created": CREATED, "owned_by": "vllm", "max_model_len": 8192} for i in ids]})
     return web.json_response({"object": "list", "data": [

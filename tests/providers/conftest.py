@@ -14,9 +14,9 @@ pytest.importorskip("botocore", reason="the cloud extra (botocore, google-auth, 
 pytest.importorskip("oci", reason="the cloud extra (botocore, google-auth, oci) is not installed")
 pytest.importorskip("google.auth", reason="the cloud extra (botocore, google-auth, oci) is not installed")
 
-from fakes.cloud_creds import CloudCreds  # noqa: E402
-from fakes.fake_clouds import FakeClouds  # noqa: E402
-from support.server import RunningServer, start_server, write_config  # noqa: E402
+from fakes.cloud_creds import CloudCreds
+from fakes.fake_clouds import FakeClouds
+from support.server import RunningServer, start_server, write_config
 
 # provider_id -> the fake personality it talks to
 PERSONALITY = {

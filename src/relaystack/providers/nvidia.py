@@ -11,8 +11,8 @@
 | rerank: ``POST .../ranking`` with ``{"query": {"text"},              | translated both ways; hosted models use their |
 | "passages": [{"text"}]}`` answering ``{"rankings": [{"index",        | own URL (``rerank_model_to_url``), a NIM its  |
 | "logit"}]}``; hosted rerank models each have their own URL           | ``{url}/v1/ranking``                          |
-| rerank models are not in ``/models``                                 | listed from ``rerank_model_to_url``, typed    |
-|                                                                      | ``rerank``                                    |
+| hosted rerank models are not in ``/models``                          | listed from ``rerank_model_to_url``; those    |
+|                                                                      | and ids naming ``rerank`` typed ``rerank``    |
 | per-request key                                                      | ``nvidia_api_key``                            |
 
 Config keys: ``url`` (``base_url``), ``api_key``, ``append_api_version``, ``timeout``,
@@ -70,7 +70,7 @@ class NvidiaProvider(OpenAICompatProvider):
         return url
 
     def model_type_for(self, upstream_id: str) -> ModelType:
-        if upstream_id in self.settings.rerank_model_to_url:
+        if upstream_id in self.settings.rerank_model_to_url or "rerank" in upstream_id.lower():
             return "rerank"
         return super().model_type_for(upstream_id)
 
