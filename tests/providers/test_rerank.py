@@ -41,7 +41,7 @@ def test_llama_stack_client_reranks_with_text_parts(clouds: Clouds) -> None:
         model="vllm/" + RERANK_MODELS["vllm"], query={"type": "text", "text": "dogs"},
         items=[{"type": "text", "text": t} for t in ITEMS],
     )
-    assert [r.index for r in ranked][0] == 1
+    assert ranked[0].index == 1
 
 
 def test_rerank_refusals(clouds: Clouds) -> None:

@@ -110,6 +110,8 @@ class BedrockProvider(OpenAICompatProvider):
     def _error_from(self, status: int, raw: bytes, headers: Any, call: CallContext | None) -> UpstreamError:
         error = super()._error_from(status, raw, headers, call)
         if status in (401, 403) and "expired" in error.message.lower():
-            error.message += (" The Bedrock API key has expired: generate a new one (AWS_BEARER_TOKEN_BEDROCK), "
-                              "or remove it to sign with AWS credentials (SigV4).")
+            hint = (" The Bedrock API key has expired: generate a new one (AWS_BEARER_TOKEN_BEDROCK), "
+                    "or remove it to sign with AWS credentials (SigV4).")
+            return UpstreamError(error.message + hint, status=status, type=error.to_dict()["error"]["type"],
+                                 param=error.param, code=error.code, headers=error.headers)
         return error

@@ -296,11 +296,11 @@ class OpenAICompatProvider(Provider):
     def _error_from(
         self, status: int, raw: bytes, headers: Any, call: CallContext | None
     ) -> UpstreamError:
-        if status == 401:
-            self.auth.invalidate(self._key(call))
-        message, type_, param, code = _parse_error_body(raw)
         # some upstreams echo the credentials they were given: never pass them on, in any field
         secrets = [s for s in self.secrets(call) if len(s) >= 8]
+        if status == 401:
+            self.auth.invalidate(self._key(call))  # an exchanged token is refused: exchange again next time
+        message, type_, param, code = _parse_error_body(raw)
         message, type_, param, code = (_redact(v, secrets) for v in (message, type_, param, code))
         passed: dict[str, str] = {}
         for name in ("Retry-After", "retry-after-ms"):

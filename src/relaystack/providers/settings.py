@@ -10,6 +10,7 @@ the key, and never echoes a secret. ``sample()`` is the config a user starts fro
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -88,13 +89,19 @@ def parse_settings(settings: type[S], provider_id: str, config: dict[str, Any]) 
         raise ConfigError(_describe(provider_id, settings, exc)) from None
 
 
+_TYPE_TAG = re.compile(r"^(?:bool|str|int|float|none|list\[.*\]|dict\[.*\]|literal\[.*\]|function-.*)$", re.I)
+
+
 def _describe(provider_id: str, settings: type[RemoteSettings], exc: ValidationError) -> str:
     errors = exc.errors()
     first = errors[0]
-    where = ".".join(str(p) for p in first["loc"]) or "<root>"
-    secret = any(part in settings.secret_keys or "key" in str(part) or "token" in str(part) or "secret" in str(part)
-                 for part in first["loc"])
+    # a union's errors carry the type tried in their location (`tls_verify.bool`): not a key
+    parts = [str(p) for p in first["loc"] if not _TYPE_TAG.match(str(p))]
+    where = ".".join(parts) or "<root>"
+    secret = any(part in settings.secret_keys or "key" in part or "token" in part or "secret" in part
+                 for part in parts)
     given = first.get("input")
     shown = "" if secret or isinstance(given, dict | list) else f" (got {given!r})"
-    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    keys = {e["loc"][0] for e in errors if e["loc"]}
+    more = f" (and {len(keys) - 1} more keys)" if len(keys) > 1 else ""
     return f"providers.inference[{provider_id}].config.{where}: {first['msg']}{shown}{more}"
