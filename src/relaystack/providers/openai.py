@@ -13,6 +13,7 @@ Config keys: ``api_key``, ``base_url`` (``url``), ``allowed_models``, ``refresh_
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from relaystack.providers.base import CallContext
@@ -38,6 +39,7 @@ OPENAI_OUTPUT_LIMITS: dict[str, int] = {
 _BY_LENGTH = sorted(OPENAI_OUTPUT_LIMITS, key=len, reverse=True)
 
 
+@lru_cache(maxsize=1024)
 def output_limit(model: str) -> int | None:
     for prefix in _BY_LENGTH:
         if model == prefix or model.startswith(prefix + "-"):
@@ -56,6 +58,8 @@ class OpenAIProvider(OpenAICompatProvider):
 
 
 def _clamped(body: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    if not any(field in body for field in fields):
+        return body
     limit = output_limit(str(body.get("model", "")))
     if limit is None:
         return body

@@ -61,6 +61,7 @@ class OpenAICompatProvider(Provider):
         self.capabilities: Capabilities = self.spec.capabilities
         self.embedding_models: dict[str, dict[str, int]] = {k: dict(v) for k, v in self.spec.embedding_models.items()}
         self._config_key = self.settings.key()
+        self._config_secrets: tuple[str, ...] = (self._config_key,) if self._config_key else ()
         self.key_required = self.spec.key_required
         self.base_url = self.resolve_base_url().rstrip("/")
         self._timeouts = Timeouts(self.settings.connect_timeout_s, self.settings.read_timeout_s)
@@ -276,7 +277,11 @@ class OpenAICompatProvider(Provider):
         return f"set config.api_key in the run config{where}{header}."
 
     def secrets(self, call: CallContext | None = None) -> tuple[str, ...]:
-        found = [self._config_key, _provider_data_key(call, self.spec.key_field), *self.auth.secrets()]
+        per_call = _provider_data_key(call, self.spec.key_field)
+        derived = self.auth.secrets()
+        if per_call is None and not derived:
+            return self._config_secrets  # the common case, on the hot path: nothing to build
+        found = [self._config_key, per_call, *derived]
         return tuple(dict.fromkeys(s for s in found if s))
 
     async def _read_json(self, response: UpstreamResponse, call: CallContext) -> dict[str, Any]:

@@ -20,6 +20,7 @@ __all__ = ["Capabilities", "ImageInput", "Operation", "ProviderSpec"]
 ImageInput = Literal["any", "base64", "none"]
 Operation = Literal["chat", "completion", "embeddings", "rerank"]
 
+_FLAGS = {"chat": "chat", "completion": "completions", "embeddings": "embeddings", "rerank": "rerank"}
 _OPERATION_NAMES = {
     "chat": "chat completions (POST /v1/chat/completions)",
     "completion": "text completions (POST /v1/completions)",
@@ -40,13 +41,11 @@ class Capabilities:
     images: ImageInput = "any"
 
     def supports(self, operation: Operation) -> bool:
-        return {
-            "chat": self.chat, "completion": self.completions, "embeddings": self.embeddings, "rerank": self.rerank,
-        }[operation]
+        return bool(getattr(self, _FLAGS[operation]))
 
     def check(self, operation: Operation, body: dict[str, Any], who: str) -> None:
         """Raise a 400 for what this provider cannot do (before any upstream call)."""
-        if not self.supports(operation):
+        if not getattr(self, _FLAGS[operation]):
             raise InvalidRequestError(
                 f"{who} does not serve {_OPERATION_NAMES[operation]}; use a model of another provider.",
                 param="model", code="unsupported_operation",
