@@ -26,7 +26,7 @@ CLOUD = {"remote::bedrock": "botocore", "remote::oci": "oci"}
 SAMPLE_ENV = {
     "AZURE_API_BASE": "https://res.openai.azure.com", "VLLM_URL": "http://gpu:8000/v1",
     "DATABRICKS_HOST": "https://dbc-1.cloud.databricks.com", "VERTEX_AI_PROJECT": "proj",
-    "OCI_COMPARTMENT_OCID": "ocid1.compartment.oc1..x", "RUNPOD_BASE_URL": "https://api.runpod.ai/v2/e/openai/v1",
+    "OCI_COMPARTMENT_OCID": "ocid1.compartment.oc1..x", "RUNPOD_URL": "https://api.runpod.ai/v2/e/openai/v1",
     "OPENAI_COMPAT_BASE_URL": "http://h/v1", "OPENAI_API_KEY": "k",
 }
 

@@ -106,8 +106,8 @@ _ROWS = (
         summary="Meta's Llama API (OpenAI-compatible); no completions, no embeddings",
     ),
     ProviderSpec(
-        "remote::llama-cpp-server", "LlamaCppServerProvider", "http://localhost:8080/v1", "llama_cpp_api_key",
-        "LLAMA_CPP_SERVER_API_KEY", key_required=False,
+        "remote::llama-cpp-server", "LlamaCppServerProvider", "http://localhost:8080/v1", None, None,
+        key_required=False, sample={"base_url": "${env.LLAMA_CPP_SERVER_URL:=http://localhost:8080/v1}"},
         summary="your llama.cpp server (llama-server); no key needed",
     ),
     ProviderSpec(
@@ -129,7 +129,7 @@ _ROWS = (
     ),
     ProviderSpec(
         "remote::runpod", "RunpodProvider", None, "runpod_api_token", "RUNPOD_API_TOKEN",
-        summary="a RunPod serverless endpoint (vLLM worker, OpenAI-compatible)",
+        sample={"url": "${env.RUNPOD_URL:=}", "api_token": "${env.RUNPOD_API_TOKEN:=}"}, summary="a RunPod serverless endpoint (vLLM worker, OpenAI-compatible)",
     ),
     ProviderSpec(
         "remote::sambanova", "SambaNovaProvider", "https://api.sambanova.ai/v1", "sambanova_api_key",
@@ -161,7 +161,7 @@ _ROWS = (
         summary="IBM watsonx.ai chat and embeddings APIs; IAM token exchange (cached, refreshed)",
     ),
     ProviderSpec(
-        "remote::ollama", "OllamaProvider", "http://localhost:11434/v1", "ollama_api_key", None, key_required=False,
+        "remote::ollama", "OllamaProvider", "http://localhost:11434/v1", None, None, key_required=False,
         summary="your Ollama server (OpenAI-compatible /v1)",
     ),
     ProviderSpec(

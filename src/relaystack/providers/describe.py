@@ -43,6 +43,8 @@ def _env_prefix(row: ProviderSpec) -> str:
 
 
 def sample_config(row: ProviderSpec) -> dict[str, Any]:
+    if row.sample is not None:
+        return dict(row.sample)
     settings = settings_class(row)
     if settings is None:
         return {key: "..." for key in row.config_keys[:1]} if row.config_keys else {}

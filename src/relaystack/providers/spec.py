@@ -113,6 +113,8 @@ class ProviderSpec:
     summary: str = ""
     # config keys of providers that do not use the shared settings model (local engines)
     config_keys: tuple[str, ...] = ()
+    # the sample config `relaystack providers TYPE` prints, when llama-stack's differs from the generic one
+    sample: Mapping[str, str] | None = None
 
     def label(self, provider_id: str) -> str:
         return f"Provider '{provider_id}' ({self.provider_type})"
