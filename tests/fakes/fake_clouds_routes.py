@@ -188,6 +188,8 @@ async def _watsonx(fake: FakeClouds, request: web.Request, data: Any, rest: str)
         return web.json_response({"model_id": embed, "created_at": "2025-01-01T00:00:00Z",
                                   "input_token_count": 3 * len(data["inputs"]),
                                   "results": [{"embedding": embedding_vector(t, dimension)} for t in data["inputs"]]})
+    if rest in ("/ml/v1/text/generation", "/ml/v1/text/generation_stream"):
+        return await _watsonx_generation(fake, request, data, chat, streamed=rest.endswith("_stream"))
     if rest not in ("/ml/v1/text/chat", "/ml/v1/text/chat_stream"):
         return fake._error("watsonx", 404, f"no route {rest}")
     refused = [k for k in ("model", "stream", "stream_options", "parallel_tool_calls") if k in data]
@@ -202,3 +204,24 @@ async def _watsonx(fake: FakeClouds, request: web.Request, data: Any, rest: str)
         return web.json_response(response)
     chunks = [{k: v for k, v in c.items() if k != "object"} | extra for c in chat_chunks("watsonx", chat)]
     return await _stream(request, sse(chunks, done=False, framing="id: {i}\nevent: message\n"))
+
+
+async def _watsonx_generation(fake: FakeClouds, request: web.Request, data: dict[str, Any], model: str,
+                              *, streamed: bool) -> web.StreamResponse:
+    """``{"input", "model_id", "project_id", "parameters"}`` -> ``{"results": [{"generated_text", ...}]}``."""
+    from .cloud_bodies import words
+
+    if data.get("model_id") != model or not isinstance(data.get("input"), str) or "prompt" in data:
+        return fake._error("watsonx", 400, "Json document validation error: input and model_id are required")
+    parameters = data.get("parameters") or {}
+    limit = parameters.get("max_new_tokens")
+    text = words("watsonx")[: limit] if isinstance(limit, int) else words("watsonx")
+    stop = "max_tokens" if isinstance(limit, int) and limit < len(words("watsonx")) else "eos_token"
+    base = {"model_id": model, "created_at": "2025-01-01T00:00:00Z"}
+    if not streamed:
+        return web.json_response({**base, "results": [{"generated_text": "".join(text), "generated_token_count":
+                                                       len(text), "input_token_count": 2, "stop_reason": stop}]})
+    events = [{**base, "results": [{"generated_text": w, "generated_token_count": i + 1, "input_token_count": 2,
+                                    "stop_reason": "not_finished"}]} for i, w in enumerate(text)]
+    events[-1]["results"][0]["stop_reason"] = stop
+    return await _stream(request, sse(events, done=False, framing="id: {i}\nevent: message\n"))

@@ -94,17 +94,23 @@ def test_stream_options_are_dropped_for_bedrock_and_watsonx(client: OpenAI, clou
         assert "stream_options" not in clouds.fake.seen(PERSONALITY[provider_id])[-1].json
 
 
-def test_completions_where_the_api_has_them(client: OpenAI) -> None:
-    for provider_id in ("openai", "fireworks", "vllm", "nvidia", "llama-cpp-server"):
+def test_completions_where_the_api_has_them(client: OpenAI, clouds: Clouds) -> None:
+    for provider_id in ("openai", "fireworks", "vllm", "nvidia", "llama-cpp-server", "watsonx"):
         response = client.completions.create(model=_model(provider_id), prompt="Say")
         assert response.choices[0].text == f"Hello from {PERSONALITY[provider_id]}!"
+        assert response.model == _model(provider_id)
+    streamed = list(client.completions.create(model=_model("watsonx"), prompt="Say", stream=True, max_tokens=2))
+    assert "".join(c.choices[0].text for c in streamed) == "Hello from"
+    assert streamed[-1].choices[0].finish_reason == "length" and {c.model for c in streamed} == {_model("watsonx")}
+    sent = clouds.fake.seen("watsonx")[-1]
+    assert sent.path == "/watsonx/ml/v1/text/generation_stream" and sent.json["parameters"]["max_new_tokens"] == 2
 
 
 def test_what_a_provider_cannot_do_is_a_400_before_any_upstream_call(clouds: Clouds) -> None:
     cases = [
         ("/v1/embeddings", {"model": "bedrock/amazon.titan-embed-text-v2:0", "input": "x"}, "bedrock"),
         ("/v1/completions", {"model": _model("anthropic"), "prompt": "x"}, "anthropic"),
-        ("/v1/completions", {"model": _model("watsonx"), "prompt": "x"}, "watsonx"),
+        ("/v1/completions", {"model": _model("gemini"), "prompt": "x"}, "gemini"),
         ("/v1/completions", {"model": _model("llama-openai-compat"), "prompt": "x"}, "llama-openai-compat"),
         ("/v1/chat/completions", {"model": _model("sambanova"), "messages": [{"role": "user", "content": [
             {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]}, "sambanova"),

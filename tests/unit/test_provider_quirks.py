@@ -256,3 +256,21 @@ async def test_a_provider_refuses_what_it_cannot_do_without_calling(provider_typ
         await getattr(provider, operation)(body, call(provider, "m"))
     assert caught.value.code == "unsupported_operation" and provider_type in caught.value.message
     assert upstream.requests == []
+
+
+async def test_watsonx_completions_are_its_text_generation_api() -> None:
+    answer = {"model_id": "ibm/granite", "results": [{"generated_text": "Paris.", "generated_token_count": 2,
+                                                      "input_token_count": 5, "stop_reason": "eos_token"}]}
+    provider, upstream = make("remote::watsonx", {"project_id": "p1"}, lambda r: MockResponse.json(answer))
+    provider.credentials_optional = True
+    reply = await provider.completion({"model": "m", "prompt": ["Capital of France?"], "max_tokens": 8,
+                                       "temperature": 0, "stop": "\n", "seed": 3}, call(provider, "ibm/granite"))
+    assert upstream.last.url.startswith("https://us-south.ml.cloud.ibm.com/ml/v1/text/generation?version=")
+    assert upstream.last.json == {"input": "Capital of France?", "model_id": "ibm/granite", "project_id": "p1",
+                                  "parameters": {"max_new_tokens": 8, "temperature": 0, "random_seed": 3,
+                                                 "stop_sequences": ["\n"], "decoding_method": "greedy"}}
+    assert isinstance(reply, JsonReply) and reply.data["object"] == "text_completion"
+    assert reply.data["choices"][0] == {"index": 0, "text": "Paris.", "logprobs": None, "finish_reason": "stop"}
+    assert reply.data["usage"] == {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7}
+    with pytest.raises(InvalidRequestError, match="one text prompt"):
+        await provider.completion({"model": "m", "prompt": ["a", "b"]}, call(provider, "ibm/granite"))

@@ -129,7 +129,8 @@ _ROWS = (
     ),
     ProviderSpec(
         "remote::runpod", "RunpodProvider", None, "runpod_api_token", "RUNPOD_API_TOKEN",
-        sample={"url": "${env.RUNPOD_URL:=}", "api_token": "${env.RUNPOD_API_TOKEN:=}"}, summary="a RunPod serverless endpoint (vLLM worker, OpenAI-compatible)",
+        sample={"url": "${env.RUNPOD_URL:=}", "api_token": "${env.RUNPOD_API_TOKEN:=}"},
+        summary="a RunPod serverless endpoint (vLLM worker, OpenAI-compatible)",
     ),
     ProviderSpec(
         "remote::sambanova", "SambaNovaProvider", "https://api.sambanova.ai/v1", "sambanova_api_key",
@@ -156,9 +157,9 @@ _ROWS = (
     ),
     ProviderSpec(
         "remote::watsonx", "WatsonxProvider", "https://us-south.ml.cloud.ibm.com", "watsonx_api_key",
-        "WATSONX_API_KEY", capabilities=Capabilities(completions=False, stream_options=False),
+        "WATSONX_API_KEY", capabilities=Capabilities(stream_options=False),
         implementation=_M + "watsonx:WatsonxProvider",
-        summary="IBM watsonx.ai chat and embeddings APIs; IAM token exchange (cached, refreshed)",
+        summary="IBM watsonx.ai chat, text generation and embeddings APIs; IAM token exchange (cached)",
     ),
     ProviderSpec(
         "remote::ollama", "OllamaProvider", "http://localhost:11434/v1", None, None, key_required=False,

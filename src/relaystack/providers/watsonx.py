@@ -1,10 +1,10 @@
-"""IBM watsonx.ai (``remote::watsonx``): its chat and embeddings APIs behind the OpenAI shape.
+"""IBM watsonx.ai (``remote::watsonx``): its chat, generation and embeddings APIs as OpenAI's.
 
 | quirk                                                                | what relaystack does                          |
 |----------------------------------------------------------------------|-----------------------------------------------|
-| an IBM Cloud API key is not a bearer token: it is exchanged at IAM   | exchanged (``TokenCache``): one exchange per  |
-| (``POST iam.cloud.ibm.com/identity/token``) for a ~1 h access token  | key, reused until a minute before expiry,     |
-|                                                                      | dropped after a 401; tokens redacted like keys|
+| an IBM Cloud API key is not a bearer token: it is exchanged at IAM   | exchanged (``TokenCache``): one per key,      |
+| (``POST iam.cloud.ibm.com/identity/token``) for a ~1 h access token  | reused until a minute before expiry,          |
+|                                                                      | dropped after a 401; redacted like keys       |
 | chat is ``POST /ml/v1/text/chat`` (``/text/chat_stream`` streamed),  | ``model`` -> ``model_id``; ``stream`` picks   |
 | every call with a ``version`` query parameter                        | the path; ``?version=`` (``api_version``)     |
 | ``project_id`` in every body                                         | from config, or ``watsonx_project_id`` in the |
@@ -16,7 +16,10 @@
 | models: ``GET /ml/v1/foundation_model_specs`` (no auth), each with   | ``text_chat`` -> llm; ``embedding`` ->        |
 | ``functions`` and ``model_limits``                                   | embedding, with ``embedding_dimension``       |
 | errors: ``{"errors": [{"code", "message"}]}``                        | read by the shared error parser               |
-| no OpenAI-style ``/completions``                                     | a 400 before any upstream call                |
+| completions: the text generation API (``/ml/v1/text/generation``,    | translated both ways (``watsonx_text``):      |
+| ``_stream``): ``input``, ``parameters.max_new_tokens``..., answering | max_tokens -> max_new_tokens, stop ->         |
+| ``results[0].generated_text`` and a ``stop_reason``                  | stop_sequences, stop_reason ->                |
+|                                                                      | finish_reason; one text prompt a call         |
 
 Config keys: ``url`` (``base_url``), ``api_key``, ``project_id``, ``timeout``, ``api_version``,
 ``iam_url``. Per-request fields: ``watsonx_api_key``, ``watsonx_project_id``.
@@ -24,6 +27,8 @@ Config keys: ``url`` (``base_url``), ``api_key``, ``project_id``, ``timeout``, `
 
 from __future__ import annotations
 
+import time
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -34,6 +39,8 @@ from relaystack.providers.auth import Auth, TokenCache, TokenExchangeAuth
 from relaystack.providers.base import CallContext, ModelEntry
 from relaystack.providers.openai_compat import OpenAICompatProvider
 from relaystack.providers.settings import RemoteSettings
+from relaystack.providers.sse_relay import RelayRules
+from relaystack.providers.watsonx_text import completion_chunks, completion_from, generation_body
 from relaystack.upstream.aiohttp_client import AiohttpUpstream
 from relaystack.upstream.base import Timeouts, Upstream, UpstreamRequest
 
@@ -145,11 +152,25 @@ class WatsonxProvider(OpenAICompatProvider):
         return prepared
 
     def generate_url(self, path: str, stream: bool, call: CallContext) -> str:
+        if path == "/completions":
+            return self._url("/text/generation_stream" if stream else "/text/generation")
         return self._url("/text/chat_stream" if stream else "/text/chat")
 
     def fix_response(self, data: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        if "input" in body:  # a text generation
+            return completion_from(data, str(data.get("model")))
         data.setdefault("object", "chat.completion")
         return data
+
+    # -- completions: the text generation API ------------------------------------------------
+    def prepare_completion(self, body: dict[str, Any], call: CallContext) -> dict[str, Any]:
+        return generation_body(body, call.upstream_model, self._project(call))
+
+    def relay_rules(self, body: dict[str, Any], call: CallContext) -> RelayRules:
+        if "input" not in body:
+            return RelayRules(call.requested_model)
+        return RelayRules(call.requested_model, needs_parse=(b'"results"',),
+                          edit_event=partial(completion_chunks, model=call.requested_model, created=int(time.time())))
 
     def _project(self, call: CallContext) -> str:
         given = call.provider_data.get("watsonx_project_id") if call.provider_data else None
