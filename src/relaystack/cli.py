@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 import click
+import orjson
 
 from relaystack import __version__
 from relaystack.config import RunConfig, load_run_config
@@ -143,6 +144,40 @@ def _build_or_exit(run_config: RunConfig, record_mode: str | None, recordings_di
 def _exit(message: str) -> Any:
     click.echo(f"error: {message}", err=True)
     sys.exit(2)
+
+
+@cli.command()
+@click.argument("provider_type", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def providers(provider_type: str | None, as_json: bool) -> None:
+    """List every provider type with its config keys; with PROVIDER_TYPE, its sample run.yaml entry."""
+    import yaml
+
+    from relaystack.providers.catalog import CATALOG
+    from relaystack.providers.describe import describe, describe_all, text_listing
+
+    if provider_type is not None:
+        row = CATALOG.get(provider_type) or CATALOG.get(f"remote::{provider_type}")
+        if row is None:
+            click.echo(f"error: unknown provider type {provider_type!r}; `relaystack providers` lists them.", err=True)
+            sys.exit(2)
+        info = describe(row)
+        if as_json:
+            click.echo(orjson.dumps(info, option=orjson.OPT_INDENT_2).decode())
+            return
+        entry = {"provider_id": row.provider_type.split("::")[-1], "provider_type": row.provider_type,
+                 "config": info["sample_config"]}
+        click.echo(f"# {row.provider_type}: {row.summary}")
+        click.echo(f"# config keys: {', '.join(info['config_keys'])}")
+        if row.key_field:
+            click.echo(f"# per-request key: X-LlamaStack-Provider-Data {{\"{row.key_field}\": \"...\"}}")
+        click.echo(yaml.safe_dump({"providers": {"inference": [entry]}}, sort_keys=False).rstrip())
+        return
+    described = describe_all()
+    if as_json:
+        click.echo(orjson.dumps(described, option=orjson.OPT_INDENT_2).decode())
+        return
+    click.echo(text_listing(described))
 
 
 def _mount_optional_groups() -> None:

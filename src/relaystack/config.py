@@ -68,7 +68,7 @@ class ModelConfig(_Strict):
     model_id: str | None = None
     provider_id: str | None = None
     provider_model_id: str | None = None
-    model_type: Literal["llm", "embedding"] = "llm"
+    model_type: Literal["llm", "embedding", "rerank"] = "llm"
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 

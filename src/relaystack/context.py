@@ -16,7 +16,7 @@ from typing import Any, Literal
 __all__ = ["Operation", "RequestContext"]
 
 # what the upstream is asked for; the front-ends (responses, messages) map onto "chat"
-Operation = Literal["chat", "completion", "embeddings"]
+Operation = Literal["chat", "completion", "embeddings", "rerank"]
 
 
 @dataclass(slots=True)

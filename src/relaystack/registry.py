@@ -148,7 +148,7 @@ class Registry:
                 f"Model '{model}' belongs to provider '{entry.provider_id}', which is not configured."
             )
         if entry.model_type != kind and entry.source != "routed":
-            used_for = "chat and completions" if kind == "llm" else "embeddings"
+            used_for = {"llm": "chat and completions", "embedding": "embeddings", "rerank": "rerank"}[kind]
             raise ModelTypeError(
                 f"Model '{model}' is an {entry.model_type} model and cannot be used for {used_for}.", param="model"
             )
@@ -237,8 +237,8 @@ class Registry:
             )
         resource = body.get("provider_model_id") or _strip_prefix(model_id, provider_id)
         model_type = body.get("model_type") or "llm"
-        if model_type not in ("llm", "embedding"):
-            raise InvalidRequestError("'model_type' must be 'llm' or 'embedding'.", param="model_type")
+        if model_type not in ("llm", "embedding", "rerank"):
+            raise InvalidRequestError("'model_type' must be 'llm', 'embedding' or 'rerank'.", param="model_type")
         metadata = body.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise InvalidRequestError("'metadata' must be an object.", param="metadata")
@@ -247,7 +247,7 @@ class Registry:
                 "Embedding models need metadata.embedding_dimension.", param="metadata.embedding_dimension"
             )
         identifier = model_id if model_id != resource else f"{provider_id}/{resource}"
-        kind: ModelType = "embedding" if model_type == "embedding" else "llm"
+        kind = _model_type(model_type)
         return ModelEntry(identifier, provider_id, resource, kind, metadata, "registered")
 
     # -- sharing registrations between worker processes -------------------------------------
@@ -279,6 +279,10 @@ class Registry:
         self._rebuild()
 
 
+def _model_type(value: Any) -> ModelType:
+    return "embedding" if value == "embedding" else "rerank" if value == "rerank" else "llm"
+
+
 def _strip_prefix(model_id: str, provider_id: str) -> str:
     prefix = provider_id + "/"
     return model_id[len(prefix):] if model_id.startswith(prefix) else model_id
@@ -298,6 +302,6 @@ def _entry_to_dict(entry: ModelEntry) -> dict[str, Any]:
 def _entry_from_dict(row: dict[str, Any]) -> ModelEntry:
     return ModelEntry(
         row["identifier"], row["provider_id"], row["provider_resource_id"],
-        "embedding" if row.get("model_type") == "embedding" else "llm",
+        _model_type(row.get("model_type")),
         row.get("metadata") or {}, "registered", int(row.get("created") or time.time()),
     )

@@ -23,7 +23,7 @@ from starlette.responses import Response
 from relaystack.api.admin import AdminRoutes, error_response
 from relaystack.api.asgi import Receive, Scope, Send, internal_error
 from relaystack.api.inference import InferenceRoutes, InferenceSettings
-from relaystack.api.openapi import PREFIXES
+from relaystack.api.openapi import PREFIXES, RERANK_PATHS
 from relaystack.config import RunConfig
 from relaystack.context import RequestContext
 from relaystack.errors import NotFoundError, RelaystackError
@@ -73,6 +73,9 @@ class RelaystackApp:
             self._hot[("POST", prefix + "/chat/completions")] = inference.chat
             self._hot[("POST", prefix + "/completions")] = inference.completions
             self._hot[("POST", prefix + "/embeddings")] = inference.embeddings
+        # llama-stack's rerank: /v1alpha (0.3+ clients) and /v1 (0.2.x clients)
+        for path in RERANK_PATHS:
+            self._hot[("POST", path)] = inference.rerank
         admin = AdminRoutes(self.registry, completions_store, self.describe_recording, self.health,
                             self.describe_routes)
         self._admin = Starlette(

@@ -29,6 +29,7 @@ from relaystack.api.asgi import (
     send_error,
     send_raw_json,
 )
+from relaystack.api.rerank import check_rerank
 from relaystack.api.validate import check_chat, check_completion, check_embeddings
 from relaystack.chat_stream import first_event
 from relaystack.context import Operation, RequestContext
@@ -71,6 +72,7 @@ class _Kind:
 CHAT = _Kind("chat", check_chat, stored=True)
 COMPLETION = _Kind("completion", check_completion, stored=False)
 EMBEDDINGS = _Kind("embeddings", check_embeddings, stored=False)
+RERANK = _Kind("rerank", check_rerank, stored=False)
 
 
 # called once per request when it ended (ctx.status set): the access log and provider health
@@ -99,6 +101,9 @@ class InferenceRoutes:
 
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._handle(EMBEDDINGS, scope, receive, send)
+
+    async def rerank(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._handle(RERANK, scope, receive, send)
 
     async def _handle(self, kind: _Kind, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = RequestContext(kind.name)

@@ -11,9 +11,11 @@ from typing import Any
 
 from relaystack import __version__
 
-__all__ = ["PREFIXES", "openapi_document"]
+__all__ = ["PREFIXES", "RERANK_PATHS", "openapi_document"]
 
 PREFIXES = ("/v1", "/v1/openai/v1")
+# llama-stack serves rerank at /v1alpha (0.3+); its 0.2.x client posts to /v1
+RERANK_PATHS = ("/v1alpha/inference/rerank", "/v1/inference/rerank")
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _OBJ: dict[str, Any] = {"type": "object", "additionalProperties": True}
@@ -65,8 +67,15 @@ _EMBEDDINGS = _request(["model", "input"], {
 })
 _REGISTER = _request(["model_id"], {
     "model_id": {"type": "string"}, "provider_id": {"type": "string"},
-    "provider_model_id": {"type": "string"}, "model_type": {"type": "string", "enum": ["llm", "embedding"]},
+    "provider_model_id": {"type": "string"}, "model_type": {"type": "string", "enum": ["llm", "embedding", "rerank"]},
     "metadata": _OBJ,
+})
+_RERANK_ITEM = {"oneOf": [{"type": "string"}, _OBJ]}
+_RERANK = _request(["model", "query", "items"], {
+    "model": {"type": "string"},
+    "query": _RERANK_ITEM,
+    "items": {"type": "array", "minItems": 1, "items": _RERANK_ITEM},
+    "max_num_results": {"type": "integer", "minimum": 1},
 })
 
 
@@ -108,6 +117,10 @@ def openapi_document() -> dict[str, Any]:
     paths["/v1alpha/admin/inspect/routes"] = {"get": routes}
     paths["/v1alpha/admin/health"] = {"get": _op("Health and readiness")}
     paths["/v1alpha/admin/version"] = {"get": _op("Server version")}
+    for path in RERANK_PATHS:
+        paths[path] = {"post": _op(
+            'Rerank items by relevance to a query: {"data": [{"index", "relevance_score"}]}, best first', _RERANK,
+        )}
     return {
         "openapi": "3.1.0",
         "info": {"title": "relaystack", "version": __version__},

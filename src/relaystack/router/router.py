@@ -15,7 +15,9 @@ from relaystack.registry import Registry
 
 __all__ = ["Routed", "Router"]
 
-_MODEL_TYPE: dict[Operation, ModelType] = {"chat": "llm", "completion": "llm", "embeddings": "embedding"}
+_MODEL_TYPE: dict[Operation, ModelType] = {
+    "chat": "llm", "completion": "llm", "embeddings": "embedding", "rerank": "rerank",
+}
 
 
 @dataclass(slots=True)
@@ -51,4 +53,6 @@ async def _call(operation: Operation, provider: Provider, body: dict[str, Any], 
         return await provider.chat_completion(body, call)
     if operation == "completion":
         return await provider.completion(body, call)
+    if operation == "rerank":
+        return await provider.rerank(body, call)
     return await provider.embeddings(body, call)
