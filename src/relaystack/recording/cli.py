@@ -146,8 +146,9 @@ def _check(path: Path, is_used: Any) -> tuple[list[str], list[str]]:
     except (ValueError, RecordingFormatError) as exc:
         return [f"does not parse ({exc})"], notes
     problems.extend(find_secrets(text))
-    if path.stem != rec.identity.short_hash and not path.stem.startswith("models-"):
-        notes.append(f"name is not the request hash {rec.identity.short_hash}: llama-stack will not find it")
+    if not rec.has_expected_name:
+        wanted = rec.identity.per_test_hash if rec.per_test else rec.identity.short_hash
+        notes.append(f"name is not the request hash {wanted}: llama-stack will not find it")
     used, why = is_used(rec)
     if not used:
         problems.append(f"not used by any test ({why})")
