@@ -93,6 +93,17 @@ def test_n_above_one_is_refused_before_any_upstream_call(ollama: OllamaStack) ->
     assert ollama.fake.received("/v1/chat/completions") == []
 
 
+def test_tool_choice_none_sends_no_tools(ollama: OllamaStack) -> None:
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    answer = ollama.client().chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "weather?"}], tools=[tool], tool_choice="none")
+    assert answer.choices[0].message.tool_calls in (None, [])
+    [sent] = ollama.fake.received("/v1/chat/completions")
+    assert "tools" not in sent.json and "tool_choice" not in sent.json
+    ollama.client().chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}], tools=[tool])
+    assert ollama.fake.received("/v1/chat/completions")[-1].json["tools"] == [tool]
+
+
 def test_a_model_that_is_not_pulled_is_a_404_naming_what_is(ollama: OllamaStack) -> None:
     with pytest.raises(openai.NotFoundError, match=r"llama3\.2:latest"):
         ollama.client().chat.completions.create(model="ollama/mistral:7b", messages=[{"role": "user", "content": "x"}])

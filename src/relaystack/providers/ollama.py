@@ -21,6 +21,8 @@
 |                                                               | fetched is a 400 naming the part;                   |
 |                                                               | ``download_images: false`` passes links on          |
 | ``n`` is ignored: one choice comes back                       | ``n > 1`` is a 400 before any upstream call         |
+| ``tool_choice: "none"`` is ignored: models call tools anyway  | ``tools`` and ``tool_choice`` are left out of that  |
+| (llama-stack's router drops both then)                        | request, as llama-stack sends it                    |
 | ``reasoning_effort``: Ollama applies its own default (medium) | chat completions go as the client sent them         |
 | to thinking models; llama-stack sets ``"none"`` when unset,   | (v0.7.1's recordings carry no ``reasoning_effort``);|
 | on the Responses API's calls only                             | Responses API calls get ``"none"`` when unset       |
@@ -176,6 +178,9 @@ class OllamaProvider(OpenAICompatProvider):
 
     def prepare_chat(self, body: dict[str, Any], call: CallContext) -> dict[str, Any]:
         prepared = {**body, "model": self.upstream_name(call.upstream_model)}
+        if prepared.get("tool_choice") == "none":
+            prepared.pop("tool_choice")
+            prepared.pop("tools", None)
         if call.api == "responses" and "reasoning_effort" not in body:
             prepared["reasoning_effort"] = "none"  # llama-stack's Responses path: not Ollama's default
         return prepared

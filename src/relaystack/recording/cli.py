@@ -86,6 +86,8 @@ def show_cmd(recording_id: str, dir_: Path | None, raw: bool) -> None:
     click.echo(f"file:      {rec.path}")
     click.echo(f"request:   {ident.method} {ident.url}")
     click.echo(f"model:     {ident.model or '-'}")
+    if rec.per_test:
+        click.echo(f"test id:   {rec.test_id or '- (shared: made outside any test)'}")
     click.echo(f"streaming: {'yes' if rec.replays_as_stream else 'no'}")
     click.echo("body:")
     click.echo(_indent(json.dumps(ident.body, indent=2, ensure_ascii=False)))
