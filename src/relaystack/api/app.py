@@ -95,6 +95,7 @@ class RelaystackApp:
             await self._lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The inference routes by a dict lookup; everything else through Starlette."""
         handler = self._hot.get((scope["method"], scope["path"]))
         if handler is not None:
             await handler(scope, receive, send)
