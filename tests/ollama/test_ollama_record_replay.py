@@ -28,6 +28,8 @@ CHAT_TEST = "tests/integration/inference/test_ollama.py::test_chat[txt=ollama]"
 ERROR_TEST = "tests/integration/inference/test_ollama.py::test_busy"
 IMAGE_TEST = "tests/integration/vision/test_images.py::test_link"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+# a key for an authenticating proxy in front of Ollama: it must never reach a recording
+CANARY = "canary-ollama-proxy-key-7f3a9c"
 
 
 def _client(base_url: str, test_id: str) -> openai.OpenAI:
@@ -64,12 +66,16 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, d
     folder = home / "recordings-dir"
     fake = FakeOllama().start()
     image_url = fake.serve_file("dog.png", "image/png", PNG)
-    config = write_config(home / "run.yaml", ollama_config(fake.base_url))
+    config = write_config(home / "run.yaml", ollama_config(fake.base_url, api_key=CANARY))
     server = start_server(config, home=home / "rec", args=["--record-mode", "record", "--recordings", str(folder),
                                                            "--recording-format", "per-test"])
     try:
         answers = _session(server.base_url, image_url,
                            lambda: fake.fail_next(429, retry_after=2, path="/v1/chat/completions"))
+        # the proxy key goes to Ollama on every call (the image host never sees it)
+        sent = {r.path: r.headers.get("authorization") for r in fake.requests}
+        assert sent.pop("/files/dog.png") is None
+        assert set(sent.values()) == {f"Bearer {CANARY}"}
     finally:
         server.stop()
         fake.stop()
@@ -95,6 +101,8 @@ def test_files_are_where_llama_stack_looks(recorded: tuple[Path, dict[str, Any],
     [download] = [json.loads(p.read_text()) for p in (folder / "tests/integration/vision/recordings").glob("*.json")
                   if json.loads(p.read_text())["request"]["method"] == "GET"]
     assert download["response"]["is_binary"] is True
+    # the proxy key is in no file
+    assert all(CANARY not in p.read_text() for p in folder.rglob("*.json"))
 
 
 def test_replay_answers_the_same_with_ollama_gone(

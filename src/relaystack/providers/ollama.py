@@ -80,9 +80,9 @@ class OllamaProvider(OpenAICompatProvider):
     default_base_url = "http://localhost:11434/v1"
     embedding_model_metadata: ClassVar[dict[str, dict[str, int]]] = OLLAMA_EMBEDDING_MODELS
 
-    def __init__(self, provider_id: str, config: dict[str, Any], upstream: Upstream) -> None:
+    def __init__(self, provider_id: str, config: dict[str, Any], upstream: Upstream, *rest: Any) -> None:
         own = {k: config[k] for k in _OWN_KEYS if k in config}
-        super().__init__(provider_id, {k: v for k, v in config.items() if k not in _OWN_KEYS}, upstream)
+        super().__init__(provider_id, {k: v for k, v in config.items() if k not in _OWN_KEYS}, upstream, *rest)
         if not self.base_url.endswith("/v1"):
             self.base_url += "/v1"  # llama-stack's older `url: http://localhost:11434`
         self.native_root = self.base_url[: -len("/v1")]
@@ -95,8 +95,10 @@ class OllamaProvider(OpenAICompatProvider):
 
     # -- the native API -----------------------------------------------------------------------
     async def _native(self, path: str) -> tuple[int, bytes]:
-        request = UpstreamRequest("GET", self.native_root + path, dict(self.settings.extra_headers),
-                                  timeouts=self._timeouts)
+        headers = dict(self.settings.extra_headers)
+        if self._config_key:  # an authenticating proxy in front of Ollama guards /api too
+            headers["Authorization"] = f"Bearer {self._config_key}"
+        request = UpstreamRequest("GET", self.native_root + path, headers, timeouts=self._timeouts)
         response = await self.upstream.send(request)
         return response.status, await response.read()
 
