@@ -27,6 +27,11 @@
 | to thinking models; llama-stack sets ``"none"`` when unset,   | (v0.7.1's recordings carry no ``reasoning_effort``);|
 | on the Responses API's calls only                             | Responses API calls get ``"none"`` when unset       |
 
+A download is a request to a URL the client chose, made from relaystack's network: only http(s),
+never with a credential, at most ``max_image_bytes``, and only an image is passed on (a declared
+``image/*`` type or an image's magic bytes; nothing of another answer is echoed). Where clients
+must not reach internal addresses through the gateway, set ``download_images: false``.
+
 Config keys: ``base_url`` (or ``url``), ``api_key`` (optional), ``allowed_models``,
 ``refresh_models``, ``download_images`` (default true), ``max_image_bytes`` (default 20 MB).
 """
