@@ -62,6 +62,9 @@ def cli() -> None:
               help="Record or replay upstream traffic (default: $RELAYSTACK_RECORD_MODE or live).")
 @click.option("--recordings", "recordings_dir", default=None,
               help="Recordings folder (holds responses/*.json); default $RELAYSTACK_RECORDINGS_DIR.")
+@click.option("--recording-format", type=click.Choice(["auto", "seed", "per-test"]), default=None,
+              help="Which llama-stack recording generation record mode writes (default: "
+                   "$RELAYSTACK_RECORDING_FORMAT or auto: as the folder's files).")
 @click.option("--env", "env_pairs", multiple=True, metavar="KEY=VALUE",
               help="Set an environment variable before the config is read (repeatable).")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default=None,
@@ -69,9 +72,11 @@ def cli() -> None:
 @click.option("--log-format", type=click.Choice(LOG_FORMATS, case_sensitive=False), default=None,
               help="text, or json (one object per line); default: $RELAYSTACK_LOG_FORMAT or text.")
 def run(config: str | None, host: str | None, port: int | None, workers: int | None, record_mode: str | None,
-        recordings_dir: str | None, env_pairs: tuple[str, ...], log_level: str | None,
-        log_format: str | None) -> None:
+        recordings_dir: str | None, recording_format: str | None, env_pairs: tuple[str, ...],
+        log_level: str | None, log_format: str | None) -> None:
     """Serve CONFIG (a llama-stack-style run.yaml); without it, the built-in default."""
+    if recording_format:
+        os.environ["RELAYSTACK_RECORDING_FORMAT"] = recording_format  # read by every worker
     for pair in env_pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.replace("_", "").isalnum():

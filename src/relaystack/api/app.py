@@ -33,6 +33,7 @@ from relaystack.providers.base import Provider
 from relaystack.providers.catalog import CATALOG, build_provider
 from relaystack.providers.openai_compat import OpenAICompatProvider
 from relaystack.recording import RecordingSettings, RecordMode, wrap_upstream
+from relaystack.recording.testid import bound_test_id
 from relaystack.registry import Registry
 from relaystack.router import Router
 from relaystack.storage.base import Store
@@ -82,6 +83,8 @@ class RelaystackApp:
             routes=admin.routes(PREFIXES),
             exception_handlers={RelaystackError: _on_error, HTTPException: _on_http_error, Exception: _on_crash},
         )
+        # record/replay file and match recordings by the test id a test harness sends
+        self._test_ids = recording.mode.value != "live"
 
     def _build_provider(self, provider_id: str, provider_type: str, config: dict[str, Any]) -> Provider:
         row = CATALOG.get(provider_type)
@@ -111,13 +114,21 @@ class RelaystackApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            handler = self._hot.get((scope["method"], scope["path"]))
-            if handler is not None:
-                await handler(scope, receive, send)
+            if self._test_ids:
+                with bound_test_id(scope):
+                    await self._http(scope, receive, send)
                 return
-            await self._serve_admin(scope, receive, send)
+            await self._http(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The inference routes by a dict lookup; everything else through Starlette."""
+        handler = self._hot.get((scope["method"], scope["path"]))
+        if handler is not None:
+            await handler(scope, receive, send)
+            return
+        await self._serve_admin(scope, receive, send)
 
     async def _serve_admin(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.access_log.enabled:

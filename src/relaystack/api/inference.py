@@ -276,6 +276,7 @@ def _provider_data(scope: Scope) -> dict[str, Any] | None:
             'X-LlamaStack-Provider-Data must be a JSON object, e.g. {"together_api_key": "..."}.',
             param="X-LlamaStack-Provider-Data",
         )
+    data.pop("__test_id", None)  # a test harness's marker (recording/testid.py), never a provider's
     return data
 
 

@@ -70,6 +70,8 @@ class CallContext:
     requested_model: str
     provider_data: dict[str, Any] | None = None
     fault: str | None = None
+    # the API the client spoke (RequestContext.api): "openai", "responses", "messages"
+    api: str = "openai"
 
     @property
     def upstream_model(self) -> str:

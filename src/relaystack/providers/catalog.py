@@ -163,7 +163,8 @@ _ROWS = (
     ),
     ProviderSpec(
         "remote::ollama", "OllamaProvider", "http://localhost:11434/v1", None, None, key_required=False,
-        summary="your Ollama server (OpenAI-compatible /v1)",
+        implementation=_M + "ollama:OllamaProvider",
+        summary="your Ollama server (OpenAI-compatible /v1); native /api/tags and /api/ps",
     ),
     ProviderSpec(
         "remote::openai-compat", "OpenAICompatProvider", None, "api_key", None, key_required=False,

@@ -41,6 +41,7 @@ class Router:
         provider, call = await self.registry.resolve_fresh(model, _MODEL_TYPE[operation])
         call.provider_data = ctx.provider_data
         call.fault = ctx.fault
+        call.api = ctx.api
         ctx.model = model
         ctx.provider_id = provider.provider_id
         ctx.attempts += 1
