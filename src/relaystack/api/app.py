@@ -25,13 +25,14 @@ from relaystack.api.inference import InferenceRoutes, InferenceSettings
 from relaystack.api.openapi import PREFIXES
 from relaystack.config import RunConfig
 from relaystack.errors import NotFoundError, RelaystackError
+from relaystack.frontends import Frontend, MessagesRoutes, ResponsesRoutes
 from relaystack.providers.base import Provider
 from relaystack.providers.catalog import CATALOG, build_provider
 from relaystack.providers.openai_compat import OpenAICompatProvider
 from relaystack.recording import RecordingSettings, wrap_upstream
 from relaystack.registry import Registry
 from relaystack.router import Router
-from relaystack.storage.base import Store
+from relaystack.storage.base import ResponseStore, Store
 from relaystack.upstream.aiohttp_client import AiohttpUpstream
 
 __all__ = ["RelaystackApp", "create_app"]
@@ -63,9 +64,17 @@ class RelaystackApp:
             self._hot[("POST", prefix + "/chat/completions")] = inference.chat
             self._hot[("POST", prefix + "/completions")] = inference.completions
             self._hot[("POST", prefix + "/embeddings")] = inference.embeddings
+        # the front-ends (Responses, Messages) share the chat route's pipeline: its router and gate
+        frontend = Frontend(self.router, inference.gate, settings)
+        responses = ResponsesRoutes(frontend, store if isinstance(store, ResponseStore) else None)
+        messages = MessagesRoutes(frontend)
+        for prefix in PREFIXES:
+            self._hot[("POST", prefix + "/responses")] = responses.create
+            self._hot[("POST", prefix + "/messages")] = messages.create
+            self._hot[("POST", prefix + "/messages/count_tokens")] = messages.count_tokens
         admin = AdminRoutes(self.registry, completions_store, self.describe_recording)
         self._admin = Starlette(
-            routes=admin.routes(PREFIXES),
+            routes=[*admin.routes(PREFIXES), *responses.routes(PREFIXES)],
             exception_handlers={RelaystackError: _on_error, HTTPException: _on_http_error, Exception: _on_crash},
         )
 

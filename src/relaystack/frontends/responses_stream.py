@@ -1,0 +1,165 @@
+"""Chat-completion chunks -> the Responses API's typed stream events, in order, numbered.
+
+``response.created`` and ``response.in_progress`` open the stream; text opens a message item
+(``output_item.added``, ``content_part.added``, then ``output_text.delta``s); each tool call
+opens a ``function_call`` item (``function_call_arguments.delta``s); an item is closed
+(``*.done``, ``output_item.done``) when the next one starts or the upstream finishes; the last
+event is ``response.completed``, ``response.incomplete`` (the reason included) or, when the
+upstream stream broke, ``response.failed``: never a completion the model did not give.
+Every event carries ``sequence_number``; item events carry ``item_id`` and ``output_index``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from relaystack.errors import RelaystackError
+from relaystack.frontends.chat_reader import TEXT, TOOL_ARGS, TOOL_START, ChatTurn
+from relaystack.frontends.pipeline import sse_block
+from relaystack.frontends.responses_output import (
+    error_object,
+    function_call_item,
+    map_usage,
+    message_item,
+    new_id,
+    response_object,
+    turn_status,
+)
+
+__all__ = ["ResponsesStream"]
+
+
+@dataclass(slots=True)
+class _Open:
+    kind: str  # "message" or "tool"
+    item_id: str
+    output_index: int
+    tool_index: int = 0
+    text: list[str] = field(default_factory=list)
+    logprobs: list[Any] = field(default_factory=list)
+
+
+class ResponsesStream:
+    def __init__(self, response_id: str, created_at: int, body: dict[str, Any]) -> None:
+        self.response_id = response_id
+        self.created_at = created_at
+        self.body = body
+        self.turn = ChatTurn()
+        self.output: list[dict[str, Any]] = []  # finished items, in output order
+        self._open: _Open | None = None
+        self._seq = 0
+        self._out: list[bytes] = []
+
+    def _emit(self, event_type: str, payload: dict[str, Any]) -> None:
+        self._out.append(sse_block(event_type, {"type": event_type, "sequence_number": self._seq, **payload}))
+        self._seq += 1
+
+    def _flush(self) -> bytes:
+        data = b"".join(self._out)
+        self._out.clear()
+        return data
+
+    def _snapshot(self, status: str, output: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+        items = list(self.output) if output is None else output
+        return response_object(self.response_id, self.created_at, self.body, status=status, output=items, **extra)
+
+    # -- the stream --------------------------------------------------------------------------
+    def start(self) -> bytes:
+        self._emit("response.created", {"response": self._snapshot("in_progress", output=[])})
+        self._emit("response.in_progress", {"response": self._snapshot("in_progress", output=[])})
+        return self._flush()
+
+    def feed(self, chunks: list[dict[str, Any]]) -> bytes:
+        for chunk in chunks:
+            for kind, index, text in self.turn.add(chunk):
+                if kind == TEXT:
+                    self._text(text, self.turn.chunk_logprobs)
+                elif kind == TOOL_START:
+                    self._open_tool(index)
+                elif kind == TOOL_ARGS:
+                    self._tool_args(index, text)
+        return self._flush()
+
+    def finish(self) -> tuple[bytes, dict[str, Any]]:
+        """The closing events and the final response object (to store)."""
+        status, incomplete = turn_status(self.turn)
+        item_status = "incomplete" if status == "incomplete" else "completed"
+        self._close(item_status)
+        if not self.output:  # the model said nothing: still one (empty) message, as a client expects
+            self._open_message()
+            self._close(item_status)
+        usage = map_usage(self.turn.usage)
+        final = self._snapshot(status, usage=usage, incomplete=incomplete)
+        self._emit(f"response.{status}", {"response": final})
+        return self._flush(), final
+
+    def fail(self, exc: RelaystackError) -> tuple[bytes, dict[str, Any]]:
+        self._close("incomplete")
+        final = self._snapshot("failed", error=error_object(exc), usage=map_usage(self.turn.usage))
+        self._emit("response.failed", {"response": final})
+        return self._flush(), final
+
+    # -- items -------------------------------------------------------------------------------
+    def _item_event(self, event_type: str, item: dict[str, Any], output_index: int) -> None:
+        self._emit(event_type, {"output_index": output_index, "item": item})
+
+    def _open_message(self) -> _Open:
+        opened = _Open("message", new_id("msg"), len(self.output))
+        self._open = opened
+        added = message_item(opened.item_id, "", "in_progress", [])
+        added["content"] = []
+        self._item_event("response.output_item.added", added, opened.output_index)
+        self._emit("response.content_part.added", {**self._part_ids(opened), "part": self._text_part("", [])})
+        return opened
+
+    def _part_ids(self, opened: _Open) -> dict[str, Any]:
+        return {"item_id": opened.item_id, "output_index": opened.output_index, "content_index": 0,
+                "response_id": self.response_id}  # fmt: skip
+
+    @staticmethod
+    def _text_part(text: str, logprobs: list[Any]) -> dict[str, Any]:
+        return {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs}
+
+    def _text(self, text: str, logprobs: list[Any]) -> None:
+        opened = self._open
+        if opened is None or opened.kind != "message":
+            self._close("completed")
+            opened = self._open_message()
+        opened.text.append(text)
+        opened.logprobs.extend(logprobs)
+        self._emit("response.output_text.delta", {**self._part_ids(opened), "delta": text, "logprobs": logprobs})
+
+    def _open_tool(self, tool_index: int) -> None:
+        self._close("completed")
+        call = self.turn.tools[tool_index]
+        opened = _Open("tool", new_id("fc"), len(self.output), tool_index)
+        self._open = opened
+        self._item_event("response.output_item.added", function_call_item(opened.item_id, call, "in_progress"),
+                         opened.output_index)  # fmt: skip
+
+    def _tool_args(self, tool_index: int, delta: str) -> None:
+        opened = self._open
+        if opened is None or opened.kind != "tool" or opened.tool_index != tool_index:
+            return  # arguments for a call that is no longer open: they are kept in the turn
+        self._emit("response.function_call_arguments.delta",
+                   {"item_id": opened.item_id, "output_index": opened.output_index, "delta": delta})  # fmt: skip
+
+    def _close(self, status: str) -> None:
+        opened, self._open = self._open, None
+        if opened is None:
+            return
+        if opened.kind == "message":
+            text = "".join(opened.text)
+            ids = self._part_ids(opened)
+            self._emit("response.output_text.done", {**ids, "text": text, "logprobs": opened.logprobs})
+            self._emit("response.content_part.done", {**ids, "part": self._text_part(text, opened.logprobs)})
+            item = message_item(opened.item_id, text, status, opened.logprobs)
+        else:
+            call = self.turn.tools[opened.tool_index]
+            self._emit("response.function_call_arguments.done",
+                       {"item_id": opened.item_id, "output_index": opened.output_index,
+                        "arguments": call.arguments_text, "name": call.name})  # fmt: skip
+            item = function_call_item(opened.item_id, call, status)
+        self.output.append(item)
+        self._item_event("response.output_item.done", item, opened.output_index)
