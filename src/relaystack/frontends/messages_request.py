@@ -13,7 +13,13 @@
 - ``max_tokens``, ``stop_sequences`` (as ``stop``), ``temperature``, ``top_p``, ``top_k`` (for
   providers that take it; one that does not answers its own 400) and ``metadata.user_id`` (as
   ``user``) pass on; a stream asks for usage (``stream_options.include_usage``).
-Server tools, extended thinking, MCP servers and containers are a 400 naming them.
+- ``output_config.format`` (a JSON schema) becomes ``response_format``, ``output_config.effort``
+  ``reasoning_effort``.
+Server tools, MCP servers and containers are a 400 naming them. Hints with no chat-completions
+equivalent that do not change what a valid answer is (``thinking``, ``cache_control``,
+``inference_geo``, ``speed``, ``diagnostics``, ``user_profile_id``, ``workspace_id``) are accepted
+and named in the ``X-Relaystack-Ignored`` response header: Claude Code and friends send them
+with every request.
 """
 
 from __future__ import annotations
@@ -27,9 +33,11 @@ from relaystack.errors import InvalidRequestError, UnsupportedParameterError
 
 __all__ = ["MessagesRequest", "chat_messages", "parse_messages_request"]
 
+# accepted, not sent upstream, named in X-Relaystack-Ignored
+IGNORED = ("thinking", "cache_control", "inference_geo", "speed", "diagnostics", "user_profile_id", "workspace_id")
 _KNOWN = {
     "model", "messages", "max_tokens", "system", "stop_sequences", "temperature", "top_p", "top_k", "metadata",
-    "stream", "tools", "tool_choice", "thinking", "service_tier", "container", "mcp_servers",
+    "stream", "tools", "tool_choice", "service_tier", "container", "mcp_servers", "output_config", *IGNORED,
 }  # fmt: skip
 _NOT_SERVED = {
     "container": "code-execution containers are not served",
@@ -43,6 +51,7 @@ class MessagesRequest:
     model: str
     stream: bool
     chat_body: dict[str, Any]
+    ignored: list[str]  # fields accepted but not sent upstream
 
 
 def _bad(message: str, param: str) -> InvalidRequestError:
@@ -57,12 +66,6 @@ def parse_messages_request(body: dict[str, Any], *, count_only: bool = False) ->
     for key, why in _NOT_SERVED.items():
         if body.get(key) is not None:
             raise UnsupportedParameterError(f"'{key}' is not supported: {why}.", param=key)
-    thinking = body.get("thinking")
-    if isinstance(thinking, dict) and thinking.get("type") not in (None, "disabled"):
-        raise UnsupportedParameterError(
-            "'thinking' (extended thinking) is not supported through chat completions; leave it out.",
-            param="thinking",
-        )
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise _bad("model: field required (the id of a chat model; GET /v1/models lists them).", "model")
@@ -76,6 +79,7 @@ def parse_messages_request(body: dict[str, Any], *, count_only: bool = False) ->
             raise _bad("max_tokens: field required, an integer >= 1.", "max_tokens")
         chat["max_tokens"] = max_tokens
     _sampling(body, chat)
+    _output_config(body.get("output_config"), chat)
     tools = _tools(body.get("tools"))
     if tools:
         chat["tools"] = tools
@@ -83,7 +87,23 @@ def parse_messages_request(body: dict[str, Any], *, count_only: bool = False) ->
     if stream and not count_only:
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}
-    return MessagesRequest(body, model, stream and not count_only, chat)
+    ignored = [key for key in IGNORED if body.get(key) not in (None, {"type": "disabled"})]
+    return MessagesRequest(body, model, stream and not count_only, chat, ignored)
+
+
+def _output_config(config: Any, chat: dict[str, Any]) -> None:
+    if config is None:
+        return
+    if not isinstance(config, dict):
+        raise _bad("output_config: must be an object.", "output_config")
+    if config.get("effort") is not None:
+        chat["reasoning_effort"] = config["effort"]
+    fmt = config.get("format")
+    if fmt is None:
+        return
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
+        raise _bad("output_config.format: must be {'type': 'json_schema', 'schema': {...}}.", "output_config.format")
+    chat["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": fmt["schema"]}}
 
 
 def _sampling(body: dict[str, Any], chat: dict[str, Any]) -> None:

@@ -46,6 +46,10 @@ def _with_bearer(scope: Scope) -> Scope:
     return {**scope, "headers": [*scope["headers"], (b"authorization", b"Bearer " + key)]}
 
 
+def _ignored(request: MessagesRequest) -> list[tuple[bytes, bytes]]:
+    return [(b"x-relaystack-ignored", ", ".join(request.ignored).encode())] if request.ignored else []
+
+
 def _stop_sequences(request: MessagesRequest) -> list[str]:
     stops = request.body.get("stop_sequences")
     return list(stops) if isinstance(stops, list) else []
@@ -97,7 +101,7 @@ class MessagesRoutes:
             return
         message = message_object(new_message_id(), request.model, turn, _stop_sequences(request))
         await self.frontend.settle(ctx, 200, turn.usage)
-        await send_raw_json(send, 200, orjson.dumps(message))
+        await send_raw_json(send, 200, orjson.dumps(message), _ignored(request))
 
     async def _stream(self, request: MessagesRequest, ctx: RequestContext, send: Send) -> None:
         try:
@@ -107,7 +111,8 @@ class MessagesRoutes:
             await send_anthropic_error(send, exc)
             return
         stream = MessagesStream(new_message_id(), request.model, _stop_sequences(request))
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        headers = [*SSE_HEADERS, *_ignored(request)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": stream.start(), "more_body": True})
         try:
             async for chunks in chunks_of(reply):
