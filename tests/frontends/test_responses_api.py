@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,7 +11,9 @@ import openai
 import pytest
 from openai import OpenAI
 
-from support.stack import Stack
+from fakes.fake_together import DEFAULT_API_KEY, FakeTogether
+from support.server import start_server, write_config
+from support.stack import Stack, issue_config
 
 WEATHER = {
     "type": "function",
@@ -216,3 +219,24 @@ def test_the_legacy_prefix_serves_the_same_api(stack: Stack, chat_model: str) ->
     client = OpenAI(base_url=f"{stack.base_url}/v1/openai/v1", api_key="unused", max_retries=0)
     response = client.responses.create(model=chat_model, input="Hello legacy")
     assert client.responses.retrieve(response.id).output_text == "You said: Hello legacy"
+
+
+def test_stored_responses_survive_a_restart(tmp_path: Path, fake_together: FakeTogether, chat_model: str) -> None:
+    config = write_config(tmp_path / "run.yaml", issue_config())
+    env = {"TOGETHER_API_KEY": DEFAULT_API_KEY, "TOGETHER_BASE_URL": fake_together.base_url}
+    server = start_server(config, home=tmp_path, env=env)
+    try:
+        client = OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0)
+        first = client.responses.create(model=chat_model, input="Remember the word teal")
+    finally:
+        server.stop()
+    server = start_server(config, home=tmp_path, env=env)
+    try:
+        client = OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0)
+        assert client.responses.retrieve(first.id).output_text == "You said: Remember the word teal"
+        client.responses.create(model=chat_model, input="Which word?", previous_response_id=first.id)
+        sent = fake_together.requests_to("/v1/chat/completions")[-1].json
+        assert [m["content"] for m in sent["messages"]] == [
+            "Remember the word teal", "You said: Remember the word teal", "Which word?"]  # fmt: skip
+    finally:
+        server.stop()

@@ -121,6 +121,8 @@ class ChatTurn:
     # vLLM and friends name the stop string that ended the answer
     stop_reason: str | None = None
     usage: dict[str, Any] | None = None
+    # the tier that served the request, when the upstream says (OpenAI does)
+    service_tier: str | None = None
     logprobs: list[Any] = field(default_factory=list)
     # the logprobs of the last chunk given to add() (a stream's delta event carries them)
     chunk_logprobs: list[Any] = field(default_factory=list)
@@ -133,6 +135,8 @@ class ChatTurn:
             self.completion_id = chunk["id"]
             created = chunk.get("created")
             self.created = int(created) if isinstance(created, int | float) else None
+        if isinstance(chunk.get("service_tier"), str):
+            self.service_tier = chunk["service_tier"]
         usage = chunk.get("usage")
         if isinstance(usage, dict) and usage:
             self.usage = usage

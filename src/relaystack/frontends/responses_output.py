@@ -126,8 +126,10 @@ def response_object(
     usage: dict[str, Any] | None = None,
     incomplete: dict[str, Any] | None = None,
     error: dict[str, Any] | None = None,
+    service_tier: str | None = None,
 ) -> dict[str, Any]:
-    """The ``response`` object: the request's settings echoed, the caller's model id, the output."""
+    """The ``response`` object: the request's settings echoed, the caller's model id, the output;
+    ``service_tier`` is the tier the upstream says it used, if it said."""
     reasoning = body["reasoning"] if isinstance(body.get("reasoning"), dict) else {}
     return {
         "id": response_id,
@@ -148,7 +150,7 @@ def response_object(
         "prompt_cache_key": body.get("prompt_cache_key"),
         "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
         "safety_identifier": body.get("safety_identifier"),
-        "service_tier": body.get("service_tier"),
+        "service_tier": service_tier or body.get("service_tier"),
         "store": body.get("store", True),
         "temperature": body.get("temperature"),
         "text": body.get("text") or {"format": {"type": "text"}},

@@ -22,7 +22,7 @@ from starlette.routing import Route
 
 from relaystack.api.asgi import Receive, Scope, Send, send_error, send_raw_json
 from relaystack.context import RequestContext
-from relaystack.errors import InvalidRequestError, NotImplementedYetError, RelaystackError
+from relaystack.errors import ConflictError, InvalidRequestError, NotImplementedYetError, RelaystackError
 from relaystack.frontends.chat_reader import ChatTurn, chunks_of
 from relaystack.frontends.pipeline import SSE_HEADERS, Frontend
 from relaystack.frontends.responses_input import items_to_messages, listed_items
@@ -131,7 +131,7 @@ class ResponsesRoutes:
         status, incomplete = turn_status(turn)
         response = response_object(
             new_id("resp"), turn.created or now(), prepared.body, status=status, output=turn_output(turn),
-            usage=map_usage(turn.usage), incomplete=incomplete,
+            usage=map_usage(turn.usage), incomplete=incomplete, service_tier=turn.service_tier,
         )  # fmt: skip
         stored = await self._store(prepared, response, turn)
         await self.frontend.settle(ctx, 200, turn.usage)
@@ -186,6 +186,7 @@ class ResponsesRoutes:
                 Route(f"{prefix}/responses/{{response_id}}", self.get_response, methods=["GET"]),
                 Route(f"{prefix}/responses/{{response_id}}", self.delete_response, methods=["DELETE"]),
                 Route(f"{prefix}/responses/{{response_id}}/input_items", self.list_input_items, methods=["GET"]),
+                Route(f"{prefix}/responses/{{response_id}}/cancel", self.cancel_response, methods=["POST"]),
             ]
         return routes
 
@@ -204,6 +205,16 @@ class ResponsesRoutes:
         if not await store.delete_response(response_id):
             await store.get_response(response_id)  # raises the store's 404
         return _json_response({"id": response_id, "object": "response", "deleted": True})
+
+    async def cancel_response(self, request: Request) -> Response:
+        """Only a background response can be cancelled, and relaystack runs none: every stored
+        response has finished, so this is a 409 (404 for an unknown id), as OpenAI answers."""
+        stored = await self._require_store().get_response(request.path_params["response_id"])
+        raise ConflictError(
+            f"Cannot cancel response '{stored.response['id']}': it is {stored.response.get('status')}; only "
+            "background responses can be cancelled, and relaystack answers every response in its request.",
+            code="response_not_cancellable",
+        )
 
     async def list_responses(self, request: Request) -> Response:
         query = request.query_params

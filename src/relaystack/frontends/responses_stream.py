@@ -90,7 +90,7 @@ class ResponsesStream:
             self._open_message()
             self._close(item_status)
         usage = map_usage(self.turn.usage)
-        final = self._snapshot(status, usage=usage, incomplete=incomplete)
+        final = self._snapshot(status, usage=usage, incomplete=incomplete, service_tier=self.turn.service_tier)
         self._emit(f"response.{status}", {"response": final})
         return self._flush(), final
 
