@@ -240,3 +240,19 @@ def test_stored_responses_survive_a_restart(tmp_path: Path, fake_together: FakeT
             "Remember the word teal", "You said: Remember the word teal", "Which word?"]  # fmt: skip
     finally:
         server.stop()
+
+
+def test_with_the_inference_store_off_nothing_is_kept(tmp_path: Path, fake_together: FakeTogether,
+                                                     chat_model: str) -> None:  # fmt: skip
+    config = write_config(tmp_path / "run.yaml", {**issue_config(), "storage": {"inference_store": False}})
+    env = {"TOGETHER_API_KEY": DEFAULT_API_KEY, "TOGETHER_BASE_URL": fake_together.base_url}
+    server = start_server(config, home=tmp_path, env=env)
+    try:
+        client = OpenAI(base_url=f"{server.base_url}/v1", api_key="unused", max_retries=0)
+        response = client.responses.create(model=chat_model, input="Keep nothing")
+        assert response.output_text == "You said: Keep nothing" and response.store is False
+        with pytest.raises(openai.APIStatusError) as off:
+            client.responses.create(model=chat_model, input="And?", previous_response_id=response.id)
+        assert off.value.status_code == 501 and "inference_store" in off.value.message
+    finally:
+        server.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -226,3 +227,29 @@ def test_a_named_stop_sequence_is_reported() -> None:
 def test_the_estimate_counts_text_messages_and_tools() -> None:
     body = {"messages": [{"role": "user", "content": "x" * 40}], "tools": []}
     assert estimate_tokens(body) == 10 + 4
+
+
+def test_text_runs_and_event_by_event_translate_the_same() -> None:
+    tricky = ['say "hi"', "back\\slash", '","', "naïve ☃", "", "line\nbreak"]
+    chunks = [chunk(text) for text in tricky]
+    chunks += [chunk(tools=[{"index": 0, "id": "call_1", "function": {"name": "w", "arguments": "{}"}}]),
+               chunk("after"), chunk(finish="stop"), {"choices": [], "usage": {"prompt_tokens": 1}}]  # fmt: skip
+    fast, slow = ResponsesStream("resp_1", 7, {"model": "m"}), ResponsesStream("resp_1", 7, {"model": "m"})
+    fast_events = events_of(fast.start() + fast.feed_block(sse(*chunks)) + fast.finish()[0])
+    slow_events = events_of(slow.start() + slow.feed(chunks) + slow.finish()[0])
+
+    def minted_ids_masked(events: list[dict[str, Any]]) -> str:  # item ids are minted anew; the rest must agree
+        return re.sub(r"(msg|fc)_[0-9a-f]{32}", r"\1_X", json.dumps(events))
+
+    assert minted_ids_masked(fast_events) == minted_ids_masked(slow_events)
+    assert fast.turn.text_so_far == slow.turn.text_so_far == "".join(tricky) + "after"
+    quick, careful = MessagesStream("msg_1", "m", []), MessagesStream("msg_1", "m", [])
+    assert quick.feed_block(sse(*chunks)) == careful.feed(chunks)
+
+
+def test_a_block_the_fast_framing_does_not_fit_is_parsed_event_by_event() -> None:
+    from relaystack.frontends.chat_reader import parse_block
+
+    assert parse_block(b'data: {"a":1}\n\n: ping\n\ndata: {"b":2}\n\n') == [{"a": 1}, {"b": 2}]
+    assert parse_block(b'data: {"a":1}\n\ndata: [DONE]\n\n') == [{"a": 1}]
+    assert parse_block(b'data:{"a":1}\n\n') == [{"a": 1}]

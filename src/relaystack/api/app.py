@@ -66,7 +66,9 @@ class RelaystackApp:
             self._hot[("POST", prefix + "/embeddings")] = inference.embeddings
         # the front-ends (Responses, Messages) share the chat route's pipeline: its router and gate
         frontend = Frontend(self.router, inference.gate, settings)
-        responses = ResponsesRoutes(frontend, store if isinstance(store, ResponseStore) else None)
+        # storage.inference_store governs stored responses as it does stored chat completions
+        kept = completions_store if isinstance(completions_store, ResponseStore) else None
+        responses = ResponsesRoutes(frontend, kept)
         messages = MessagesRoutes(frontend)
         for prefix in PREFIXES:
             self._hot[("POST", prefix + "/responses")] = responses.create

@@ -1,4 +1,4 @@
-"""Read a chat-completions answer (a stream or one JSON completion) as a sequence of parsed chunks.
+"""Read a chat-completions answer (a stream or one JSON completion) as what the model said.
 
 Both front-ends translate from the same thing: ``chat.completion.chunk`` dicts. A stream's
 relayed SSE blocks are parsed here (``parse_events``: the one place this package parses SSE,
@@ -6,6 +6,12 @@ kept small so it can become the shared parser of ``providers/sse_relay.py`` once
 a JSON completion (a non-streamed answer, or an upstream that answered a stream request with
 JSON) is turned into the one chunk that says the same. ``ChatTurn`` accumulates the chunks into
 what the model said, for the JSON answers and for storing.
+
+Most of a long stream is plain text: events whose only news is ``delta.content`` of choice 0.
+A relayed block is decoded in one ``orjson.loads`` (its events framed as one JSON array with a
+byte replace; a block that framing does not fit is parsed event by event), and ``plain_text``
+tells such an event apart with a few dict lookups, so the translators can write a whole run of
+them with one ``bytes.join`` instead of an event object each (bench/README.md has the costs).
 """
 
 from __future__ import annotations
@@ -19,15 +25,19 @@ import orjson
 from relaystack.errors import UpstreamProtocolError
 from relaystack.providers.base import JsonReply, Reply, StreamReply
 
-__all__ = ["TEXT", "TOOL_ARGS", "TOOL_START", "ChatTurn", "Delta", "ToolCall", "chunks_of", "completion_as_chunk",
-           "parse_events"]
+__all__ = ["TEXT", "TOOL_ARGS", "TOOL_START", "Block", "ChatTurn", "Delta", "ToolCall", "blocks_of",
+           "completion_as_chunk", "encode_strings", "parse_block", "parse_events", "plain_text"]
 
 # what one chunk added, in order: (kind, tool index (0 for text), text)
 TEXT, TOOL_START, TOOL_ARGS = "text", "tool_start", "tool_args"
 Delta = tuple[str, int, str]
 
+# a relayed SSE block, or the chunks a JSON answer amounts to
+Block = bytes | list[dict[str, Any]]
+
 _DATA = b"data:"
 _DONE = b"[DONE]"
+_FRAME = b"\n\ndata: "
 
 
 def parse_events(block: bytes) -> list[dict[str, Any]]:
@@ -54,6 +64,45 @@ def parse_events(block: bytes) -> list[dict[str, Any]]:
     return [event for event in parsed if isinstance(event, dict)]
 
 
+def parse_block(block: bytes) -> list[dict[str, Any]]:
+    """The JSON events of a relayed block: one ``orjson.loads`` of the events framed as a JSON array
+    when every event is one ``data: {...}`` line (what the relay yields), else ``parse_events``."""
+    if block.startswith(b"data: {") and block.endswith(b"}\n\n"):
+        try:
+            parsed = orjson.loads(b"[" + block[6:-2].replace(_FRAME, b",") + b"]")
+        except orjson.JSONDecodeError:
+            return parse_events(block)
+        return [event for event in parsed if isinstance(event, dict)] if isinstance(parsed, list) else []
+    return parse_events(block)
+
+
+def plain_text(chunk: dict[str, Any]) -> str | None:
+    """The content of an event that is nothing but a text delta of choice 0 ("" for none), else None."""
+    choices = chunk.get("choices")
+    if type(choices) is not list or len(choices) != 1 or chunk.get("usage") or "error" in chunk:
+        return None
+    choice = choices[0]
+    if type(choice) is not dict or choice.get("finish_reason") or choice.get("logprobs") or choice.get("index", 0):
+        return None
+    delta = choice.get("delta")
+    if type(delta) is not dict or delta.get("tool_calls") or delta.get("refusal") or delta.get("function_call"):
+        return None
+    if delta.get("reasoning_content") or delta.get("reasoning"):
+        return None
+    content = delta.get("content")
+    if type(content) is str:
+        return content
+    return "" if content is None else None
+
+
+def encode_strings(texts: list[str]) -> list[bytes]:
+    """Each str as the inside of a JSON string (no quotes), from one ``orjson.dumps``: in a JSON
+    array of strings, ``","`` only ever separates two elements (a quote inside one is escaped)."""
+    if not texts:
+        return []
+    return orjson.dumps(texts)[2:-2].split(b'","')
+
+
 def completion_as_chunk(completion: dict[str, Any]) -> dict[str, Any]:
     """A whole ``chat.completion`` as the one chunk that carries the same content."""
     choices = completion.get("choices") or [{}]
@@ -77,8 +126,9 @@ def completion_as_chunk(completion: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def chunks_of(reply: Reply) -> AsyncIterator[list[dict[str, Any]]]:
-    """The reply's chunks, one list per relayed block; raises ``RelaystackError`` on a broken stream."""
+async def blocks_of(reply: Reply) -> AsyncIterator[Block]:
+    """The reply's relayed blocks (a JSON reply: its one chunk); raises ``RelaystackError`` on a
+    broken stream."""
     if isinstance(reply, JsonReply):
         yield [completion_as_chunk(reply.data)]
         return
@@ -87,9 +137,7 @@ async def chunks_of(reply: Reply) -> AsyncIterator[list[dict[str, Any]]]:
     try:
         async for block in blocks:
             if block:
-                chunks = parse_events(block)
-                if chunks:
-                    yield chunks
+                yield block
     finally:
         aclose = getattr(blocks, "aclose", None)
         if aclose is not None:
@@ -126,6 +174,19 @@ class ChatTurn:
     logprobs: list[Any] = field(default_factory=list)
     # the logprobs of the last chunk given to add() (a stream's delta event carries them)
     chunk_logprobs: list[Any] = field(default_factory=list)
+
+    def add_block(self, block: Block) -> None:
+        """Accumulate a whole block (no deltas wanted: the JSON answers)."""
+        if isinstance(block, list):
+            for chunk in block:
+                self.add(chunk)
+            return
+        for chunk in parse_block(block):
+            text = plain_text(chunk) if self.completion_id is not None else None
+            if text is None:
+                self.add(chunk)
+            elif text:
+                self.text.append(text)
 
     def add(self, chunk: dict[str, Any]) -> list[Delta]:
         """Merge one chunk; returns what it added that a client sees (text, tool calls), in order."""

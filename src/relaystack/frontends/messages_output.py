@@ -18,7 +18,17 @@ from typing import Any
 import orjson
 
 from relaystack.errors import RelaystackError
-from relaystack.frontends.chat_reader import TEXT, TOOL_ARGS, TOOL_START, ChatTurn, ToolCall
+from relaystack.frontends.chat_reader import (
+    TEXT,
+    TOOL_ARGS,
+    TOOL_START,
+    Block,
+    ChatTurn,
+    ToolCall,
+    encode_strings,
+    parse_block,
+    plain_text,
+)
 from relaystack.frontends.pipeline import sse_block
 from relaystack.frontends.responses_output import new_id
 
@@ -126,19 +136,50 @@ class MessagesStream:
         self._emit("ping", {})
         return self._flush()
 
+    def feed_block(self, block: Block) -> bytes:
+        """One relayed block. Runs of plain text events become ``text_delta`` events in one
+        ``bytes.join`` (their texts encoded in one call); any other event goes through ``feed``."""
+        chunks = block if isinstance(block, list) else parse_block(block)
+        run: list[str] = []
+        for chunk in chunks:
+            text = plain_text(chunk) if self.turn.completion_id is not None else None
+            if text is None:
+                if run:
+                    self._text_run(run)
+                    run = []
+                self._chunk(chunk)
+            elif text:
+                run.append(text)
+        if run:
+            self._text_run(run)
+        return self._flush()
+
+    def _text_run(self, texts: list[str]) -> None:
+        self.turn.text.extend(texts)
+        if not self._block_open or self._open_tool is not None:
+            self._open_block({"type": "text", "text": ""})
+        head = (b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+                + str(self._index).encode() + b',"delta":{"type":"text_delta","text":"')  # fmt: skip
+        tail = b'"}}\n\n'
+        self._out.append(head + (tail + head).join(encode_strings(texts)) + tail)
+
     def feed(self, chunks: list[dict[str, Any]]) -> bytes:
         for chunk in chunks:
-            for kind, index, text in self.turn.add(chunk):
-                if kind == TEXT:
-                    if not self._block_open or self._open_tool is not None:
-                        self._open_block({"type": "text", "text": ""})
-                    self._delta({"type": "text_delta", "text": text})
-                elif kind == TOOL_START:
-                    call = self.turn.tools[index]
-                    self._open_block({"type": "tool_use", "id": call.id, "name": call.name, "input": {}}, index)
-                elif kind == TOOL_ARGS and self._open_tool == index:
-                    self._delta({"type": "input_json_delta", "partial_json": text})
+            self._chunk(chunk)
         return self._flush()
+
+    def _chunk(self, chunk: dict[str, Any]) -> None:
+        """One event, through the turn: whatever it adds, as events."""
+        for kind, index, text in self.turn.add(chunk):
+            if kind == TEXT:
+                if not self._block_open or self._open_tool is not None:
+                    self._open_block({"type": "text", "text": ""})
+                self._delta({"type": "text_delta", "text": text})
+            elif kind == TOOL_START:
+                call = self.turn.tools[index]
+                self._open_block({"type": "tool_use", "id": call.id, "name": call.name, "input": {}}, index)
+            elif kind == TOOL_ARGS and self._open_tool == index:
+                self._delta({"type": "input_json_delta", "partial_json": text})
 
     def finish(self) -> bytes:
         self._close_block()

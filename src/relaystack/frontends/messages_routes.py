@@ -21,7 +21,7 @@ import orjson
 from relaystack.api.asgi import Receive, Scope, Send, header, send_raw_json
 from relaystack.context import RequestContext
 from relaystack.errors import RelaystackError
-from relaystack.frontends.chat_reader import ChatTurn, chunks_of
+from relaystack.frontends.chat_reader import ChatTurn, blocks_of
 from relaystack.frontends.messages_output import MessagesStream, anthropic_error, message_object, new_message_id
 from relaystack.frontends.messages_request import MessagesRequest, parse_messages_request
 from relaystack.frontends.pipeline import SSE_HEADERS, Frontend
@@ -92,9 +92,8 @@ class MessagesRoutes:
         turn = ChatTurn()
         try:
             reply = await self.frontend.send_chat(request.chat_body, ctx)
-            async for chunks in chunks_of(reply):
-                for chunk in chunks:
-                    turn.add(chunk)
+            async for block in blocks_of(reply):
+                turn.add_block(block)
         except RelaystackError as exc:
             await self.frontend.settle(ctx, exc.status_code, turn.usage)
             await send_anthropic_error(send, exc)
@@ -115,8 +114,8 @@ class MessagesRoutes:
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": stream.start(), "more_body": True})
         try:
-            async for chunks in chunks_of(reply):
-                data = stream.feed(chunks)
+            async for block in blocks_of(reply):
+                data = stream.feed_block(block)
                 if data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
         except RelaystackError as exc:
@@ -157,9 +156,8 @@ class MessagesRoutes:
         """The prompt tokens of a one-token generation: the model's own tokenizer and template."""
         body = {**request.chat_body, "max_tokens": 1, "stream": False}
         turn = ChatTurn()
-        async for chunks in chunks_of(await self.frontend.send_chat(body, ctx)):
-            for chunk in chunks:
-                turn.add(chunk)
+        async for block in blocks_of(await self.frontend.send_chat(body, ctx)):
+            turn.add_block(block)
         return int((turn.usage or {}).get("prompt_tokens") or 0)
 
 

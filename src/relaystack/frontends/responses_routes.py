@@ -23,7 +23,7 @@ from starlette.routing import Route
 from relaystack.api.asgi import Receive, Scope, Send, send_error, send_raw_json
 from relaystack.context import RequestContext
 from relaystack.errors import ConflictError, InvalidRequestError, NotImplementedYetError, RelaystackError
-from relaystack.frontends.chat_reader import ChatTurn, chunks_of
+from relaystack.frontends.chat_reader import ChatTurn, blocks_of
 from relaystack.frontends.pipeline import SSE_HEADERS, Frontend
 from relaystack.frontends.responses_input import items_to_messages, listed_items
 from relaystack.frontends.responses_output import (
@@ -45,8 +45,8 @@ log = logging.getLogger("relaystack.frontends")
 
 _STORE_FAILED = [(b"x-relaystack-store", b"failed")]
 _NO_STORE = (
-    "This server's storage backend does not keep responses (it implements no ResponseStore); "
-    "send store: false and the whole conversation as input."
+    "This server keeps no responses (storage.inference_store is false in its run config, or its storage "
+    "backend stores no responses): send the whole conversation as input instead of previous_response_id."
 )
 
 
@@ -121,9 +121,8 @@ class ResponsesRoutes:
         turn = ChatTurn()
         try:
             reply = await self.frontend.send_chat(prepared.chat_body, ctx)
-            async for chunks in chunks_of(reply):
-                for chunk in chunks:
-                    turn.add(chunk)
+            async for block in blocks_of(reply):
+                turn.add_block(block)
         except RelaystackError as exc:
             await self.frontend.settle(ctx, exc.status_code, turn.usage)
             await send_error(send, exc)
@@ -149,8 +148,8 @@ class ResponsesRoutes:
         await send({"type": "http.response.body", "body": stream.start(), "more_body": True})
         status = 200
         try:
-            async for chunks in chunks_of(reply):
-                data = stream.feed(chunks)
+            async for block in blocks_of(reply):
+                data = stream.feed_block(block)
                 if data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
             last, response = stream.finish()

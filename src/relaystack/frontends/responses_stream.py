@@ -12,10 +12,20 @@ Every event carries ``sequence_number``; item events carry ``item_id`` and ``out
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 from typing import Any
 
 from relaystack.errors import RelaystackError
-from relaystack.frontends.chat_reader import TEXT, TOOL_ARGS, TOOL_START, ChatTurn
+from relaystack.frontends.chat_reader import (
+    TEXT,
+    TOOL_ARGS,
+    TOOL_START,
+    Block,
+    ChatTurn,
+    encode_strings,
+    parse_block,
+    plain_text,
+)
 from relaystack.frontends.pipeline import sse_block
 from relaystack.frontends.responses_output import (
     error_object,
@@ -28,6 +38,17 @@ from relaystack.frontends.responses_output import (
 )
 
 __all__ = ["ResponsesStream"]
+
+_DELTA_HEAD = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":'
+_DELTA_TAIL = b'","logprobs":[]}\n\n'
+_NUMBERS: list[bytes] = []
+
+
+def _numbers(start: int, count: int) -> list[bytes]:
+    """``str(n).encode()`` for n in [start, start + count), from a cache that grows as needed."""
+    while len(_NUMBERS) < start + count:
+        _NUMBERS.append(str(len(_NUMBERS)).encode())
+    return _NUMBERS[start : start + count]
 
 
 @dataclass(slots=True)
@@ -70,16 +91,53 @@ class ResponsesStream:
         self._emit("response.in_progress", {"response": self._snapshot("in_progress", output=[])})
         return self._flush()
 
+    def feed_block(self, block: Block) -> bytes:
+        """One relayed block. Runs of plain text events become their delta events in one
+        ``bytes.join`` (their texts encoded in one call); any other event goes through ``feed``."""
+        chunks = block if isinstance(block, list) else parse_block(block)
+        run: list[str] = []
+        for chunk in chunks:
+            text = plain_text(chunk) if self.turn.completion_id is not None else None
+            if text is None:
+                if run:
+                    self._text_run(run)
+                    run = []
+                self._chunk(chunk)
+            elif text:
+                run.append(text)
+        if run:
+            self._text_run(run)
+        return self._flush()
+
+    def _text_run(self, texts: list[str]) -> None:
+        self.turn.text.extend(texts)
+        pieces = encode_strings(texts)
+        opened = self._open
+        if opened is None or opened.kind != "message":
+            self._close("completed")
+            opened = self._open_message()
+        opened.text.extend(texts)
+        middle = (b',"item_id":"' + opened.item_id.encode() + b'","output_index":' + str(opened.output_index).encode()
+                  + b',"content_index":0,"response_id":"' + self.response_id.encode() + b'","delta":"')  # fmt: skip
+        numbers = _numbers(self._seq, len(pieces))
+        self._seq += len(pieces)
+        self._out.append(b"".join(chain.from_iterable(
+            zip(repeat(_DELTA_HEAD), numbers, repeat(middle), pieces, repeat(_DELTA_TAIL)))))  # fmt: skip
+
     def feed(self, chunks: list[dict[str, Any]]) -> bytes:
         for chunk in chunks:
-            for kind, index, text in self.turn.add(chunk):
-                if kind == TEXT:
-                    self._text(text, self.turn.chunk_logprobs)
-                elif kind == TOOL_START:
-                    self._open_tool(index)
-                elif kind == TOOL_ARGS:
-                    self._tool_args(index, text)
+            self._chunk(chunk)
         return self._flush()
+
+    def _chunk(self, chunk: dict[str, Any]) -> None:
+        """One event, through the turn: whatever it adds, as events."""
+        for kind, index, text in self.turn.add(chunk):
+            if kind == TEXT:
+                self._text(text, self.turn.chunk_logprobs)
+            elif kind == TOOL_START:
+                self._open_tool(index)
+            elif kind == TOOL_ARGS:
+                self._tool_args(index, text)
 
     def finish(self) -> tuple[bytes, dict[str, Any]]:
         """The closing events and the final response object (to store)."""
