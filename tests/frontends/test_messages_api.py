@@ -158,3 +158,18 @@ def test_the_key_may_come_as_x_api_key_or_bearer(stack: Stack, chat_model: str) 
     for headers in ({"x-api-key": "k1", "anthropic-version": "2023-06-01"}, {"Authorization": "Bearer k2"}):
         answer = httpx.post(f"{stack.base_url}/v1/messages", json=body, headers=headers, timeout=30)
         assert answer.status_code == 200 and answer.json()["type"] == "message"
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/responses", {"input": "one two three four five six seven eight", "stream": True}),
+    ("/v1/messages", {"max_tokens": 64, "stream": True,
+                      "messages": [{"role": "user", "content": "one two three four five six seven eight"}]}),
+])  # fmt: skip
+def test_a_client_that_hangs_up_cancels_the_upstream_stream(stack: Stack, chat_model: str, path: str,
+                                                             body: dict[str, Any]) -> None:  # fmt: skip
+    stack.fake.slow_stream(0.2)
+    with httpx.stream("POST", f"{stack.base_url}{path}", json={"model": chat_model, **body}, timeout=30) as answer:
+        for line in answer.iter_lines():
+            if "delta" in line:
+                break  # the first delta, then hang up
+    assert stack.fake.wait_for_disconnect(timeout=10)
