@@ -76,20 +76,26 @@ def parse_block(block: bytes) -> list[dict[str, Any]]:
     return parse_events(block)
 
 
+_SIMPLE_DELTA = frozenset(("role", "content"))
+
+
 def plain_text(chunk: dict[str, Any]) -> str | None:
     """The content of an event that is nothing but a text delta of choice 0 ("" for none), else None."""
-    choices = chunk.get("choices")
-    if type(choices) is not list or len(choices) != 1 or chunk.get("usage") or "error" in chunk:
+    try:
+        (choice,) = chunk["choices"]
+        delta = choice["delta"]
+        content = delta.get("content")
+    except (KeyError, TypeError, ValueError, AttributeError):
         return None
-    choice = choices[0]
-    if type(choice) is not dict or choice.get("finish_reason") or choice.get("logprobs") or choice.get("index", 0):
+    if chunk.get("usage") or "error" in chunk or choice.get("finish_reason") or choice.get("logprobs"):
         return None
-    delta = choice.get("delta")
-    if type(delta) is not dict or delta.get("tool_calls") or delta.get("refusal") or delta.get("function_call"):
+    if choice.get("index", 0) or type(delta) is not dict:
         return None
-    if delta.get("reasoning_content") or delta.get("reasoning"):
+    if not delta.keys() <= _SIMPLE_DELTA and (
+        delta.get("tool_calls") or delta.get("refusal") or delta.get("function_call")
+        or delta.get("reasoning_content") or delta.get("reasoning")
+    ):  # fmt: skip
         return None
-    content = delta.get("content")
     if type(content) is str:
         return content
     return "" if content is None else None
