@@ -110,6 +110,11 @@ def write_tree(root: Path) -> Path:
     return root
 
 
+# the model each front-end scenario names (its upstream answer is chat's or sse500's)
+MODELS_BY_SCENARIO = {"responses": "bench-chat", "responses500": "bench-sse500", "messages": "bench-chat",
+                      "messages500": "bench-sse500"}
+
+
 def request_body(scenario: str, model: str | None = None) -> bytes | None:
     """What the client POSTs for a scenario (None for GET); ``model`` overrides the model id
     for a peer that names models its own way (llama-stack: ``provider_id/model``)."""
@@ -121,6 +126,14 @@ def request_body(scenario: str, model: str | None = None) -> bytes | None:
         return _dumps({"model": model, "messages": messages, "stream": True}).encode()
     if scenario == "completions":
         return _dumps({"model": model or "bench-chat", "prompt": "Hello", "max_tokens": 16}).encode()
+    if scenario in ("responses", "responses500"):
+        stream = scenario == "responses500"
+        return _dumps({"model": model or MODELS_BY_SCENARIO[scenario], "input": "Say hello to the benchmark.",
+                       "max_output_tokens": 32, "stream": stream}).encode()
+    if scenario in ("messages", "messages500"):
+        stream = scenario == "messages500"
+        return _dumps({"model": model or MODELS_BY_SCENARIO[scenario], "messages": messages, "max_tokens": 32,
+                       "stream": stream}).encode()
     if scenario == "embed":
         return _dumps({"model": model or "bench-embed", "input": "bench input"}).encode()
     if scenario == "models":

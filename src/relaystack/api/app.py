@@ -27,6 +27,7 @@ from relaystack.api.openapi import PREFIXES, RERANK_PATHS
 from relaystack.config import RunConfig
 from relaystack.context import RequestContext
 from relaystack.errors import NotFoundError, RelaystackError
+from relaystack.frontends import Frontend, MessagesRoutes, ResponsesRoutes
 from relaystack.health import HealthBook
 from relaystack.logs import AccessLog
 from relaystack.providers.base import Provider
@@ -36,7 +37,7 @@ from relaystack.recording import RecordingSettings, RecordMode, wrap_upstream
 from relaystack.recording.testid import bound_test_id
 from relaystack.registry import Registry
 from relaystack.router import Router
-from relaystack.storage.base import Store
+from relaystack.storage.base import ResponseStore, Store
 from relaystack.upstream.aiohttp_client import AiohttpUpstream
 
 __all__ = ["RelaystackApp", "create_app"]
@@ -77,10 +78,20 @@ class RelaystackApp:
         # llama-stack's rerank: /v1alpha (0.3+ clients) and /v1 (0.2.x clients)
         for path in RERANK_PATHS:
             self._hot[("POST", path)] = inference.rerank
+        # the front-ends (Responses, Messages) share the chat route's pipeline: its router and gate
+        frontend = Frontend(self.router, inference.gate, settings, on_end=self._inference_ended)
+        # storage.inference_store governs stored responses as it does stored chat completions
+        kept = completions_store if isinstance(completions_store, ResponseStore) else None
+        responses = ResponsesRoutes(frontend, kept)
+        messages = MessagesRoutes(frontend)
+        for prefix in PREFIXES:
+            self._hot[("POST", prefix + "/responses")] = responses.create
+            self._hot[("POST", prefix + "/messages")] = messages.create
+            self._hot[("POST", prefix + "/messages/count_tokens")] = messages.count_tokens
         admin = AdminRoutes(self.registry, completions_store, self.describe_recording, self.health,
                             self.describe_routes)
         self._admin = Starlette(
-            routes=admin.routes(PREFIXES),
+            routes=[*admin.routes(PREFIXES), *responses.routes(PREFIXES)],
             exception_handlers={RelaystackError: _on_error, HTTPException: _on_http_error, Exception: _on_crash},
         )
         # record/replay file and match recordings by the test id a test harness sends

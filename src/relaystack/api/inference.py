@@ -112,17 +112,17 @@ class InferenceRoutes:
             body = parse_json_object(raw)
             ctx.model = kind.check(body)
             ctx.stream = body.get("stream") is True and kind is not EMBEDDINGS
-            ctx.provider_data = _provider_data(scope)
+            ctx.provider_data = provider_data_header(scope)
             ctx.fault = self._fault(scope, ctx.stream)
             await self.gate.admit(scope, ctx)
             # llama-stack never sent [DONE] and its client (0.2.x) fails to parse it
             done = b"" if header(scope, b"x-llamastack-client-version") else _DONE
         except RelaystackError as exc:
-            _failed(ctx, exc)
+            note_failure(ctx, exc)
             await send_error(send, exc)
             self._ended(scope, ctx)
             return
-        watcher = _DisconnectWatcher(receive)
+        watcher = DisconnectWatcher(receive)
         try:
             await self._serve(kind, body, ctx, watcher.wrap(send), done)
         except asyncio.CancelledError:
@@ -153,14 +153,14 @@ class InferenceRoutes:
             await self.gate.settle(ctx)
             await send_raw_json(send, reply.status, orjson.dumps(reply.data), extra)
         except RelaystackError as exc:
-            _failed(ctx, exc)
+            note_failure(ctx, exc)
             await send_error(send, exc)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("Unexpected error serving %s for model %s", kind.name, ctx.model)
             error = internal_error()
-            _failed(ctx, error)
+            note_failure(ctx, error)
             await send_error(send, error)
 
     async def _stream(
@@ -180,7 +180,7 @@ class InferenceRoutes:
                     started = True
                 await send({"type": "http.response.body", "body": block, "more_body": True})
         except RelaystackError as exc:
-            _failed(ctx, exc)
+            note_failure(ctx, exc)
             await _end_with_error(send, exc, started)
             return
         except asyncio.CancelledError:
@@ -188,7 +188,7 @@ class InferenceRoutes:
         except Exception:
             log.exception("Unexpected error relaying a %s stream for model %s", kind.name, ctx.model)
             error = internal_error()
-            _failed(ctx, error)
+            note_failure(ctx, error)
             await _end_with_error(send, error, started)
             return
         finally:
@@ -249,7 +249,7 @@ class InferenceRoutes:
         return text
 
 
-def _failed(ctx: RequestContext, exc: RelaystackError) -> None:
+def note_failure(ctx: RequestContext, exc: RelaystackError) -> None:
     ctx.status = exc.status_code
     ctx.error_code = exc.code or exc.type
 
@@ -262,7 +262,7 @@ async def _end_with_error(send: Send, exc: RelaystackError, started: bool) -> No
     await send({"type": "http.response.body", "body": event, "more_body": False})
 
 
-def _provider_data(scope: Scope) -> dict[str, Any] | None:
+def provider_data_header(scope: Scope) -> dict[str, Any] | None:
     raw = header(scope, b"x-llamastack-provider-data") or header(scope, b"x-ogx-provider-data")
     if raw is None:
         return None
@@ -280,7 +280,7 @@ def _provider_data(scope: Scope) -> dict[str, Any] | None:
     return data
 
 
-class _DisconnectWatcher:
+class DisconnectWatcher:
     """Cancels the request's task when the client disconnects before the response is complete."""
 
     __slots__ = ("_task", "complete", "disconnected")

@@ -77,6 +77,54 @@ _RERANK = _request(["model", "query", "items"], {
     "items": {"type": "array", "minItems": 1, "items": _RERANK_ITEM},
     "max_num_results": {"type": "integer", "minimum": 1},
 })
+_RESPONSE = _request(["model", "input"], {
+    "model": {"type": "string"},
+    "input": {"oneOf": [{"type": "string"}, {"type": "array", "items": _OBJ}]},
+    "instructions": {"type": "string"}, "previous_response_id": {"type": "string"},
+    "stream": {"type": "boolean"}, "store": {"type": "boolean"}, "tools": {"type": "array", "items": _OBJ},
+})
+_MESSAGE = _request(["model", "messages", "max_tokens"], {
+    "model": {"type": "string"}, "max_tokens": {"type": "integer", "minimum": 1},
+    "messages": {"type": "array", "minItems": 1, "items": _OBJ}, "system": {}, "stream": {"type": "boolean"},
+    "tools": {"type": "array", "items": _OBJ},
+})
+_COUNT_TOKENS = _request(["model", "messages"], {"model": {"type": "string"}, "messages": {"type": "array"}})
+
+
+def _frontend_paths(prefix: str) -> dict[str, Any]:
+    """The Responses API (OpenAI errors) and Anthropic's Messages API (Anthropic errors)."""
+    response_id = [_path_param("response_id")]
+    return {
+        f"{prefix}/responses": {
+            "post": _op("Create a response (OpenAI Responses API; typed SSE events with stream: true)", _RESPONSE,
+                        sse=True),
+            "get": _op("List stored responses", params=[
+                _query("after", {"type": "string"}), _query("limit", {"type": "integer"}),
+                _query("model", {"type": "string"}), _query("order", {"type": "string", "enum": ["asc", "desc"]}),
+            ]),
+        },
+        f"{prefix}/responses/{{response_id}}": {
+            "get": _op("Get a stored response", params=response_id),
+            "delete": _op("Delete a stored response", params=response_id),
+        },
+        f"{prefix}/responses/{{response_id}}/input_items": {
+            "get": _op("List a stored response's input items (its conversation so far)", params=[
+                *response_id, _query("after", {"type": "string"}), _query("before", {"type": "string"}),
+                _query("limit", {"type": "integer"}), _query("order", {"type": "string", "enum": ["asc", "desc"]}),
+            ]),
+        },
+        f"{prefix}/responses/{{response_id}}/cancel": {
+            "post": _op("Cancel a background response (none run here: 409 for a stored one)", params=response_id),
+        },
+        f"{prefix}/messages": {
+            "post": _op("Create a message (Anthropic Messages API; Anthropic's SSE events with stream: true)",
+                        _MESSAGE, sse=True),
+        },
+        f"{prefix}/messages/count_tokens": {
+            "post": _op("Count a message's input tokens (exact for local models, else a labelled estimate)",
+                        _COUNT_TOKENS),
+        },
+    }  # fmt: skip
 
 
 @cache
@@ -106,6 +154,7 @@ def openapi_document() -> dict[str, Any]:
         }
         paths[f"{prefix}/health"] = {"get": _op("Health and readiness")}
         paths[f"{prefix}/version"] = {"get": _op("Server version")}
+        paths.update(_frontend_paths(prefix))
     routes = _op("List every route served (llama-stack's inspect API)", params=[
         _query("api_filter", {"type": "string", "enum": ["v1", "v1alpha", "v1beta", "deprecated"]})])
     paths["/v1/inspect/routes"] = {"get": routes}

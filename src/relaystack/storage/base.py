@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
 
-__all__ = ["CompletionPage", "Store"]
+__all__ = ["CompletionPage", "ResponseStore", "Store", "StoredResponse"]
 
 
 class CompletionPage(dict[str, Any]):
@@ -64,3 +65,49 @@ class Store(Protocol):
 
     def models_version(self) -> int:
         """A number that changes whenever any process changed the registered models. Cheap."""
+
+
+# -- stored responses (POST /v1/responses), a separate part of the contract ------------------
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """One stored Responses API answer and what continuing it needs."""
+
+    response: dict[str, Any]  # the ``response`` object as the client got it (``id``, ``created_at``, ``model``)
+    # the conversation's input items up to this response, chronological: the previous
+    # response's items and output, then this request's input (GET .../input_items pages them)
+    input_items: list[Any]
+    # the chat messages the conversation amounts to, this response's output included (but not
+    # its ``instructions``): ``previous_response_id`` continues from exactly these
+    messages: list[Any]
+
+
+@runtime_checkable
+class ResponseStore(Protocol):
+    """Stored responses, for ``previous_response_id`` and ``GET/DELETE /v1/responses/{id}``.
+
+    Kept apart from ``Store`` so a backend can implement it later: a store without it makes the
+    Responses API answer ``store: true`` with a clear error instead of losing the conversation.
+    Same ordering and cursor rules as the chat completions: ``(created_at, insertion sequence)``.
+    """
+
+    async def put_response(self, response: dict[str, Any], input_items: list[Any], messages: list[Any]) -> None:
+        """Store (or replace, same ``response["id"]``) one response; returns once it is committed."""
+
+    async def get_response(self, response_id: str) -> StoredResponse:
+        """The stored response; ``NotFoundError`` (code ``response_not_found``) if absent."""
+
+    async def delete_response(self, response_id: str) -> bool:
+        """Forget a response; False if it was not there."""
+
+    async def list_responses(
+        self,
+        *,
+        after: str | None = None,
+        limit: int = 20,
+        model: str | None = None,
+        order: Literal["asc", "desc"] = "desc",
+    ) -> CompletionPage:
+        """Response objects (without input items or messages), paged like ``list_completions``.
+
+        Unknown ``after`` raises ``relaystack.errors.InvalidRequestError``.
+        """
