@@ -6,7 +6,7 @@ llama-stack-client parse.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import orjson
@@ -30,10 +30,13 @@ def json_response(data: Any, status: int = 200) -> Response:
 
 
 class AdminRoutes:
-    def __init__(self, registry: Registry, store: Store | None, describe_recording: Callable[[], dict[str, Any]]):
+    def __init__(self, registry: Registry, store: Store | None, describe_recording: Callable[[], dict[str, Any]],
+                 describe_deployments: Callable[[], Awaitable[dict[str, Any]]] | None = None):
         self.registry = registry
         self.store = store
         self.describe_recording = describe_recording
+        # the router's view: each multi-deployment model's deployments and their state
+        self.describe_deployments = describe_deployments
 
     def routes(self, prefixes: tuple[str, ...]) -> list[BaseRoute]:
         table: list[tuple[str, Handler, list[str]]] = [
@@ -126,6 +129,7 @@ class AdminRoutes:
             "ready": ready,
             "providers": providers,
             "recording": self.describe_recording(),
+            "deployments": await self.describe_deployments() if self.describe_deployments else {},
         })
 
     async def version(self, request: Request) -> Response:

@@ -30,7 +30,7 @@ from relaystack.providers.catalog import CATALOG, build_provider
 from relaystack.providers.openai_compat import OpenAICompatProvider
 from relaystack.recording import RecordingSettings, wrap_upstream
 from relaystack.registry import Registry
-from relaystack.router import Router
+from relaystack.router import Router, RouterSettings
 from relaystack.storage.base import Store
 from relaystack.upstream.aiohttp_client import AiohttpUpstream
 
@@ -56,14 +56,14 @@ class RelaystackApp:
             allow_faults=recording.mode.value == "replay",
         )
         completions_store = store if config.storage.inference_store else None
-        self.router = Router(self.registry)
+        self.router = Router(self.registry, RouterSettings.from_config(config))
         inference = InferenceRoutes(self.router, completions_store, settings)
         self._hot: dict[tuple[str, str], Any] = {}
         for prefix in PREFIXES:
             self._hot[("POST", prefix + "/chat/completions")] = inference.chat
             self._hot[("POST", prefix + "/completions")] = inference.completions
             self._hot[("POST", prefix + "/embeddings")] = inference.embeddings
-        admin = AdminRoutes(self.registry, completions_store, self.describe_recording)
+        admin = AdminRoutes(self.registry, completions_store, self.describe_recording, self.router.describe)
         self._admin = Starlette(
             routes=admin.routes(PREFIXES),
             exception_handlers={RelaystackError: _on_error, HTTPException: _on_http_error, Exception: _on_crash},

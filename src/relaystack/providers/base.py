@@ -70,6 +70,8 @@ class CallContext:
     requested_model: str
     provider_data: dict[str, Any] | None = None
     fault: str | None = None
+    # the router's per-deployment connect timeout (routing timeouts.connect_s); None: the provider's own
+    connect_timeout_s: float | None = None
 
     @property
     def upstream_model(self) -> str:

@@ -185,9 +185,12 @@ class OpenAICompatProvider(Provider):
             headers["Content-Type"] = "application/json"
         if stream:
             headers["Accept"] = "text/event-stream"
+        timeouts = self._timeouts
+        if call is not None and call.connect_timeout_s is not None:
+            timeouts = Timeouts(call.connect_timeout_s, timeouts.read)
         request = UpstreamRequest(
             method, self.base_url + path, headers, orjson.dumps(body) if body is not None else None, body,
-            stream, self._timeouts, call.fault if call else None,
+            stream, timeouts, call.fault if call else None,
         )
         return await self.upstream.send(request)
 
