@@ -390,3 +390,26 @@ async def test_a_global_routing_section_routes_plain_models_too() -> None:
     reply, ctx = await rig.send()
     assert served_by(reply) == "primary" and ctx.attempts == 2 and len(rig.waits) == 1
 
+
+
+async def test_a_client_slow_to_read_is_not_an_idle_upstream() -> None:
+    primary = Scripted("primary", default=stream(4))
+    rig = Rig(two_deployments(timeouts={"idle_s": 0.02}), primary, Scripted("secondary"))
+    reply, _ = await rig.send(stream=True)
+    seen = []
+    async for block in reply.blocks:  # type: ignore[union-attr]
+        seen.append(block)
+        await asyncio.sleep(0.05)  # longer than idle_s, but relaystack is not waiting on the upstream
+    assert len(seen) == 4
+
+
+async def test_the_end_passing_while_the_client_reads_ends_the_stream_at_the_next_wait() -> None:
+    primary = Scripted("primary", default=stream(4))
+    rig = Rig(two_deployments(timeouts={"total_s": 0.02}), primary, Scripted("secondary"))
+    reply, _ = await rig.send(stream=True)
+    seen = []
+    with pytest.raises(UpstreamTimeoutError, match="total_s"):
+        async for block in reply.blocks:  # type: ignore[union-attr]
+            seen.append(block)
+            await asyncio.sleep(0.05)
+    assert len(seen) == 1

@@ -28,10 +28,10 @@ from relaystack.providers.base import CallContext, Provider, Reply, StreamReply
 from relaystack.router.cooldown import CooldownState
 from relaystack.router.plan import Plan, Target
 from relaystack.router.policy import Failure, classify, fault_for
-from relaystack.router.stats import RouterStats
+from relaystack.router.stats import Event, RouterStats
 from relaystack.router.streams import first_block, guard
 
-__all__ = ["AttemptLoop", "Routed", "call_provider", "decorate"]
+__all__ = ["METHODS", "AttemptLoop", "Routed", "decorate"]
 
 log = logging.getLogger("relaystack.router")
 
@@ -45,12 +45,8 @@ class Routed:
     provider: Provider
 
 
-async def call_provider(operation: Operation, provider: Provider, body: dict[str, Any], call: CallContext) -> Reply:
-    if operation == "chat":
-        return await provider.chat_completion(body, call)
-    if operation == "completion":
-        return await provider.completion(body, call)
-    return await provider.embeddings(body, call)
+# the Provider method each operation calls
+METHODS: dict[Operation, str] = {"chat": "chat_completion", "completion": "completion", "embeddings": "embeddings"}
 
 
 @dataclass(slots=True)
@@ -84,56 +80,53 @@ class AttemptLoop:
         self.clock = clock  # wall time, as the cooldown state keeps it
 
     async def run(self, plan: Plan, operation: Operation, body: dict[str, Any], ctx: RequestContext) -> Routed:
+        # one flat loop (no helper coroutine around an attempt): every frame between the request's
+        # task and the provider is crossed again each time the upstream I/O suspends and resumes
         loop = asyncio.get_running_loop()
         deadline = plan.policy.deadline_s
         deadline_at = None if deadline is None else loop.time() + deadline - (time.monotonic() - ctx.started)
-        budget = ctx.max_attempts or 1_000_000
-        request = _Request(plan, operation, body, ctx, deadline_at, budget)
+        request = _Request(plan, operation, body, ctx, deadline_at, ctx.max_attempts or 1_000_000)
         for target in plan.order(self.rng):
-            routed = await self._try_deployment(request, target)
-            if routed is not None:
-                return routed
-            if ctx.attempts >= budget or self._out_of_time(request):
+            if ctx.attempts >= request.budget or self._out_of_time(request):
                 break
+            probe = await self._admit(request, target) if plan.cools else False
+            retry = 0
+            while probe is not None:
+                event: Event | None = "retry" if retry else ("fallback" if request.last is not None else None)
+                try:
+                    return await self._attempt(request, target, probe, event)
+                except RelaystackError as exc:
+                    failure = await self._failed(request, target, exc, probe)
+                retry += 1
+                probe = await self._again(request, target, failure, retry)
         raise self._final_error(request)
 
-    async def _try_deployment(self, request: _Request, target: Target) -> Routed | None:
+    async def _failed(self, request: _Request, target: Target, exc: RelaystackError, probe: bool) -> Failure:
+        """Count the failure towards the deployment's cooldown; raise it if no attempt can fix it."""
         plan, policy = request.plan, request.plan.policy
-        probe = await self._admit(request, target)
-        if probe is None:
+        failure = classify(exc)
+        request.last, request.last_target = exc, target
+        if not policy.counts(failure):
+            raise self._decorate(exc, request.ctx)
+        if plan.cools:
+            opened = await self.state.failed(target.key, policy.cooldown, probe=probe, hold_s=policy.hold_s(failure))
+            if opened is not None:
+                target.counts["cooldown"] += 1
+                log.warning("model %s: deployment %s cooling down for %.1f s",
+                            plan.model, target.name, opened - self.clock())
+        return failure
+
+    async def _again(self, request: _Request, target: Target, failure: Failure, retry: int) -> bool | None:
+        """After a failure: whether to try the same deployment again (after a wait), as ``_admit``
+        answers; None moves on to the next deployment."""
+        policy = request.plan.policy
+        if retry > policy.retries or request.ctx.attempts >= request.budget or not policy.may_retry_same(failure):
             return None
-        failure: Failure | None = None
-        for retry in range(policy.retries + 1):
-            if request.ctx.attempts >= request.budget:
-                return None
-            if retry:
-                assert failure is not None
-                delay = policy.delay_s(retry, failure, self.rng)
-                if delay is None or self._out_of_time(request, delay):
-                    return None
-                await self.sleep(delay)
-                probe = await self._admit(request, target)  # it may have started cooling meanwhile
-                if probe is None:
-                    return None
-            event = "retry" if retry else ("fallback" if request.last is not None else None)
-            try:
-                return await self._attempt(request, target, probe, event)
-            except RelaystackError as exc:
-                failure = classify(exc)
-                request.last, request.last_target = exc, target
-                if not policy.counts(failure):
-                    raise self._decorate(exc, request.ctx) from None
-                if plan.cools:
-                    opened = await self.state.failed(target.key, policy.cooldown, probe=probe,
-                                                     hold_s=policy.hold_s(failure))
-                    if opened is not None:
-                        self.stats.count(plan.model, target.name, "cooldown")
-                        log.warning("model %s: deployment %s cooling down for %.1f s",
-                                    plan.model, target.name, opened - self.clock())
-                probe = False
-                if not policy.may_retry_same(failure) or self._out_of_time(request):
-                    return None
-        return None
+        delay = policy.delay_s(retry, failure, self.rng)
+        if delay is None or self._out_of_time(request, delay):
+            return None
+        await self.sleep(delay)
+        return await self._admit(request, target)  # it may have started cooling meanwhile
 
     async def _admit(self, request: _Request, target: Target) -> bool | None:
         """True: go, as the probe; False: go; None: skip it (cooling down)."""
@@ -144,40 +137,48 @@ class AttemptLoop:
             lease = max(1.0, request.deadline_at - asyncio.get_running_loop().time())
         verdict, until = await self.state.admit(target.key, lease)
         if verdict == "skip":
-            self.stats.count(request.plan.model, target.name, "skipped")
+            target.counts["skipped"] += 1
             if request.soonest_back is None or until < request.soonest_back:
                 request.soonest_back = until
             return None
         if verdict == "probe":
-            self.stats.count(request.plan.model, target.name, "probe")
+            target.counts["probe"] += 1
             return True
         return False
 
-    async def _attempt(self, request: _Request, target: Target, probe: bool, event: str | None) -> Routed:
+    async def _attempt(self, request: _Request, target: Target, probe: bool, event: Event | None) -> Routed:
         plan, ctx = request.plan, request.ctx
         loop = asyncio.get_running_loop()
         started = loop.time()
         timeouts = target.timeouts
         end_at = _earliest(request.deadline_at, started + timeouts.total_s if timeouts.total_s else None)
         answer_at = _earliest(end_at, started + timeouts.first_byte_s if timeouts.first_byte_s else None)
-        call = CallContext(target.entry, plan.model, provider_data=ctx.provider_data,
-                           fault=fault_for(ctx.fault, target.name, plan.names), connect_timeout_s=timeouts.connect_s)
+        fault = None if ctx.fault is None else fault_for(ctx.fault, target.name, plan.names)
+        call = CallContext(target.entry, plan.model, ctx.provider_data, fault, timeouts.connect_s)
         record = Attempt(target.name, target.provider_id, time.monotonic())
         ctx.attempt_log.append(record)
         ctx.attempts += 1
         ctx.provider_id, ctx.deployment = target.provider_id, target.name
-        self.stats.count(plan.model, target.name, "attempt")
+        counts = target.counts
+        counts["attempt"] += 1
         if event is not None:
-            self.stats.count(plan.model, target.name, event)  # type: ignore[arg-type]
+            counts[event] += 1
         target.outstanding += 1
         reply: Reply | None = None
+        # the answer's time bound: a timer that cancels this task (cheaper than asyncio.timeout,
+        # which costs microseconds per request even when it never fires)
+        expiry = None if answer_at is None else _Expiry(loop, answer_at)
         try:
             try:
-                async with asyncio.timeout_at(answer_at):
-                    reply = await call_provider(request.operation, target.provider, request.body, call)
-                    first = await first_block(reply.blocks) if isinstance(reply, StreamReply) else None
-            except TimeoutError:
+                reply = await getattr(target.provider, METHODS[request.operation])(request.body, call)
+                first = await first_block(reply.blocks) if isinstance(reply, StreamReply) else None
+            except asyncio.CancelledError:
+                if expiry is None or not expiry.expired():
+                    raise
                 raise self._timed_out(request, target, answer_at, end_at) from None
+            finally:
+                if expiry is not None:
+                    expiry.cancel()
         except BaseException as exc:
             target.outstanding -= 1
             if isinstance(reply, StreamReply):
@@ -186,8 +187,8 @@ class AttemptLoop:
             raise
         record.duration_s = time.monotonic() - record.started
         record.status = 200 if isinstance(reply, StreamReply) else reply.status
-        if plan.cools:
-            await self.state.succeeded(target.key, probe=probe)
+        if probe:
+            await self.state.succeeded(target.key, probe=True)
         if not isinstance(reply, StreamReply):
             target.outstanding -= 1
             return Routed(reply, call, target.provider)
@@ -210,7 +211,7 @@ class AttemptLoop:
             if error is None:
                 return
             record.outcome, record.status, record.error_code = "error", error.status_code, error.code
-            self.stats.count(plan.model, target.name, "failure")
+            target.counts["failure"] += 1
             log.warning("model %s: the stream from deployment %s (provider %s) broke after its first event: %s",
                         plan.model, target.name, target.provider_id, error.message[:300])
             if plan.cools and plan.policy.counts(classify(error)):
@@ -234,7 +235,7 @@ class AttemptLoop:
         counts = plan.policy.counts(failure)
         record.outcome = "error" if counts else "refused"
         record.status, record.error_code = exc.status_code, exc.code
-        self.stats.count(plan.model, target.name, "failure")
+        target.counts["failure"] += 1
         if not counts:
             if probe:
                 await self.state.abandoned(target.key)
@@ -274,11 +275,11 @@ class AttemptLoop:
                 f"({', '.join(plan.names)}); the first is back in {back} s. GET /v1/health shows each one's state.",
                 code="no_healthy_deployment", headers={"Retry-After": str(back)},
             )
-            self.stats.count(plan.model, plan.names[0], "exhausted")
+            plan.targets[0].counts["exhausted"] += 1
             return self._decorate(error, ctx)
         last = request.last
         assert request.last_target is not None
-        self.stats.count(plan.model, request.last_target.name, "exhausted")
+        request.last_target.counts["exhausted"] += 1
         if ctx.attempts > 1:
             tried = ", ".join(dict.fromkeys(a.deployment for a in ctx.attempt_log))
             last.message = f"{last.message} (model '{plan.model}': {ctx.attempts} attempts failed, on {tried})"
@@ -300,6 +301,29 @@ def decorate(exc: RelaystackError, ctx: RequestContext) -> RelaystackError:
         # relaystack already retried: the OpenAI SDKs honour this and do not retry on top
         exc.headers["x-should-retry"] = "false"
     return exc
+
+
+class _Expiry:
+    """Cancels the current task at ``when`` (loop time); ``expired()`` then tells that
+    cancellation apart from any other (the client going away) and takes it back."""
+
+    __slots__ = ("_fired", "_handle", "_task")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        self._task = asyncio.current_task()
+        self._fired = False
+        self._handle = loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._fired = True
+        if self._task is not None:
+            self._task.cancel()
+
+    def expired(self) -> bool:
+        return self._fired and self._task is not None and self._task.uncancel() == 0
+
+    def cancel(self) -> None:
+        self._handle.cancel()
 
 
 def _earliest(a: float | None, b: float | None) -> float | None:

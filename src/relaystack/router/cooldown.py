@@ -50,7 +50,8 @@ class CooldownState(Protocol):
         open at once for that long (the upstream's own Retry-After, past what the router waits)."""
 
     async def succeeded(self, key: str, *, probe: bool) -> None:
-        """An answer came: a probe's success (or any success once the cooldown ended) closes it."""
+        """An answer came: a probe's success (or any success once the cooldown ended) closes it.
+        The router reports probes only: a success on a closed deployment changes nothing."""
 
     async def abandoned(self, key: str) -> None:
         """A probe ended without a verdict (the client went away): let the next request probe."""

@@ -10,6 +10,7 @@ Cooling deployments are skipped whatever the order (see cooldown.py).
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 
 from relaystack.providers.base import ModelEntry, ModelType, Provider
@@ -33,6 +34,8 @@ class Target:
     key: str = ""
     # requests in flight on it in this process (streams until they end)
     outstanding: int = 0
+    # its events (RouterStats.counter): attempt, failure, retry, fallback, cooldown, probe, skipped...
+    counts: Counter[str] = field(default_factory=Counter)
 
     @property
     def provider_id(self) -> str:

@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +22,7 @@ from relaystack.context import Operation, RequestContext
 from relaystack.errors import ModelTypeError, RelaystackError
 from relaystack.providers.base import ModelType
 from relaystack.registry import Registry
-from relaystack.router.attempts import AttemptLoop, Routed, call_provider, decorate
+from relaystack.router.attempts import METHODS, AttemptLoop, Routed, decorate
 from relaystack.router.cooldown import CooldownState, InProcessCooldowns
 from relaystack.router.plan import Plan, Target
 from relaystack.router.policy import Policy, RouterSettings, fault_for
@@ -32,6 +33,8 @@ __all__ = ["Routed", "Router"]
 
 log = logging.getLogger("relaystack.router")
 
+# plans of models routed as one deployment, kept per model id (ids clients invent are not kept past this)
+_MAX_CACHED_PLANS = 4096
 _MODEL_TYPE: dict[Operation, ModelType] = {"chat": "llm", "completion": "llm", "embeddings": "embedding"}
 
 
@@ -61,6 +64,7 @@ class Router:
             for model, routing in (self.settings.per_model or {}).items()
             if model not in self._plans
         }
+        self._single_cache: dict[str, Plan] = {}
 
     async def send(self, operation: Operation, body: dict[str, Any], ctx: RequestContext) -> Routed:
         """Serve ``body`` with the model it names, and return the reply.
@@ -76,32 +80,39 @@ class Router:
             policy = self._single_policies.get(model, self._default_policy) if self._single_policies else \
                 self._default_policy
             if policy is None:
-                return await self._relay(operation, model, body, ctx)
+                # a plain model without routing: one call, as relaystack always did (inlined: every
+                # frame here is crossed again each time the upstream I/O suspends and resumes)
+                provider, call = await self.registry.resolve_fresh(model, _MODEL_TYPE[operation])
+                call.provider_data = ctx.provider_data
+                if ctx.fault is not None:
+                    call.fault = fault_for(ctx.fault, provider.provider_id)
+                ctx.provider_id = provider.provider_id
+                ctx.attempts += 1
+                try:
+                    reply = await getattr(provider, METHODS[operation])(body, call)
+                except RelaystackError as exc:
+                    raise decorate(exc, ctx) from None
+                return Routed(reply, call, provider)
             plan = await self._single_plan(model, operation, policy)
         elif plan.model_type != _MODEL_TYPE[operation]:
             raise _wrong_type(model, plan.model_type, _MODEL_TYPE[operation])
         return await self.loop.run(plan, operation, body, ctx)
 
-    async def _relay(self, operation: Operation, model: str, body: dict[str, Any], ctx: RequestContext) -> Routed:
-        """A plain model without routing: one call, as relaystack always did."""
-        provider, call = await self.registry.resolve_fresh(model, _MODEL_TYPE[operation])
-        call.provider_data = ctx.provider_data
-        if ctx.fault is not None:
-            call.fault = fault_for(ctx.fault, provider.provider_id)
-        ctx.provider_id = provider.provider_id
-        ctx.attempts += 1
-        try:
-            reply = await call_provider(operation, provider, body, call)
-        except RelaystackError as exc:
-            raise decorate(exc, ctx) from None
-        return Routed(reply, call, provider)
-
     async def _single_plan(self, model: str, operation: Operation, policy: Policy) -> Plan:
-        """A model without deployments, routed: one deployment, its provider."""
+        """A model without deployments, routed: one deployment, its provider (kept while the
+        registry resolves the model to the same entry)."""
         provider, call = await self.registry.resolve_fresh(model, _MODEL_TYPE[operation])
+        cached = self._single_cache.get(model)
+        if cached is not None and cached.targets[0].entry is call.model and cached.policy is policy:
+            return cached
+        keep = len(self._single_cache) < _MAX_CACHED_PLANS
+        counts = self.stats.counter(model, provider.provider_id) if keep else Counter[str]()
         target = Target(provider.provider_id, provider, call.model, policy.timeouts,
-                        key=f"{model}|{provider.provider_id}")
-        return Plan(model, call.model.model_type, (target,), policy)
+                        key=f"{model}|{provider.provider_id}", counts=counts)
+        plan = Plan(model, call.model.model_type, (target,), policy)
+        if keep:
+            self._single_cache[model] = plan
+        return plan
 
     def _build_plans(self) -> dict[str, Plan]:
         plans: dict[str, Plan] = {}
@@ -118,7 +129,8 @@ class Router:
                     continue
                 timeouts = merge_timeouts(policy.timeouts, dep.config.timeouts)
                 targets.append(Target(dep.name, provider, dep.entry, timeouts, dep.config.weight,
-                                      dep.config.priority, key=f"{model}|{dep.name}"))
+                                      dep.config.priority, key=f"{model}|{dep.name}",
+                                      counts=self.stats.counter(model, dep.name)))
             if targets:
                 plans[model] = Plan(model, deployments[0].entry.model_type, tuple(targets), policy)
         return plans
@@ -138,7 +150,7 @@ class Router:
                     "state": health[t.key].state,
                     "until": _iso(health[t.key].until),
                     "outstanding": t.outstanding,
-                    "counts": self.stats.of(model, t.name),
+                    "counts": dict(t.counts),
                 }
                 for t in plan.targets
             }

@@ -3,6 +3,7 @@
 Every count is keyed by (model, deployment, event); ``totals()`` sums over models and
 deployments. A metrics exporter reads ``Router.stats.counts`` (a ``Counter``) as labelled
 counters: ``relaystack_router_events_total{model, deployment, event}``.
+Counts live in this process (a metrics exporter sums them over workers, like any counter).
 
 Events:
     attempt    a call to the deployment (the first one of a request, a retry or a fallback)
@@ -26,19 +27,30 @@ Event = Literal["attempt", "failure", "retry", "fallback", "cooldown", "probe", 
 
 
 class RouterStats:
-    __slots__ = ("counts",)
+    """``counter(model, deployment)`` hands out the one ``Counter`` of a deployment (the router
+    keeps it on the deployment, so counting is one dict increment)."""
+
+    __slots__ = ("_by_deployment",)
 
     def __init__(self) -> None:
-        self.counts: Counter[tuple[str, str, str]] = Counter()
+        self._by_deployment: dict[tuple[str, str], Counter[str]] = {}
+
+    def counter(self, model: str, deployment: str) -> Counter[str]:
+        return self._by_deployment.setdefault((model, deployment), Counter())
 
     def count(self, model: str, deployment: str, event: Event) -> None:
-        self.counts[(model, deployment, event)] += 1
+        self.counter(model, deployment)[event] += 1
+
+    @property
+    def counts(self) -> Counter[tuple[str, str, str]]:
+        """Every count, keyed by (model, deployment, event)."""
+        return Counter({(m, d, e): n for (m, d), c in self._by_deployment.items() for e, n in c.items()})
 
     def totals(self) -> dict[str, int]:
         out: Counter[str] = Counter()
-        for (_, _, event), n in self.counts.items():
-            out[event] += n
+        for counter in self._by_deployment.values():
+            out.update(counter)
         return dict(out)
 
     def of(self, model: str, deployment: str) -> dict[str, int]:
-        return {event: n for (m, d, event), n in self.counts.items() if m == model and d == deployment}
+        return dict(self._by_deployment.get((model, deployment), {}))
