@@ -31,8 +31,8 @@ async def test_primary_down_the_secondary_serves_and_every_attempt_is_counted() 
     reply, ctx = await rig.send()
     assert served_by(reply) == "secondary"
     assert ctx.attempts == 3 and len(primary.calls) == 2 and len(secondary.calls) == 1
-    assert [(a.deployment, a.outcome, a.status) for a in ctx.attempt_log] == [
-        ("primary", "error", 502), ("primary", "error", 502), ("secondary", "ok", 200)]
+    assert [(a.deployment, a.outcome, a.status, a.then) for a in ctx.attempt_log] == [
+        ("primary", "error", 502, "retry"), ("primary", "error", 502, "fallback"), ("secondary", "ok", 200, None)]
     assert ctx.provider_id == ctx.deployment == "secondary"
     assert len(rig.waits) == 1  # one backoff before the retry, none before the fallback
     totals = rig.router.stats.totals()
@@ -413,3 +413,13 @@ async def test_the_end_passing_while_the_client_reads_ends_the_stream_at_the_nex
             seen.append(block)
             await asyncio.sleep(0.05)
     assert len(seen) == 1
+
+
+async def test_a_stream_never_read_still_releases_its_deployment() -> None:
+    a = Scripted("a", default=stream(3))
+    rig = Rig({"models": [{"model_id": "m", "routing": {"strategy": "least-outstanding"}, "deployments": [
+        {"provider_id": "a"}, {"provider_id": "b"}]}]}, a, Scripted("b"))
+    reply, _ = await rig.send(stream=True)
+    assert rig.router._plans["m"].targets[0].outstanding == 1
+    await reply.aclose()  # what the API does when the client left before the first block went out
+    assert rig.router._plans["m"].targets[0].outstanding == 0

@@ -156,6 +156,8 @@ class AttemptLoop:
         fault = None if ctx.fault is None else fault_for(ctx.fault, target.name, plan.names)
         call = CallContext(target.entry, plan.model, ctx.provider_data, fault, timeouts.connect_s)
         record = Attempt(target.name, target.provider_id, time.monotonic())
+        if event is not None and ctx.attempt_log:
+            ctx.attempt_log[-1].then = event  # what the previous failure led to
         ctx.attempt_log.append(record)
         ctx.attempts += 1
         ctx.provider_id, ctx.deployment = target.provider_id, target.name
@@ -206,8 +208,16 @@ class AttemptLoop:
         else:
             reason = f"the attempt's {target.timeouts.total_s:g} s ran out (routing timeouts.total_s)"
 
+        ended = False
+
+        def release() -> None:
+            nonlocal ended
+            if not ended:
+                ended = True
+                target.outstanding -= 1
+
         async def on_end(error: RelaystackError | None) -> None:
-            target.outstanding -= 1
+            release()
             if error is None:
                 return
             record.outcome, record.status, record.error_code = "error", error.status_code, error.code
@@ -217,9 +227,13 @@ class AttemptLoop:
             if plan.cools and plan.policy.counts(classify(error)):
                 await self.state.failed(target.key, plan.policy.cooldown, probe=False)
 
+        async def close() -> None:
+            release()  # also when the blocks were never iterated (the client left at once)
+            await reply.aclose()
+
         blocks = guard(first, reply.blocks, idle_s=target.timeouts.idle_s, end_at=end_at, end_reason=reason,
                        on_end=on_end)
-        return StreamReply(blocks, reply.close, reply.hidden)
+        return StreamReply(blocks, close, reply.hidden)
 
     async def _attempt_failed(
         self, request: _Request, target: Target, record: Attempt, exc: BaseException, probe: bool
@@ -267,6 +281,10 @@ class AttemptLoop:
 
     def _final_error(self, request: _Request) -> RelaystackError:
         plan, ctx = request.plan, request.ctx
+        if request.last is None and request.soonest_back is None:
+            return self._decorate(UpstreamTimeoutError(
+                f"Model '{plan.model}' could not be tried within the request's deadline of "
+                f"{plan.policy.deadline_s:g} s (routing deadline_s)."), ctx)
         if request.last is None:
             now = self.clock()
             back = max(1, math.ceil((request.soonest_back or now) - now))
