@@ -26,6 +26,7 @@ from relaystack.context import Attempt, Operation, RequestContext
 from relaystack.errors import RelaystackError, ServiceUnavailableError, UpstreamTimeoutError
 from relaystack.providers.base import CallContext, Provider, Reply, StreamReply
 from relaystack.router.cooldown import CooldownState
+from relaystack.router.deadlines import AnswerBound, Deadlines
 from relaystack.router.plan import Plan, Target
 from relaystack.router.policy import Failure, classify, fault_for
 from relaystack.router.stats import Event, RouterStats
@@ -72,12 +73,14 @@ class AttemptLoop:
         rng: random.Random,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
+        tick: float = 1.0,
     ) -> None:
         self.state = state
         self.stats = stats
         self.rng = rng
         self.sleep = sleep
         self.clock = clock  # wall time, as the cooldown state keeps it
+        self.deadlines = Deadlines(tick)
 
     async def run(self, plan: Plan, operation: Operation, body: dict[str, Any], ctx: RequestContext) -> Routed:
         # one flat loop (no helper coroutine around an attempt): every frame between the request's
@@ -167,20 +170,22 @@ class AttemptLoop:
             counts[event] += 1
         target.outstanding += 1
         reply: Reply | None = None
-        # the answer's time bound: a timer that cancels this task (cheaper than asyncio.timeout,
-        # which costs microseconds per request even when it never fires)
-        expiry = None if answer_at is None else _Expiry(loop, answer_at)
+        # the answer's time bound, kept by the shared sweeper (deadlines.py)
+        bound = None
+        if answer_at is not None:
+            bound = AnswerBound(answer_at)
+            self.deadlines.add(bound)
         try:
             try:
                 reply = await getattr(target.provider, METHODS[request.operation])(request.body, call)
                 first = await first_block(reply.blocks) if isinstance(reply, StreamReply) else None
             except asyncio.CancelledError:
-                if expiry is None or not expiry.expired():
+                if bound is None or not bound.expired():
                     raise
                 raise self._timed_out(request, target, answer_at, end_at) from None
             finally:
-                if expiry is not None:
-                    expiry.cancel()
+                if bound is not None:
+                    self.deadlines.discard(bound)
         except BaseException as exc:
             target.outstanding -= 1
             if isinstance(reply, StreamReply):
@@ -232,7 +237,7 @@ class AttemptLoop:
             await reply.aclose()
 
         blocks = guard(first, reply.blocks, idle_s=target.timeouts.idle_s, end_at=end_at, end_reason=reason,
-                       on_end=on_end)
+                       on_end=on_end, deadlines=self.deadlines)
         return StreamReply(blocks, close, reply.hidden)
 
     async def _attempt_failed(
@@ -319,29 +324,6 @@ def decorate(exc: RelaystackError, ctx: RequestContext) -> RelaystackError:
         # relaystack already retried: the OpenAI SDKs honour this and do not retry on top
         exc.headers["x-should-retry"] = "false"
     return exc
-
-
-class _Expiry:
-    """Cancels the current task at ``when`` (loop time); ``expired()`` then tells that
-    cancellation apart from any other (the client going away) and takes it back."""
-
-    __slots__ = ("_fired", "_handle", "_task")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
-        self._task = asyncio.current_task()
-        self._fired = False
-        self._handle = loop.call_at(when, self._fire)
-
-    def _fire(self) -> None:
-        self._fired = True
-        if self._task is not None:
-            self._task.cancel()
-
-    def expired(self) -> bool:
-        return self._fired and self._task is not None and self._task.uncancel() == 0
-
-    def cancel(self) -> None:
-        self._handle.cancel()
 
 
 def _earliest(a: float | None, b: float | None) -> float | None:

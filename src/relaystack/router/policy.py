@@ -133,6 +133,8 @@ class RouterSettings:
 
     default: RoutingConfig | None = None
     per_model: Mapping[str, RoutingConfig] | None = None
+    # every deployment's own timeouts (over its model's): the router's timer ticks by the shortest
+    deployment_timeouts: tuple[TimeoutsConfig, ...] = ()
 
     @classmethod
     def from_config(cls, config: RunConfig) -> RouterSettings:
@@ -141,7 +143,8 @@ class RouterSettings:
             for m in config.models
             if m.model_id and (m.routing is not None or m.deployments is not None)
         }
-        return cls(config.routing, per_model)
+        timeouts = tuple(d.timeouts for m in config.models for d in m.deployments or () if d.timeouts)
+        return cls(config.routing, per_model, timeouts)
 
     def for_model(self, model: str) -> RoutingConfig | None:
         if self.per_model and model in self.per_model:

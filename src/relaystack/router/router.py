@@ -54,7 +54,8 @@ class Router:
         self.settings = settings or RouterSettings()
         self.stats = RouterStats()
         self.state: CooldownState = state or InProcessCooldowns(clock)
-        self.loop = AttemptLoop(self.state, self.stats, rng or random.Random(), clock=clock)
+        self.loop = AttemptLoop(self.state, self.stats, rng or random.Random(), clock=clock,
+                                tick=_tick(self.settings))
         default = self.settings.default
         self._default_policy = Policy.from_config(default) if default is not None else None
         self._plans: dict[str, Plan] = self._build_plans()
@@ -155,6 +156,15 @@ class Router:
                 for t in plan.targets
             }
         return out
+
+
+def _tick(settings: RouterSettings) -> float:
+    """How often the bounds are swept: a tenth of the shortest one configured, 5 ms .. 1 s."""
+    configs = [c for c in (settings.default, *(settings.per_model or {}).values()) if c is not None]
+    bounds = [b for c in configs for b in (c.deadline_s, c.timeouts.first_byte_s, c.timeouts.idle_s,
+                                           c.timeouts.total_s) if b is not None]
+    bounds += [b for t in settings.deployment_timeouts for b in (t.first_byte_s, t.idle_s, t.total_s) if b]
+    return min(1.0, max(0.005, min(bounds, default=10.0) / 10))
 
 
 def _wrong_type(model: str, actual: ModelType, wanted: ModelType) -> ModelTypeError:
