@@ -110,7 +110,7 @@ class AttemptLoop:
         failure = classify(exc)
         request.last, request.last_target = exc, target
         if not policy.counts(failure):
-            raise self._decorate(exc, request.ctx)
+            raise decorate(exc, request.ctx)
         if plan.cools:
             opened = await self.state.failed(target.key, policy.cooldown, probe=probe, hold_s=policy.hold_s(failure))
             if opened is not None:
@@ -287,7 +287,7 @@ class AttemptLoop:
     def _final_error(self, request: _Request) -> RelaystackError:
         plan, ctx = request.plan, request.ctx
         if request.last is None and request.soonest_back is None:
-            return self._decorate(UpstreamTimeoutError(
+            return decorate(UpstreamTimeoutError(
                 f"Model '{plan.model}' could not be tried within the request's deadline of "
                 f"{plan.policy.deadline_s:g} s (routing deadline_s)."), ctx)
         if request.last is None:
@@ -299,18 +299,14 @@ class AttemptLoop:
                 code="no_healthy_deployment", headers={"Retry-After": str(back)},
             )
             plan.targets[0].counts["exhausted"] += 1
-            return self._decorate(error, ctx)
+            return decorate(error, ctx)
         last = request.last
         assert request.last_target is not None
         request.last_target.counts["exhausted"] += 1
         if ctx.attempts > 1:
             tried = ", ".join(dict.fromkeys(a.deployment for a in ctx.attempt_log))
             last.message = f"{last.message} (model '{plan.model}': {ctx.attempts} attempts failed, on {tried})"
-        return self._decorate(last, ctx)
-
-    @staticmethod
-    def _decorate(exc: RelaystackError, ctx: RequestContext) -> RelaystackError:
-        return decorate(exc, ctx)
+        return decorate(last, ctx)
 
 
 def decorate(exc: RelaystackError, ctx: RequestContext) -> RelaystackError:
