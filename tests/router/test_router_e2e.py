@@ -8,6 +8,7 @@ never how long it took.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -67,6 +68,10 @@ def rig_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
             routed("probed", ("a", "b"), retries=0, cooldown={"failures": 1, "cooldown_s": 1}),
             routed("bounded", ("a", "b"), retries=5, deadline_s=1.5, cooldown=NEVER_COOL),
             routed("held", ("a", "b"), retries=1, cooldown=NEVER_COOL),
+            {**routed("weighted", ("a", "b"), strategy="weighted", cooldown=NEVER_COOL),
+             "deployments": [{"provider_id": "a", "provider_model_id": UPSTREAM_MODEL, "weight": 3},
+                             {"provider_id": "b", "provider_model_id": UPSTREAM_MODEL, "weight": 1}]},
+            routed("least", ("a", "b"), strategy="least-outstanding", cooldown=NEVER_COOL),
         ],
         "storage": {"inference_store": False},
     }
@@ -221,9 +226,37 @@ def test_half_open_probe_restores_the_primary(rig: Rig) -> None:
     assert rig.post("probed").headers["x-relaystack-provider"] == "a"
 
 
+async def test_weighted_split_over_1000_requests(rig: Rig) -> None:
+    async with httpx.AsyncClient(base_url=rig.server.base_url, timeout=30) as client:
+        async def worker() -> None:
+            for _ in range(1000 // 20):
+                response = await client.post(CHAT, json={"model": "weighted", "messages": HELLO})
+                assert response.status_code == 200
+
+        await asyncio.gather(*(worker() for _ in range(20)))
+    on_a, on_b = len(rig.a.requests_to(CHAT)), len(rig.b.requests_to(CHAT))
+    assert on_a + on_b == 1000
+    assert 682 <= on_a <= 818  # weights 3:1; binomial sd 13.7, 5 sd either side
+
+
+def test_least_outstanding_prefers_the_idle_deployment(rig: Rig) -> None:
+    rig.a.cut_stream_after(2, hang=True)  # a's next stream stays open until its client leaves
+    body = {"model": "least", "messages": HELLO, "stream": True}
+    with httpx.stream("POST", rig.server.base_url + CHAT, json=body, timeout=30) as held:
+        assert held.headers["x-relaystack-provider"] == "a"  # both idle: the first listed
+        lines = held.iter_lines()  # kept: dropping the iterator would close the response
+        next(lines)
+        # a has a request in flight, b none: b serves, each time
+        for _ in range(5):
+            assert rig.post("least").headers["x-relaystack-provider"] == "b"
+    assert rig.a.wait_for_disconnect(timeout=10)
+    assert rig.a.wait_until(lambda: rig.health("least")["a"]["outstanding"] == 0, timeout=10)
+    assert rig.post("least").headers["x-relaystack-provider"] == "a"
+
+
 def test_plain_models_and_health_are_unchanged_shape(rig: Rig) -> None:
     health = httpx.get(rig.server.base_url + "/v1/health").json()
-    assert set(health["deployments"]) == {"down", "retrying", "probed", "bounded", "held"}
+    assert set(health["deployments"]) == {"down", "retrying", "probed", "bounded", "held", "weighted", "least"}
     assert set(health["deployments"]["retrying"]["a"]) >= {"provider_id", "state", "until", "outstanding"}
     models = {m["id"] for m in httpx.get(rig.server.base_url + "/v1/models").json()["data"]}
     assert {"down", "retrying"} <= models
