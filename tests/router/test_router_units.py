@@ -423,3 +423,37 @@ async def test_a_stream_never_read_still_releases_its_deployment() -> None:
     assert rig.router._plans["m"].targets[0].outstanding == 1
     await reply.aclose()  # what the API does when the client left before the first block went out
     assert rig.router._plans["m"].targets[0].outstanding == 0
+
+
+async def test_the_connect_timeout_reaches_the_upstream_request() -> None:
+    from relaystack.providers.base import CallContext, ModelEntry
+    from relaystack.providers.openai_compat import OpenAICompatProvider
+    from relaystack.upstream.base import UpstreamRequest
+
+    sent: list[UpstreamRequest] = []
+
+    class Capture:
+        async def send(self, request: UpstreamRequest) -> object:
+            sent.append(request)
+            raise RelaystackError("stop here")
+
+        async def aclose(self) -> None: ...
+
+    provider = OpenAICompatProvider("p", {"base_url": "http://127.0.0.1:9/v1", "api_key": "k",
+                                          "connect_timeout_s": 10, "read_timeout_s": 99}, Capture())  # type: ignore[arg-type]
+    entry = ModelEntry("m", "p", "up-m")
+    for connect in (None, 0.5):
+        with pytest.raises(RelaystackError):
+            await provider.chat_completion({"model": "m", "messages": []}, CallContext(entry, "m", None, None, connect))
+    assert [(r.timeouts.connect, r.timeouts.read) for r in sent] == [(10, 99), (0.5, 99)]
+
+
+async def test_deployment_timeouts_override_the_models() -> None:
+    primary = Scripted("primary")
+    rig = Rig({"models": [{"model_id": "m", "routing": {"timeouts": {"connect_s": 3, "idle_s": 9}}, "deployments": [
+        {"provider_id": "primary", "timeouts": {"connect_s": 1}}, {"provider_id": "secondary"}]}]},
+        primary, Scripted("secondary"))
+    await rig.send()
+    assert primary.calls[0].connect_timeout_s == 1
+    assert rig.router._plans["m"].targets[0].timeouts.idle_s == 9
+    assert rig.router._plans["m"].targets[1].timeouts.connect_s == 3
