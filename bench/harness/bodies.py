@@ -18,6 +18,8 @@ EMBED_DIM = 8
 MODEL_IDS = ("bench-chat", "bench-embed", "bench-sse50", "bench-sse500", "bench-ttfb")
 # the upstream path prefix each streaming model's provider points at
 STREAM_PREFIXES = {"bench-sse50": ("sse50", 50), "bench-sse500": ("sse500", 500)}
+# scenario -> a model with two deployments on the chat body (bench/configs): both up / the first down
+ROUTED_MODELS = {"chat2": "bench-chat-2d", "chat2down": "bench-chat-down"}
 USAGE = {"prompt_tokens": 12, "completion_tokens": 16, "total_tokens": 28}
 
 
@@ -119,8 +121,9 @@ def request_body(scenario: str, model: str | None = None) -> bytes | None:
     """What the client POSTs for a scenario (None for GET); ``model`` overrides the model id
     for a peer that names models its own way (llama-stack: ``provider_id/model``)."""
     messages = [{"role": "user", "content": "Say hello to the benchmark."}]
-    if scenario == "chat":
-        return _dumps({"model": model or "bench-chat", "messages": messages, "max_tokens": 32}).encode()
+    if scenario == "chat" or scenario in ROUTED_MODELS:
+        model = model or ROUTED_MODELS.get(scenario, "bench-chat")
+        return _dumps({"model": model, "messages": messages, "max_tokens": 32}).encode()
     if scenario in ("sse50", "sse500", "ttfb"):
         model = model or f"bench-{scenario}"
         return _dumps({"model": model, "messages": messages, "stream": True}).encode()

@@ -19,19 +19,28 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness.bodies import CHAT_TEXT, EMBED_DIM, STREAM_PREFIXES, request_body, stream_text
+from harness.bodies import CHAT_TEXT, EMBED_DIM, ROUTED_MODELS, STREAM_PREFIXES, request_body, stream_text
 from harness.frontend_checks import FRONTENDS, check_frontend
 
 SCENARIOS = ("chat", "sse50", "sse500", "embed", "completions", "models", *FRONTENDS)
+# chat through a model with two deployments (issue 10), relaystack only, not in the default matrix:
+# chat2 both healthy, chat2down the first refusing connections. --only chat,chat2,chat2down
+ROUTED_SCENARIOS = tuple(ROUTED_MODELS)
 ENDPOINTS = {"chat": "chat/completions", "sse50": "chat/completions", "sse500": "chat/completions",
              "ttfb": "chat/completions", "embed": "embeddings", "completions": "completions",
-             "models": "models", **FRONTENDS}
+             "models": "models", **FRONTENDS, **{s: "chat/completions" for s in ROUTED_MODELS}}
 MODELS = {"chat": "bench-chat", "sse50": "bench-sse50", "sse500": "bench-sse500", "ttfb": "bench-ttfb",
           "embed": "bench-embed", "completions": "bench-chat", "responses": "bench-chat",
-          "responses500": "bench-sse500", "messages": "bench-chat", "messages500": "bench-sse500"}
+          "responses500": "bench-sse500", "messages": "bench-chat", "messages500": "bench-sse500",
+          **ROUTED_MODELS}
 # the upstream path prefix of a streaming scenario, for gateways reached by path
 _STREAM_PATHS = {"sse50": "sse50", "sse500": "sse500", "ttfb": "ttfb", "responses500": "sse500",
                  "messages500": "sse500"}
+
+
+def serves(gateway: str, scenario: str) -> bool:
+    """Only relaystack has the two-deployment models."""
+    return scenario not in ROUTED_MODELS or gateway.startswith("relaystack")
 
 
 def method(scenario: str) -> str:
@@ -97,7 +106,7 @@ def _check_json(scenario: str, doc: Any, accepted: set[str | None], model: str |
         return problems
     if doc.get("model") not in accepted:
         problems.append(f"model {doc.get('model')!r}, expected {' or '.join(map(repr, sorted(accepted)))}")
-    if scenario == "chat":
+    if scenario == "chat" or scenario in ROUTED_MODELS:
         choice = (doc.get("choices") or [{}])[0]
         if doc.get("object") != "chat.completion" or choice.get("message", {}).get("content") != CHAT_TEXT:
             problems.append(f"not the upstream's chat completion: {str(doc)[:200]}")

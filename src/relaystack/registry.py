@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from relaystack.config import ModelConfig
@@ -24,13 +25,24 @@ from relaystack.errors import (
 )
 from relaystack.health import HealthBook
 from relaystack.providers.base import CallContext, ModelEntry, ModelType, Provider
+from relaystack.routing_config import DeploymentConfig
 from relaystack.storage.base import Store
 
-__all__ = ["Registry"]
+__all__ = ["Deployment", "Registry"]
 
 log = logging.getLogger("relaystack.registry")
 
 _SYNC_EVERY_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """One place a model with ``deployments:`` is served: the entry a provider is called with, plus
+    what the router picks and times it by."""
+
+    name: str
+    entry: ModelEntry  # identifier: the model's id; provider_id / provider_resource_id: this deployment's
+    config: DeploymentConfig
 
 
 class Registry:
@@ -46,6 +58,8 @@ class Registry:
         self._listed: dict[str, dict[str, ModelEntry]] = {}
         self._registered: dict[str, ModelEntry] = {}
         self._models: dict[str, ModelEntry] = {}
+        # model id -> its deployments (models declared with `deployments:` in the run config)
+        self._deployments: dict[str, tuple[Deployment, ...]] = {}
         self._store_version = -1
         self._next_sync = 0.0
         self._refresh_tasks: list[asyncio.Task[None]] = []
@@ -54,6 +68,9 @@ class Registry:
     # -- building ------------------------------------------------------------------------
     def add_config_models(self, models: Iterable[ModelConfig]) -> None:
         for cfg in models:
+            if cfg.deployments is not None:
+                self._add_deployments(cfg)
+                continue
             provider_id = cfg.provider_id or next(iter(self.providers), None)
             if provider_id not in self.providers:
                 continue  # disabled provider: already warned about by the config loader
@@ -63,6 +80,29 @@ class Registry:
                 identifier, provider_id, resource, cfg.model_type, dict(cfg.metadata), "config"
             )
         self._rebuild()
+
+    def _add_deployments(self, cfg: ModelConfig) -> None:
+        identifier = cfg.model_id or ""
+        deployments = []
+        for dep in cfg.deployments or ():
+            if dep.provider_id not in self.providers:
+                continue  # disabled provider: already warned about by the config loader
+            resource = dep.provider_model_id or _strip_prefix(identifier, dep.provider_id)
+            entry = ModelEntry(identifier, dep.provider_id, resource, cfg.model_type, dict(cfg.metadata), "config")
+            deployments.append(Deployment(dep.display_name, entry, dep))
+        if not deployments:
+            log.warning("Model '%s': none of its deployments has a configured provider; not served.", identifier)
+            return
+        self._deployments[identifier] = tuple(deployments)
+        # listed as its first deployment (GET /v1/models shows one entry per model id)
+        self._config[identifier] = deployments[0].entry
+
+    def deployments(self, model: str) -> tuple[Deployment, ...] | None:
+        """The deployments of a model declared with ``deployments:``; None for any other model."""
+        return self._deployments.get(model)
+
+    def deployment_table(self) -> dict[str, tuple[Deployment, ...]]:
+        return dict(self._deployments)
 
     async def start(self) -> None:
         for provider in self.providers.values():

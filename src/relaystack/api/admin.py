@@ -7,7 +7,7 @@ llama-stack-client (0.2.x and 0.7.x) parse. llama-stack 0.7's admin namespace
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import orjson
@@ -49,12 +49,15 @@ class AdminRoutes:
         describe_recording: Callable[[], dict[str, Any]],
         health: HealthBook | None = None,
         describe_routes: Callable[[], list[tuple[str, str]]] | None = None,
+        describe_deployments: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     ):
         self.registry = registry
         self.store = store
         self.describe_recording = describe_recording
         self.health_book = health if health is not None else registry.health
         self.describe_routes = describe_routes or (lambda: [])
+        # the router's view: each multi-deployment model's deployments and their state
+        self.describe_deployments = describe_deployments
 
     def routes(self, prefixes: tuple[str, ...]) -> list[BaseRoute]:
         table: list[tuple[str, Handler, list[str]]] = [
@@ -159,6 +162,7 @@ class AdminRoutes:
             "ready": ready,
             "providers": providers,
             "recording": self.describe_recording(),
+            "deployments": await self.describe_deployments() if self.describe_deployments else {},
         })
 
     async def list_routes(self, request: Request) -> Response:

@@ -36,7 +36,7 @@ from relaystack.providers.openai_compat import OpenAICompatProvider
 from relaystack.recording import RecordingSettings, RecordMode, wrap_upstream
 from relaystack.recording.testid import bound_test_id
 from relaystack.registry import Registry
-from relaystack.router import Router
+from relaystack.router import Router, RouterSettings
 from relaystack.storage.base import ResponseStore, Store
 from relaystack.upstream.aiohttp_client import AiohttpUpstream
 
@@ -68,7 +68,7 @@ class RelaystackApp:
             allow_faults=recording.mode is RecordMode.REPLAY,
         )
         completions_store = store if config.storage.inference_store else None
-        self.router = Router(self.registry)
+        self.router = Router(self.registry, RouterSettings.from_config(config))
         inference = InferenceRoutes(self.router, completions_store, settings, on_end=self._inference_ended)
         self._hot: dict[tuple[str, str], Any] = {}
         for prefix in PREFIXES:
@@ -89,7 +89,7 @@ class RelaystackApp:
             self._hot[("POST", prefix + "/messages")] = messages.create
             self._hot[("POST", prefix + "/messages/count_tokens")] = messages.count_tokens
         admin = AdminRoutes(self.registry, completions_store, self.describe_recording, self.health,
-                            self.describe_routes)
+                            self.describe_routes, self.router.describe)
         self._admin = Starlette(
             routes=[*admin.routes(PREFIXES), *responses.routes(PREFIXES)],
             exception_handlers={RelaystackError: _on_error, HTTPException: _on_http_error, Exception: _on_crash},

@@ -114,6 +114,7 @@ class InferenceRoutes:
             ctx.stream = body.get("stream") is True and kind is not EMBEDDINGS
             ctx.provider_data = provider_data_header(scope)
             ctx.fault = self._fault(scope, ctx.stream)
+            ctx.max_attempts = _max_attempts(scope)
             await self.gate.admit(scope, ctx)
             # llama-stack never sent [DONE] and its client (0.2.x) fails to parse it
             done = b"" if header(scope, b"x-llamastack-client-version") else _DONE
@@ -145,9 +146,9 @@ class InferenceRoutes:
             if isinstance(reply, StreamReply):
                 await self._stream(kind, reply, body, ctx, send, done)
                 return
-            extra = None
+            extra = _routing_headers(ctx)
             if kind.stored and self._should_store(body) and not await self._store(reply.data, body):
-                extra = _STORE_FAILED
+                extra += _STORE_FAILED
             ctx.status = reply.status
             ctx.usage = reply.data.get("usage") if isinstance(reply.data.get("usage"), dict) else None
             await self.gate.settle(ctx)
@@ -176,7 +177,8 @@ class InferenceRoutes:
                 if keep is not None:
                     keep.append(block)
                 if not started:
-                    await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+                    headers = _SSE_HEADERS + _routing_headers(ctx)
+                    await send({"type": "http.response.start", "status": 200, "headers": headers})
                     started = True
                 await send({"type": "http.response.body", "body": block, "more_body": True})
         except RelaystackError as exc:
@@ -197,7 +199,7 @@ class InferenceRoutes:
                 await aclose()
             await reply.aclose()
         if not started:
-            await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+            await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + _routing_headers(ctx)})
         if keep:
             if reply.hidden is not None:
                 keep.append(reply.hidden())
@@ -252,6 +254,29 @@ class InferenceRoutes:
 def note_failure(ctx: RequestContext, exc: RelaystackError) -> None:
     ctx.status = exc.status_code
     ctx.error_code = exc.code or exc.type
+
+
+def _routing_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
+    """Which provider (and deployment) answered, after how many attempts."""
+    headers = [(b"x-relaystack-attempts", str(ctx.attempts).encode())]
+    if ctx.provider_id is not None:
+        headers.append((b"x-relaystack-provider", ctx.provider_id.encode()))
+    if ctx.deployment is not None:
+        headers.append((b"x-relaystack-deployment", ctx.deployment.encode()))
+    return headers
+
+
+def _max_attempts(scope: Scope) -> int | None:
+    """X-Relaystack-Max-Attempts: N caps this request's attempts (1: no retry, no fallback)."""
+    raw = header(scope, b"x-relaystack-max-attempts")
+    if raw is None:
+        return None
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise InvalidRequestError(
+            "X-Relaystack-Max-Attempts must be a whole number >= 1 (1: a single attempt, no retry, no fallback).",
+            param="X-Relaystack-Max-Attempts",
+        )
+    return int(raw)
 
 
 async def _end_with_error(send: Send, exc: RelaystackError, started: bool) -> None:

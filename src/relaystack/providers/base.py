@@ -72,6 +72,8 @@ class CallContext:
     fault: str | None = None
     # the API the client spoke (RequestContext.api): "openai", "responses", "messages"
     api: str = "openai"
+    # the router's per-deployment connect timeout (routing timeouts.connect_s); None: the provider's own
+    connect_timeout_s: float | None = None
 
     @property
     def upstream_model(self) -> str:

@@ -253,9 +253,12 @@ class OpenAICompatProvider(Provider):
             headers["Content-Type"] = "application/json"
         if stream:
             headers["Accept"] = "text/event-stream"
+        timeouts = self._timeouts
+        if call is not None and call.connect_timeout_s is not None:
+            timeouts = Timeouts(call.connect_timeout_s, timeouts.read)
         request = UpstreamRequest(
             method, url, headers, orjson.dumps(body) if body is not None else None, body,
-            stream, self._timeouts, call.fault if call else None, self.settings.tls_verify,
+            stream, timeouts, call.fault if call else None, self.settings.tls_verify,
         )
         if not (self.credentials_optional or anonymous):
             key = self._key(call)
