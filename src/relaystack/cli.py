@@ -58,6 +58,7 @@ def run(config: str | None, host: str | None, port: int | None, workers: int | N
     # every worker process rebuilds the app from these arguments (see api/factory.py)
     os.environ["RELAYSTACK_RUN_ARGS"] = orjson.dumps({
         "config": config, "record_mode": record_mode, "recordings_dir": recordings_dir, "log_level": level,
+        "workers": chosen_workers,
     }).decode()
     click.echo(f"relaystack {__version__}: serving {run_config.source} on http://{chosen_host}:{chosen_port}"
                f" ({chosen_workers} worker{'s' if chosen_workers > 1 else ''})", err=True)

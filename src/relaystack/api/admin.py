@@ -30,10 +30,18 @@ def json_response(data: Any, status: int = 200) -> Response:
 
 
 class AdminRoutes:
-    def __init__(self, registry: Registry, store: Store | None, describe_recording: Callable[[], dict[str, Any]]):
+    def __init__(
+        self,
+        registry: Registry,
+        store: Store | None,
+        describe_recording: Callable[[], dict[str, Any]],
+        describe_backends: Callable[[], dict[str, dict[str, Any]]] | None = None,
+    ):
         self.registry = registry
         self.store = store
         self.describe_recording = describe_recording
+        # {"store": {...}, "redis": {...}}: each with "status" "OK" or not (see RelaystackApp)
+        self.describe_backends = describe_backends or dict
 
     def routes(self, prefixes: tuple[str, ...]) -> list[BaseRoute]:
         table: list[tuple[str, Handler, list[str]]] = [
@@ -120,11 +128,13 @@ class AdminRoutes:
 
     async def health(self, request: Request) -> Response:
         providers = {pid: await p.health() for pid, p in self.registry.providers.items()}
-        ready = all(h.get("status") == "OK" for h in providers.values())
+        backends = self.describe_backends()
+        ready = all(h.get("status") == "OK" for h in (*providers.values(), *backends.values()))
         return json_response({
             "status": "OK",
             "ready": ready,
             "providers": providers,
+            **backends,
             "recording": self.describe_recording(),
         })
 

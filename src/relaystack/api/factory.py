@@ -17,4 +17,5 @@ def app_from_environment() -> RelaystackApp:
     args = orjson.loads(os.environ.get("RELAYSTACK_RUN_ARGS", "{}"))
     configure_logging(args.get("log_level") or "INFO")
     config = load_run_config(args.get("config"))
-    return create_app(config, record_mode=args.get("record_mode"), recordings_dir=args.get("recordings_dir"))
+    return create_app(config, record_mode=args.get("record_mode"), recordings_dir=args.get("recordings_dir"),
+                      workers=args.get("workers"))
