@@ -23,7 +23,6 @@ from typing import Any
 
 import asyncpg
 import orjson
-import psycopg
 import psycopg_pool
 import uvloop
 
@@ -181,7 +180,8 @@ async def main(args: argparse.Namespace) -> None:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dsn", default="postgresql://127.0.0.1:5432/postgres", help="a database to CREATE DATABASE from")
+    parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/postgres",
+                        help="a database to CREATE DATABASE from")
     parser.add_argument("--ops", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16)

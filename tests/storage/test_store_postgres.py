@@ -21,6 +21,7 @@ from relaystack.storage.postgres import GROUPS, PgSettings, PostgresStore, Store
 from relaystack.storage.postgres_base import describe_dsn
 from support.backends import reset_database
 from support.tcp_proxy import TcpProxy
+from support.waiting import eventually
 
 
 async def raw_ids(dsn: str) -> set[str]:
@@ -57,7 +58,7 @@ async def test_a_database_from_a_newer_relaystack_is_refused_naming_the_group(pg
     conn = await asyncpg.connect(pg_dsn)
     await conn.execute("UPDATE relaystack_schema SET version = version + 1 WHERE table_group = 'models'")
     await conn.close()
-    with pytest.raises(ConfigError, match="table group 'models'.*newer than this relaystack"):
+    with pytest.raises(ConfigError, match=r"table group 'models'.*newer than this relaystack"):
         await PostgresStore(settings(pg_dsn)).start()
 
 
@@ -107,9 +108,7 @@ async def test_registrations_reach_another_instance_within_a_second(pg_dsn: str)
     try:
         before = two.models_version()
         await one.put_model({"identifier": "p/shared"})
-        deadline = time.monotonic() + 5
-        while two.models_version() == before and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        assert await eventually(lambda: two.models_version() != before, 5)
         assert two.models_version() == one.models_version() != before
         assert await two.load_models() == [{"identifier": "p/shared"}]
         await one.put_completion(completion("from-one"), messages())
@@ -159,10 +158,7 @@ async def test_losing_postgres_gives_503_at_once_then_recovers_by_itself(pg_dsn:
         assert not health.ok and health.to_dict()["status"] == "unavailable"
         assert "@" not in str(health.to_dict())  # no credentials in health
         await proxy.start()
-        deadline = time.monotonic() + 15
-        while not store.health().ok and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        assert store.health().ok
+        assert await eventually(lambda: store.health().ok, 15)
         await store.put_completion(completion("after"), messages())  # the pool's dead connections were replaced
         assert {item["id"] for item in (await store.list_completions())["data"]} == {"before", "after"}
     finally:

@@ -83,6 +83,7 @@ class RedisState:
         timeout_s: float = 2.0,
         probe_interval_s: float = 1.0,
         start_timeout_s: float = 10.0,
+        max_connections: int = 32,
     ) -> None:
         self.url = url
         self.where = describe_url(url)
@@ -90,6 +91,7 @@ class RedisState:
         self._timeout_s = timeout_s
         self._probe_interval_s = probe_interval_s
         self._start_timeout_s = start_timeout_s
+        self._max_connections = max_connections
         self._client: aioredis.Redis | None = None
         self._script: Any = None
         self._subscribers: dict[str, list[MessageCallback]] = {}
@@ -98,10 +100,14 @@ class RedisState:
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
-        self._client = aioredis.Redis.from_url(
-            self.url, socket_timeout=self._timeout_s, socket_connect_timeout=self._timeout_s,
+        # a bounded pool that makes a burst wait for a connection instead of failing
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.url, max_connections=self._max_connections, timeout=self._timeout_s,
+            socket_timeout=self._timeout_s, socket_connect_timeout=self._timeout_s,
             retry=Retry(ConstantBackoff(0.05), 1), health_check_interval=10,
+            client_name=f"relaystack:{self.prefix}",  # CLIENT LIST shows whose connections these are
         )
+        self._client = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
         self._script = self._client.register_script(_WINDOW_SCRIPT)
         deadline = time.monotonic() + self._start_timeout_s
         while True:
@@ -242,6 +248,9 @@ class RedisState:
                 if connected_before:
                     self._dispatch_all(None)
                 connected_before = True
+                # redis-py reconnects (and re-subscribes) by itself after a drop: hear of it too
+                assert pubsub.connection is not None
+                pubsub.connection.register_connect_callback(self._on_reconnect)
                 while True:
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is not None and message.get("type") == "pmessage":
@@ -265,6 +274,10 @@ class RedisState:
                 callback(message)
             except Exception:
                 log.exception("A subscriber of channel %r failed", channel)
+
+    def _on_reconnect(self, _connection: object) -> None:
+        log.warning("Redis %s: the broadcast listener reconnected; subscribers drop their caches", self.where)
+        self._dispatch_all(None)
 
     def _dispatch_all(self, message: None) -> None:
         for channel in list(self._subscribers):
