@@ -4,17 +4,21 @@
     await proxy.cut()       # close every connection and refuse new ones (the server is "down")
     await proxy.start()     # accept again, same port (the server "came back")
 
-It runs on the caller's event loop.
+``TcpProxy`` runs on the caller's event loop; ``ThreadedTcpProxy`` on a loop of its own, for
+sync tests whose client is another process (a ``relaystack run``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
+from collections.abc import Coroutine
+from typing import Any
 
 from support.server import free_port
 
-__all__ = ["TcpProxy"]
+__all__ = ["TcpProxy", "ThreadedTcpProxy"]
 
 
 class TcpProxy:
@@ -65,3 +69,28 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         while data := await reader.read(65536):
             writer.write(data)
             await writer.drain()
+
+
+class ThreadedTcpProxy:
+    """``TcpProxy`` with sync ``start``/``cut``/``close``, on an event loop in a daemon thread."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._proxy = TcpProxy(target_host, target_port)
+        self.port = self._proxy.port
+
+    def _run(self, coro: Coroutine[Any, Any, None]) -> None:
+        asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
+
+    def start(self) -> None:
+        self._run(self._proxy.start())
+
+    def cut(self) -> None:
+        self._run(self._proxy.cut())
+
+    def close(self) -> None:
+        self.cut()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)

@@ -72,7 +72,7 @@ class PostgresStore(PgCompletions, PgModels):
             try:
                 pool = await asyncpg.create_pool(
                     self.settings.dsn,
-                    min_size=1,
+                    min_size=0,  # no background "restore the floor" task logging tracebacks in an outage
                     max_size=self.settings.pool_size,
                     timeout=self.settings.connect_timeout_s,
                     command_timeout=self.settings.command_timeout_s,
