@@ -51,24 +51,18 @@ class PostgresStore(PgCompletions, PgModels):
         if self._pool is not None or self._stopped:
             raise RuntimeError("PostgresStore.start() called twice; create a new store instead")
         self._pool = await self._open_pool()
-        try:
-            async with self._pool.acquire() as conn:
-                await migrate(conn, GROUPS, self.where)  # type: ignore[arg-type]
-                self._models_version = int(await conn.fetchval(SELECT_MODELS_VERSION))
-        except BaseException:
-            await self._pool.close()
-            self._pool = None
-            raise
         self._accepting = True
         self._start_writer()
         self._monitor = asyncio.get_running_loop().create_task(self._watch(), name="relaystack-pg-monitor")
         log.info("PostgreSQL store %s ready (pool of %d)", self.where, self.settings.pool_size)
 
     async def _open_pool(self) -> asyncpg.Pool:
-        """Wait up to ``start_timeout_s`` for PostgreSQL (instances often start before it is up)."""
+        """Connect and migrate, waiting up to ``start_timeout_s`` for PostgreSQL (instances often
+        start before it is up)."""
         deadline = time.monotonic() + self.settings.start_timeout_s
         delay = 0.2
         while True:
+            pool: asyncpg.Pool | None = None
             try:
                 pool = await asyncpg.create_pool(
                     self.settings.dsn,
@@ -79,8 +73,15 @@ class PostgresStore(PgCompletions, PgModels):
                     server_settings={"application_name": "relaystack", **self.settings.server_settings},
                 )
                 assert pool is not None
+                async with pool.acquire(timeout=self.settings.connect_timeout_s) as conn:
+                    await migrate(conn, GROUPS, self.where)  # type: ignore[arg-type]
+                    self._models_version = int(await conn.fetchval(SELECT_MODELS_VERSION))
                 return pool
-            except Exception as exc:
+            except BaseException as exc:
+                if pool is not None:
+                    pool.terminate()
+                if not isinstance(exc, Exception) or isinstance(exc, ConfigError):
+                    raise
                 if not is_connection_error(exc) or time.monotonic() + delay > deadline:
                     raise ConfigError(
                         f"cannot use the PostgreSQL store at {self.where}: {type(exc).__name__}: "
