@@ -38,6 +38,19 @@ log = logging.getLogger("relaystack.storage")
 GROUPS: tuple[TableGroup, ...] = (COMPLETIONS, MODELS)
 
 
+class _Connection(asyncpg.Connection):
+    """No reset query when a connection returns to the pool.
+
+    asyncpg's default runs ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` on every
+    release: a round trip per batch and per read. The store takes no session advisory lock
+    (migrations use a transaction-scoped one), opens no cursor, never LISTENs nor SETs; an open
+    transaction is still rolled back by asyncpg on release.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 class PostgresStore(PgCompletions, PgModels):
     def __init__(self, settings: PgSettings) -> None:
         super().__init__(settings)
@@ -71,6 +84,7 @@ class PostgresStore(PgCompletions, PgModels):
                     timeout=self.settings.connect_timeout_s,
                     command_timeout=self.settings.command_timeout_s,
                     server_settings={"application_name": "relaystack", **self.settings.server_settings},
+                    connection_class=_Connection,
                 )
                 assert pool is not None
                 async with pool.acquire(timeout=self.settings.connect_timeout_s) as conn:
@@ -130,10 +144,7 @@ class PostgresStore(PgCompletions, PgModels):
     async def _probe(self) -> int:
         timeout = self.settings.connect_timeout_s
         if self._monitor_conn is None or self._monitor_conn.is_closed():
-            self._monitor_conn = await asyncpg.connect(
-                self.settings.dsn, timeout=timeout,
-                server_settings={"application_name": "relaystack-monitor", **self.settings.server_settings},
-            )
+            self._monitor_conn = await self._connect_one("monitor")
         return int(await self._monitor_conn.fetchval(SELECT_MODELS_VERSION, timeout=timeout))
 
     async def _close_monitor_conn(self) -> None:

@@ -13,7 +13,6 @@ Errors fall in two kinds, and a client sees each one as such:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -169,8 +168,13 @@ class PgBase:
         log.error("PostgreSQL store %s: %s: %s", self.where, type(exc).__name__, exc)
         return RelaystackError("Storing failed with a database error (details in the server log).")
 
-    async def _with_timeout(self, awaitable: Awaitable[_T]) -> _T:
-        return await asyncio.wait_for(awaitable, self.settings.command_timeout_s)
+    async def _connect_one(self, role: str) -> asyncpg.Connection:
+        """A connection of its own, outside the pool (the writer's, the monitor's)."""
+        return await asyncpg.connect(
+            self.settings.dsn, timeout=self.settings.connect_timeout_s,
+            command_timeout=self.settings.command_timeout_s,
+            server_settings={"application_name": f"relaystack-{role}", **self.settings.server_settings},
+        )
 
 
 def _reason(exc: BaseException) -> str:

@@ -77,12 +77,15 @@ class PgCompletions(PgBase):
     _wakeup: asyncio.Event
     _writer: asyncio.Task[None] | None
     _writer_stopping: bool
+    _writer_conn: asyncpg.Connection | None
 
     def _init_completions(self) -> None:
         self._queue = deque()
         self._wakeup = asyncio.Event()
         self._writer = None
         self._writer_stopping = False
+        # the writer's own connection: no pool acquire/release per batch (measured: half the CPU)
+        self._writer_conn = None
 
     def _start_writer(self) -> None:
         self._writer = asyncio.get_running_loop().create_task(self._write_loop(), name="relaystack-pg-writer")
@@ -94,6 +97,12 @@ class PgCompletions(PgBase):
         self._writer_stopping = True
         self._wakeup.set()
         await self._writer
+        self._drop_writer_conn()
+
+    def _drop_writer_conn(self) -> None:
+        conn, self._writer_conn = self._writer_conn, None
+        if conn is not None:
+            conn.terminate()
 
     # -- writes -------------------------------------------------------------------------
     async def put_completion(self, completion: dict[str, Any], input_messages: list[Any]) -> None:
@@ -134,6 +143,8 @@ class PgCompletions(PgBase):
             await self._upsert([row for row, _ in _last_per_id(batch)])
         except Exception as exc:
             error = self._translate(exc)
+            if self._unavailable_error is not None:
+                self._drop_writer_conn()
             if self._unavailable_error is not None or len(batch) == 1:
                 _settle(batch, error)
                 return
@@ -151,9 +162,11 @@ class PgCompletions(PgBase):
                 _settle([pending], None)
 
     async def _upsert(self, rows: list[CompletionRow]) -> None:
-        assert self._pool is not None
+        conn = self._writer_conn
+        if conn is None or conn.is_closed():
+            conn = self._writer_conn = await self._connect_one("writer")
         columns = list(zip(*rows, strict=True))
-        await self._pool.execute(_UPSERT_MANY, *columns, timeout=self.settings.command_timeout_s)
+        await conn.execute(_UPSERT_MANY, *columns, timeout=self.settings.command_timeout_s)
 
     # -- reads --------------------------------------------------------------------------
     async def list_completions(
