@@ -186,3 +186,16 @@ def test_the_postgres_backend_needs_a_dsn() -> None:
     with pytest.raises(ConfigError, match="RELAYSTACK_POSTGRES_DSN"):
         config.resolved_dsn({})
     assert config.resolved_dsn({"RELAYSTACK_POSTGRES_DSN": "postgresql://h/d"}) == "postgresql://h/d"
+
+
+async def test_several_writers_commit_everything_and_keep_one_ids_puts_in_order(pg_dsn: str) -> None:
+    store = PostgresStore(PgSettings(pg_dsn, pool_size=4, probe_interval_s=0.1, writers=3))
+    await store.start()
+    try:
+        puts = [store.put_completion(completion(f"w-{i}"), messages()) for i in range(300)]
+        puts += [store.put_completion(completion("same", text=str(n)), messages()) for n in range(50)]
+        await asyncio.gather(*puts)
+        assert await raw_ids(pg_dsn) == {f"w-{i}" for i in range(300)} | {"same"}
+        assert (await store.get_completion("same"))["choices"][0]["message"]["content"] == "49"
+    finally:
+        await store.stop()

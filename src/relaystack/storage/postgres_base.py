@@ -60,6 +60,8 @@ class PgSettings:
     command_timeout_s: float = 10.0
     # how often the monitor probes (and refreshes the models version)
     probe_interval_s: float = 0.5
+    # group-committing writers, each with its own connection (see postgres_completions)
+    writers: int = 1
     # start() keeps trying this long for PostgreSQL to come up, then fails with a clear message
     start_timeout_s: float = 30.0
     server_settings: dict[str, str] = field(default_factory=dict)

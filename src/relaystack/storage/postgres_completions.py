@@ -4,10 +4,17 @@ Same contract as ``SqliteStore``: rows ordered by ``(created, seq)`` where ``seq
 one sequence shared by every instance, so a cursor never skips nor repeats rows of one second,
 whichever instance wrote them; replacing an id updates the row in place and keeps its ``seq``.
 
-Writes are group-committed: puts queue up while one batch is being committed, and the next
+Writes are group-committed: puts queue up while a batch is being committed, and the next
 batch is ONE ``INSERT ... SELECT FROM unnest(...)`` statement (autocommit, so one commit for the
-batch). Measured with ``bench/pg_drivers.py``: ~9 us of client CPU per row in a batch of 16
-against ~90 us for a statement per row. A put returns only after its batch committed.
+batch), sent by a writer with a connection of its own (``_Lane``). Measured with
+``bench/pg_drivers.py``: ~9 us of client CPU per row in a batch of 16 against ~90 us for a
+statement per row. A put returns only after its batch committed.
+
+``PgSettings.writers`` > 1 runs several writers: while one waits for its commit (PostgreSQL's
+fsync) another sends the next batch, at the price of smaller batches (more CPU per row). A row
+goes to the writer its id hashes to, so puts of one id stay in order; puts of different ids
+in flight together may then take their ``seq`` in either order. One writer (the default) keeps
+FIFO order; measure before raising it (this machine was too noisy to tell).
 """
 
 from __future__ import annotations
@@ -72,37 +79,45 @@ _SELECT_ONE = "SELECT completion, input_messages, model FROM chat_completions WH
 _Pending = tuple[CompletionRow, "asyncio.Future[None]"]
 
 
-class PgCompletions(PgBase):
-    _queue: deque[_Pending]
-    _wakeup: asyncio.Event
-    _writer: asyncio.Task[None] | None
-    _writer_stopping: bool
-    _writer_conn: asyncpg.Connection | None
 
-    def _init_completions(self) -> None:
-        self._queue = deque()
-        self._wakeup = asyncio.Event()
-        self._writer = None
-        self._writer_stopping = False
-        # the writer's own connection: no pool acquire/release per batch (measured: half the CPU)
-        self._writer_conn = None
+class _Lane:
+    """One writer: a queue, the task draining it, and its own connection (no pool acquire and
+    release per batch: measured, half the client CPU of a batch of one)."""
 
-    def _start_writer(self) -> None:
-        self._writer = asyncio.get_running_loop().create_task(self._write_loop(), name="relaystack-pg-writer")
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.queue: deque[_Pending] = deque()
+        self.wakeup = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+        self.conn: asyncpg.Connection | None = None
+        self.stopping = False
 
-    async def _drain_writer(self) -> None:
-        """Commit (or fail) everything queued so far, then end the writer."""
-        if self._writer is None:
-            return
-        self._writer_stopping = True
-        self._wakeup.set()
-        await self._writer
-        self._drop_writer_conn()
-
-    def _drop_writer_conn(self) -> None:
-        conn, self._writer_conn = self._writer_conn, None
+    def drop_conn(self) -> None:
+        conn, self.conn = self.conn, None
         if conn is not None:
             conn.terminate()
+
+
+class PgCompletions(PgBase):
+    _lanes: list[_Lane]
+
+    def _init_completions(self) -> None:
+        self._lanes = [_Lane(i) for i in range(self.settings.writers)]
+
+    def _start_writer(self) -> None:
+        loop = asyncio.get_running_loop()
+        for lane in self._lanes:
+            lane.task = loop.create_task(self._write_loop(lane), name=f"relaystack-pg-writer-{lane.index}")
+
+    async def _drain_writer(self) -> None:
+        """Commit (or fail) everything queued so far, then end the writers."""
+        for lane in self._lanes:
+            lane.stopping = True
+            lane.wakeup.set()
+        for lane in self._lanes:
+            if lane.task is not None:
+                await lane.task
+            lane.drop_conn()
 
     # -- writes -------------------------------------------------------------------------
     async def put_completion(self, completion: dict[str, Any], input_messages: list[Any]) -> None:
@@ -116,55 +131,57 @@ class PgCompletions(PgBase):
     def _enqueue(self, row: CompletionRow) -> asyncio.Future[None]:
         self._check()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((row, future))
-        self._wakeup.set()
+        lane = self._lanes[hash(row[0]) % len(self._lanes)]
+        lane.queue.append((row, future))
+        lane.wakeup.set()
         return future
 
-    async def _write_loop(self) -> None:
+    async def _write_loop(self, lane: _Lane) -> None:
+        queue = lane.queue
         while True:
-            if not self._queue:
-                if self._writer_stopping:
+            if not queue:
+                if lane.stopping:
                     return
-                self._wakeup.clear()
-                await self._wakeup.wait()
+                lane.wakeup.clear()
+                await lane.wakeup.wait()
                 continue
-            batch = [self._queue.popleft() for _ in range(min(MAX_BATCH, len(self._queue)))]
+            batch = [queue.popleft() for _ in range(min(MAX_BATCH, len(queue)))]
             try:
-                await self._commit(batch)
+                await self._commit(lane, batch)
             except Exception:  # a bug here must not kill the writer: fail the batch
                 log.exception("PostgreSQL writer: unexpected error; %d writes failed", len(batch))
                 _settle(batch, RelaystackError("Storing failed with an internal error (see the server log)."))
 
-    async def _commit(self, batch: list[_Pending]) -> None:
+    async def _commit(self, lane: _Lane, batch: list[_Pending]) -> None:
         if self._unavailable_error is not None:  # known down: fail fast, the monitor will notice recovery
             _settle(batch, self._unavailable_error)
             return
         try:
-            await self._upsert([row for row, _ in _last_per_id(batch)])
+            await self._upsert(lane, [row for row, _ in _last_per_id(batch)])
         except Exception as exc:
             error = self._translate(exc)
             if self._unavailable_error is not None:
-                self._drop_writer_conn()
+                lane.drop_conn()
             if self._unavailable_error is not None or len(batch) == 1:
                 _settle(batch, error)
                 return
-            await self._commit_one_by_one(batch)  # one row is bad on its own: find it, keep the others
+            await self._commit_one_by_one(lane, batch)  # one row is bad on its own: find it, keep the others
             return
         _settle(batch, None)
 
-    async def _commit_one_by_one(self, batch: list[_Pending]) -> None:
+    async def _commit_one_by_one(self, lane: _Lane, batch: list[_Pending]) -> None:
         for pending in batch:
             try:
-                await self._upsert([pending[0]])
+                await self._upsert(lane, [pending[0]])
             except Exception as exc:
                 _settle([pending], self._translate(exc))
             else:
                 _settle([pending], None)
 
-    async def _upsert(self, rows: list[CompletionRow]) -> None:
-        conn = self._writer_conn
+    async def _upsert(self, lane: _Lane, rows: list[CompletionRow]) -> None:
+        conn = lane.conn
         if conn is None or conn.is_closed():
-            conn = self._writer_conn = await self._connect_one("writer")
+            conn = lane.conn = await self._connect_one(f"writer-{lane.index}")
         columns = list(zip(*rows, strict=True))
         await conn.execute(_UPSERT_MANY, *columns, timeout=self.settings.command_timeout_s)
 
