@@ -68,3 +68,20 @@ def test_a_redis_url_from_config_or_environment_gives_redis_state() -> None:
     assert isinstance(from_env, RedisState)
     from_config = open_state(StateConfig(redis_url="redis://h:6379/1", prefix="p:"), shared_by=None, env={})
     assert isinstance(from_config, RedisState) and from_config.prefix == "p:"
+
+
+def test_the_app_builds_the_postgres_store_and_state_from_config() -> None:
+    from relaystack.api.app import create_app
+    from relaystack.config import parse_config
+    from relaystack.storage.postgres import PostgresStore
+
+    raw = {"storage": {"backend": "postgres"}, "providers": {"inference": []}}
+    with pytest.raises(ConfigError, match="RELAYSTACK_POSTGRES_DSN"):
+        create_app(parse_config(raw), environ={})
+    app = create_app(parse_config(raw), environ={"RELAYSTACK_POSTGRES_DSN": "postgresql://u:pw@db:5432/r"})
+    assert isinstance(app.store, PostgresStore)
+    assert app.store.health().to_dict() == {"backend": "postgres", "status": "OK", "database": "db:5432/r"}
+    assert isinstance(app.state, LocalState)
+    redis_app = create_app(parse_config({**raw, "state": {"redis_url": "redis://cache:6379/0"}}),
+                           environ={"RELAYSTACK_POSTGRES_DSN": "postgresql://db/r"})
+    assert isinstance(redis_app.state, RedisState)

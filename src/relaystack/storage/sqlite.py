@@ -144,7 +144,7 @@ class SqliteStore:
                 self._version_conn = None
 
     def health(self) -> StoreHealth:
-        return StoreHealth("sqlite", None, {"path": str(self.path)})
+        return StoreHealth("sqlite")
 
     # -- writes (hot path) --------------------------------------------------------------------
     async def put_completion(self, completion: dict[str, Any], input_messages: list[Any]) -> None:
