@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -97,6 +99,9 @@ def start(args: argparse.Namespace, directory: Path) -> None:
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
     if nginx is None:
         sys.exit("error: nginx is not installed (apt-get install nginx-light, or bash bench/setup.sh)")
+    busy = [p for p in range(args.port, args.port + args.instances + 1) if not _port_free(p)]
+    if busy:
+        sys.exit(f"error: ports {busy} are in use; choose another --port (nginx on PORT, instances on the next N)")
     directory.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.setdefault("RELAYSTACK_POSTGRES_DSN", DEFAULT_DSN)
@@ -238,6 +243,15 @@ def stop(directory: Path) -> None:
     print(f"stopped {len(pids)} processes")
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _pids(state: dict[str, Any]) -> list[int]:
     return [i["pid"] for i in state["instances"]] + ([state["nginx_pid"]] if state.get("nginx_pid") else [])
 
@@ -273,7 +287,7 @@ def _health(base: str) -> dict[str, Any] | None:
         with urllib.request.urlopen(base + "/v1/health", timeout=2) as response:
             data: dict[str, Any] = json.loads(response.read())
             return data
-    except (urllib.error.URLError, OSError, ValueError):
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException):
         return None
 
 

@@ -44,7 +44,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                         "TOGETHER_BASE_URL": fake.base_url, "HF_HUB_OFFLINE": "1"})
             config = write_config(home / "run.yaml", issue_config())
             made = Cluster(home / "cluster", env, fake, dsn, prefix)
-            started = made.run("start", str(config), "--instances", "3", "--port", str(_port_block(4)))
+            for _attempt in range(3):  # another process on this shared machine may take a port meanwhile
+                started = made.run("start", str(config), "--instances", "3", "--port", str(_port_block(4)))
+                if started.returncode == 0 or "in use" not in started.stderr + started.stdout:
+                    break
             try:
                 assert started.returncode == 0, started.stdout + started.stderr
                 yield made
