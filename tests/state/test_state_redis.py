@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import pytest
 import redis
@@ -63,7 +64,8 @@ async def test_a_lost_listener_connection_tells_subscribers_they_may_have_missed
 
 
 async def test_losing_redis_gives_state_unavailable_then_recovers(redis_prefix: str) -> None:
-    proxy = TcpProxy("127.0.0.1", 6379)
+    target = urlsplit(REDIS_URL)
+    proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 6379)
     await proxy.start()
     state = RedisState(f"redis://127.0.0.1:{proxy.port}/0", prefix=redis_prefix, probe_interval_s=0.1,
                        timeout_s=1.0)
