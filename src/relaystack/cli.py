@@ -89,7 +89,7 @@ def run(config: str | None, host: str | None, port: int | None, workers: int | N
     chosen_port = port or _env_port() or run_config.server.port
     chosen_host = host or run_config.server.host
     chosen_workers = workers or run_config.server.workers
-    app = _build_or_exit(run_config, record_mode, recordings_dir)
+    app = _build_or_exit(run_config, record_mode, recordings_dir, chosen_workers)
     from relaystack.server import PortError, ServeOptions, bind_socket, serve
 
     try:
@@ -101,7 +101,8 @@ def run(config: str | None, host: str | None, port: int | None, workers: int | N
              chosen_host, chosen_port, chosen_workers, "s" if chosen_workers > 1 else "")
     options = ServeOptions(
         host=chosen_host, port=chosen_port, workers=chosen_workers, log_level=level, log_format=fmt,
-        run_args={"config": config, "record_mode": record_mode, "recordings_dir": recordings_dir},
+        run_args={"config": config, "record_mode": record_mode, "recordings_dir": recordings_dir,
+                  "workers": chosen_workers},
     )
     serve(app, sock, options)
 
@@ -135,13 +136,13 @@ def _or_exit(load: Any) -> RunConfig:
     return config
 
 
-def _build_or_exit(run_config: RunConfig, record_mode: str | None, recordings_dir: str | None) -> Any:
+def _build_or_exit(run_config: RunConfig, record_mode: str | None, recordings_dir: str | None, workers: int) -> Any:
     """Build the app here, so a bad provider config or record mode stops start-up with one
     clear line instead of a traceback from inside a uvicorn worker; one worker serves this app."""
     from relaystack.api.app import create_app
 
     try:
-        return create_app(run_config, record_mode=record_mode, recordings_dir=recordings_dir)
+        return create_app(run_config, record_mode=record_mode, recordings_dir=recordings_dir, workers=workers)
     except ConfigError as exc:
         _exit(str(exc))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +28,7 @@ __all__ = [
     "RecordingConfig",
     "RunConfig",
     "ServerConfig",
+    "StateConfig",
     "StorageConfig",
     "default_home",
     "load_config",
@@ -102,16 +104,43 @@ class ServerConfig(BaseModel):
 
 
 class StorageConfig(_Strict):
+    # sqlite (default: one file, one machine) or postgres (several instances share it)
+    backend: Literal["sqlite", "postgres"] = "sqlite"
     # directory for every SQLite file; default ~/.relaystack (or $RELAYSTACK_HOME)
     dir: Path | None = None
     # store every chat completion unless the request says store: false
     inference_store: bool = True
     db_path: Path | None = None
+    # postgres: the DSN (postgresql://user:pass@host:5432/db); default $RELAYSTACK_POSTGRES_DSN
+    dsn: str | None = Field(None, repr=False)
+    # postgres: connections per instance (each worker process has its own pool)
+    pool_size: int = Field(10, ge=1, le=200)
+
+    def resolved_dsn(self, env: Mapping[str, str] | None = None) -> str:
+        dsn = self.dsn or (os.environ if env is None else env).get("RELAYSTACK_POSTGRES_DSN")
+        if not dsn:
+            raise ConfigError(
+                "storage.backend is postgres but no DSN is set: set storage.dsn in the run config "
+                "(e.g. dsn: ${env.RELAYSTACK_POSTGRES_DSN}) or the RELAYSTACK_POSTGRES_DSN environment variable."
+            )
+        return dsn
 
     def resolved_db_path(self) -> Path:
         if self.db_path is not None:
             return self.db_path.expanduser()
         return (self.dir.expanduser() if self.dir else default_home()) / "relaystack.db"
+
+
+class StateConfig(_Strict):
+    """Shared fast state (rate-limit counters, cooldowns, invalidations); see relaystack.state."""
+
+    # redis://host:6379/0; default $RELAYSTACK_REDIS_URL; none: in-process state
+    redis_url: str | None = Field(None, repr=False)
+    # every Redis key and channel starts with this (several deployments can share one Redis)
+    prefix: str = "relaystack:"
+
+    def resolved_redis_url(self, env: Mapping[str, str] | None = None) -> str | None:
+        return self.redis_url or (os.environ if env is None else env).get("RELAYSTACK_REDIS_URL") or None
 
 
 class RecordingConfig(_Strict):
@@ -127,6 +156,7 @@ class RunConfig(_Strict):
     models: list[ModelConfig] = Field(default_factory=list)
     server: ServerConfig = Field(default_factory=ServerConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
     recording: RecordingConfig = Field(default_factory=RecordingConfig)
     # retries, fallbacks, timeouts, cooldowns; when absent, a model without deployments is relayed as is
     routing: RoutingConfig | None = None

@@ -50,6 +50,7 @@ class AdminRoutes:
         health: HealthBook | None = None,
         describe_routes: Callable[[], list[tuple[str, str]]] | None = None,
         describe_deployments: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        describe_backends: Callable[[], dict[str, dict[str, Any]]] | None = None,
     ):
         self.registry = registry
         self.store = store
@@ -58,6 +59,8 @@ class AdminRoutes:
         self.describe_routes = describe_routes or (lambda: [])
         # the router's view: each multi-deployment model's deployments and their state
         self.describe_deployments = describe_deployments
+        # {"store": {...}, "redis": {...}}: each with "status" "OK" or not (see RelaystackApp)
+        self.describe_backends = describe_backends or dict
 
     def routes(self, prefixes: tuple[str, ...]) -> list[BaseRoute]:
         table: list[tuple[str, Handler, list[str]]] = [
@@ -156,11 +159,13 @@ class AdminRoutes:
         providers: dict[str, Any] = {}
         for pid, provider in self.registry.providers.items():
             providers[pid] = {**await provider.health(), **self.health_book[pid].to_dict()}
-        ready = all(h.get("status") == "OK" for h in providers.values())
+        backends = self.describe_backends()
+        ready = all(h.get("status") == "OK" for h in (*providers.values(), *backends.values()))
         return json_response({
             "status": "OK",
             "ready": ready,
             "providers": providers,
+            **backends,
             "recording": self.describe_recording(),
             "deployments": await self.describe_deployments() if self.describe_deployments else {},
         })

@@ -37,6 +37,7 @@ from relaystack.recording import RecordingSettings, RecordMode, wrap_upstream
 from relaystack.recording.testid import bound_test_id
 from relaystack.registry import Registry
 from relaystack.router import Router, RouterSettings
+from relaystack.state import SharedState, open_state
 from relaystack.storage.base import ResponseStore, Store
 from relaystack.upstream.aiohttp_client import AiohttpUpstream
 
@@ -46,9 +47,13 @@ log = logging.getLogger("relaystack")
 
 
 class RelaystackApp:
-    def __init__(self, config: RunConfig, recording: RecordingSettings, store: Store | None) -> None:
+    def __init__(
+        self, config: RunConfig, recording: RecordingSettings, store: Store | None,
+        state: SharedState | None = None,
+    ) -> None:
         """``store`` holds registered models; it also stores chat completions unless
-        ``storage.inference_store`` is false."""
+        ``storage.inference_store`` is false. ``state`` is the shared fast state (in-process
+        or Redis) for limits, cooldowns and invalidations."""
         self.config = config
         self.recording = recording
         self.store = store
@@ -58,6 +63,7 @@ class RelaystackApp:
         self.announce = True
         self.health = HealthBook()
         self.access_log = AccessLog(config.server.access_log)
+        self.state: SharedState = state if state is not None else open_state(config.state, shared_by=None)
         self.providers = [self._build_provider(p.provider_id, p.provider_type, p.config)
                           for p in config.inference_providers]
         self.registry = Registry(self.providers, store, self.health)
@@ -89,7 +95,8 @@ class RelaystackApp:
             self._hot[("POST", prefix + "/messages")] = messages.create
             self._hot[("POST", prefix + "/messages/count_tokens")] = messages.count_tokens
         admin = AdminRoutes(self.registry, completions_store, self.describe_recording, self.health,
-                            self.describe_routes, self.router.describe)
+                            self.describe_routes, self.router.describe,
+                            self.describe_backends)
         self._admin = Starlette(
             routes=[*admin.routes(PREFIXES), *responses.routes(PREFIXES)],
             exception_handlers={RelaystackError: _on_error, HTTPException: _on_http_error, Exception: _on_crash},
@@ -122,6 +129,14 @@ class RelaystackApp:
     def _inference_ended(self, scope: Scope, ctx: RequestContext) -> None:
         self.health.request_ended(ctx)
         self.access_log.inference(scope["method"], scope["path"], ctx)
+
+    def describe_backends(self) -> dict[str, dict[str, Any]]:
+        """The store's and the shared state's connection state, for /v1/health."""
+        out: dict[str, dict[str, Any]] = {}
+        if self.store is not None:
+            out["store"] = self.store.health().to_dict()
+        out["state"] = self.state.health()
+        return out
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -178,6 +193,7 @@ class RelaystackApp:
     async def startup(self) -> None:
         if self.store is not None:
             await self.store.start()
+        await self.state.start()
         for provider in self.providers:
             await provider.start()
         await self.registry.start()
@@ -210,6 +226,7 @@ class RelaystackApp:
                 await provider.stop()
             except Exception:
                 log.exception("Provider %s did not stop cleanly", provider.provider_id)
+        await self.state.stop()
         if self.store is not None:
             await self.store.stop()
 
@@ -220,6 +237,7 @@ def create_app(
     record_mode: str | None = None,
     recordings_dir: str | None = None,
     environ: Mapping[str, str] | None = None,
+    workers: int | None = None,
 ) -> RelaystackApp:
     env = os.environ if environ is None else environ
     recording = RecordingSettings.from_env(
@@ -227,14 +245,27 @@ def create_app(
         config_mode=config.recording.mode.value if config.recording.mode is not RecordMode.LIVE else None,
         config_dir=config.recording.dir,
     )
-    store = _make_store(config)
-    return RelaystackApp(config, recording, store)
+    store = _make_store(config, env)
+    state = open_state(config.state, shared_by=_shared_by(config, workers), needed_by=(), env=env)
+    return RelaystackApp(config, recording, store, state)
 
 
-def _make_store(config: RunConfig) -> Store:
+def _shared_by(config: RunConfig, workers: int | None) -> str | None:
+    """Why this process is not the only one serving (see ``relaystack.state.factory``), or None."""
+    if config.storage.backend == "postgres":
+        return "storage.backend: postgres"
+    count = workers or config.server.workers
+    return f"{count} worker processes" if count > 1 else None
+
+
+def _make_store(config: RunConfig, env: Mapping[str, str]) -> Store:
     from relaystack.storage.memory import MemoryStore
     from relaystack.storage.sqlite import SqliteStore
 
+    if config.storage.backend == "postgres":
+        from relaystack.storage.postgres import PgSettings, PostgresStore
+
+        return PostgresStore(PgSettings(config.storage.resolved_dsn(env), pool_size=config.storage.pool_size))
     if config.storage.db_path is not None and str(config.storage.db_path) == ":memory:":
         return MemoryStore()
     return SqliteStore(config.storage.resolved_db_path())

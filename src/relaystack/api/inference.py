@@ -141,6 +141,8 @@ class InferenceRoutes:
 
     async def _serve(self, kind: _Kind, body: dict[str, Any], ctx: RequestContext, send: Send, done: bytes) -> None:
         try:
+            if kind.stored and self._should_store(body):
+                self._check_store()
             routed = await self.router.send(kind.name, body, ctx)
             reply = routed.reply
             if isinstance(reply, StreamReply):
@@ -207,6 +209,14 @@ class InferenceRoutes:
         ctx.status = 200
         await self.gate.settle(ctx)
         await send({"type": "http.response.body", "body": done, "more_body": False})
+
+    def _check_store(self) -> None:
+        """A store known to be down (PostgreSQL unreachable) refuses with 503 before the upstream
+        is called: nothing is generated that could not be stored."""
+        assert self.store is not None
+        error = self.store.health().error
+        if error is not None:
+            raise error
 
     def _should_store(self, body: dict[str, Any]) -> bool:
         return self.store is not None and body.get("store") is not False

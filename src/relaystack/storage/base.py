@@ -1,15 +1,40 @@
-"""What relaystack persists, as a Protocol. ``storage.sqlite`` is the default implementation."""
+"""What relaystack persists, as a Protocol. ``storage.sqlite`` is the default implementation.
+
+Implementations: ``sqlite.SqliteStore`` (default; one file shared by the worker processes of one
+machine), ``memory.MemoryStore`` (tests, ``db_path: ":memory:"``) and ``postgres.PostgresStore``
+(``storage.backend: postgres``; shared by several instances). ``tests/storage`` runs the same
+contract tests against all three.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
-__all__ = ["CompletionPage", "ResponseStore", "Store", "StoredResponse"]
+from relaystack.errors import RelaystackError
+
+__all__ = ["CompletionPage", "ResponseStore", "Store", "StoreHealth", "StoredResponse"]
 
 
 class CompletionPage(dict[str, Any]):
     """``{"object": "list", "data": [...], "has_more": bool, "first_id": str, "last_id": str}``"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreHealth:
+    """The store's state as /v1/health shows it; ``error`` is what a request gets while it is down."""
+
+    backend: str
+    error: RelaystackError | None = None
+    detail: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"backend": self.backend, "status": "OK" if self.error is None else "unavailable",
+                **(self.detail or {})}
 
 
 class Store(Protocol):
@@ -18,6 +43,10 @@ class Store(Protocol):
 
     async def stop(self) -> None:
         """Flush every queued write, then close."""
+
+    def health(self) -> StoreHealth:
+        """Cheap (no I/O: called per request). A store that knows its database is unreachable
+        says so here, so a request that would be stored is refused before the upstream call."""
 
     # -- stored chat completions ------------------------------------------------------
     async def put_completion(self, completion: dict[str, Any], input_messages: list[Any]) -> None:

@@ -26,7 +26,7 @@ from relaystack.storage._common import (
     unknown_after,
     validate_list_args,
 )
-from relaystack.storage.base import CompletionPage
+from relaystack.storage.base import CompletionPage, StoreHealth
 from relaystack.storage.memory_responses import MemoryResponses, ResponseRows
 
 __all__ = ["MemoryStore"]
@@ -53,6 +53,9 @@ class MemoryStore(MemoryResponses):
 
     async def stop(self) -> None:
         self._state = "stopped"
+
+    def health(self) -> StoreHealth:
+        return StoreHealth("memory")
 
     def _check_open(self) -> None:
         if self._state != "open":
