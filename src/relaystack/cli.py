@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 import click
+import orjson
 
 from relaystack import __version__
 from relaystack.config import RunConfig, load_run_config
@@ -61,6 +62,9 @@ def cli() -> None:
               help="Record or replay upstream traffic (default: $RELAYSTACK_RECORD_MODE or live).")
 @click.option("--recordings", "recordings_dir", default=None,
               help="Recordings folder (holds responses/*.json); default $RELAYSTACK_RECORDINGS_DIR.")
+@click.option("--recording-format", type=click.Choice(["auto", "seed", "per-test"]), default=None,
+              help="Which llama-stack recording generation record mode writes (default: "
+                   "$RELAYSTACK_RECORDING_FORMAT or auto: as the folder's files).")
 @click.option("--env", "env_pairs", multiple=True, metavar="KEY=VALUE",
               help="Set an environment variable before the config is read (repeatable).")
 @click.option("--log-level", type=click.Choice(LOG_LEVELS, case_sensitive=False), default=None,
@@ -68,9 +72,11 @@ def cli() -> None:
 @click.option("--log-format", type=click.Choice(LOG_FORMATS, case_sensitive=False), default=None,
               help="text, or json (one object per line); default: $RELAYSTACK_LOG_FORMAT or text.")
 def run(config: str | None, host: str | None, port: int | None, workers: int | None, record_mode: str | None,
-        recordings_dir: str | None, env_pairs: tuple[str, ...], log_level: str | None,
-        log_format: str | None) -> None:
+        recordings_dir: str | None, recording_format: str | None, env_pairs: tuple[str, ...],
+        log_level: str | None, log_format: str | None) -> None:
     """Serve CONFIG (a llama-stack-style run.yaml); without it, the built-in default."""
+    if recording_format:
+        os.environ["RELAYSTACK_RECORDING_FORMAT"] = recording_format  # read by every worker
     for pair in env_pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.replace("_", "").isalnum():
@@ -83,7 +89,7 @@ def run(config: str | None, host: str | None, port: int | None, workers: int | N
     chosen_port = port or _env_port() or run_config.server.port
     chosen_host = host or run_config.server.host
     chosen_workers = workers or run_config.server.workers
-    app = _build_or_exit(run_config, record_mode, recordings_dir)
+    app = _build_or_exit(run_config, record_mode, recordings_dir, chosen_workers)
     from relaystack.server import PortError, ServeOptions, bind_socket, serve
 
     try:
@@ -95,7 +101,8 @@ def run(config: str | None, host: str | None, port: int | None, workers: int | N
              chosen_host, chosen_port, chosen_workers, "s" if chosen_workers > 1 else "")
     options = ServeOptions(
         host=chosen_host, port=chosen_port, workers=chosen_workers, log_level=level, log_format=fmt,
-        run_args={"config": config, "record_mode": record_mode, "recordings_dir": recordings_dir},
+        run_args={"config": config, "record_mode": record_mode, "recordings_dir": recordings_dir,
+                  "workers": chosen_workers},
     )
     serve(app, sock, options)
 
@@ -129,13 +136,13 @@ def _or_exit(load: Any) -> RunConfig:
     return config
 
 
-def _build_or_exit(run_config: RunConfig, record_mode: str | None, recordings_dir: str | None) -> Any:
+def _build_or_exit(run_config: RunConfig, record_mode: str | None, recordings_dir: str | None, workers: int) -> Any:
     """Build the app here, so a bad provider config or record mode stops start-up with one
     clear line instead of a traceback from inside a uvicorn worker; one worker serves this app."""
     from relaystack.api.app import create_app
 
     try:
-        return create_app(run_config, record_mode=record_mode, recordings_dir=recordings_dir)
+        return create_app(run_config, record_mode=record_mode, recordings_dir=recordings_dir, workers=workers)
     except ConfigError as exc:
         _exit(str(exc))
 
@@ -143,6 +150,40 @@ def _build_or_exit(run_config: RunConfig, record_mode: str | None, recordings_di
 def _exit(message: str) -> Any:
     click.echo(f"error: {message}", err=True)
     sys.exit(2)
+
+
+@cli.command()
+@click.argument("provider_type", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def providers(provider_type: str | None, as_json: bool) -> None:
+    """List every provider type with its config keys; with PROVIDER_TYPE, its sample run.yaml entry."""
+    import yaml
+
+    from relaystack.providers.catalog import CATALOG
+    from relaystack.providers.describe import describe, describe_all, text_listing
+
+    if provider_type is not None:
+        row = CATALOG.get(provider_type) or CATALOG.get(f"remote::{provider_type}")
+        if row is None:
+            click.echo(f"error: unknown provider type {provider_type!r}; `relaystack providers` lists them.", err=True)
+            sys.exit(2)
+        info = describe(row)
+        if as_json:
+            click.echo(orjson.dumps(info, option=orjson.OPT_INDENT_2).decode())
+            return
+        entry = {"provider_id": row.provider_type.split("::")[-1], "provider_type": row.provider_type,
+                 "config": info["sample_config"]}
+        click.echo(f"# {row.provider_type}: {row.summary}")
+        click.echo(f"# config keys: {', '.join(info['config_keys'])}")
+        if row.key_field:
+            click.echo(f"# per-request key: X-LlamaStack-Provider-Data {{\"{row.key_field}\": \"...\"}}")
+        click.echo(yaml.safe_dump({"providers": {"inference": [entry]}}, sort_keys=False).rstrip())
+        return
+    described = describe_all()
+    if as_json:
+        click.echo(orjson.dumps(described, option=orjson.OPT_INDENT_2).decode())
+        return
+    click.echo(text_listing(described))
 
 
 def _mount_optional_groups() -> None:

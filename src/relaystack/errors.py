@@ -14,6 +14,7 @@ OpenAI's error envelope needs: an HTTP ``status``, an OpenAI ``type``, an option
     ├── NotFoundError (404)
     │   ├── ModelNotFoundError          names close matches
     │   └── CompletionNotFoundError
+    ├── ConflictError (409)             e.g. cancelling a response that already finished
     ├── RequestTooLargeError (413)
     ├── RateLimitError (429)            keeps the upstream's Retry-After
     ├── UpstreamError (upstream status) an upstream 4xx/5xx passed through
@@ -35,6 +36,7 @@ __all__ = [
     "AuthenticationError",
     "CompletionNotFoundError",
     "ConfigError",
+    "ConflictError",
     "InvalidRequestError",
     "MissingApiKeyError",
     "ModelNotFoundError",
@@ -142,6 +144,12 @@ class ModelNotFoundError(NotFoundError):
 
 class CompletionNotFoundError(NotFoundError):
     default_code = "completion_not_found"
+
+
+class ConflictError(RelaystackError):
+    status = 409
+    type = "invalid_request_error"
+    default_code = "conflict"
 
 
 class RequestTooLargeError(RelaystackError):

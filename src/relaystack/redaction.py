@@ -2,7 +2,7 @@
 
 One mechanism, fed by whoever knows a secret:
 
-- a provider declares the secrets of a call (``Provider.secrets_of(call)``: its configured
+- a provider declares the secrets of a call (``Provider.secrets(call)``: its configured
   key, the per-request key from ``X-LlamaStack-Provider-Data``, and whatever its auth scheme
   obtains or signs with); the router adds them to the request's ``Redactor``;
 - the API layer adds the key-like values of ``X-LlamaStack-Provider-Data`` itself;

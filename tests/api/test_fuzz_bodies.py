@@ -118,7 +118,8 @@ counts: dict[str, int] = {}
 
 
 def _events(text: str) -> list[Any]:
-    return [orjson.loads(line[6:]) for line in text.splitlines()
+    # split on LF only: str.splitlines also splits on U+0085 and U+2028, which an echoed prompt may hold
+    return [orjson.loads(line[6:]) for line in text.split("\n")
             if line.startswith("data: ") and line != "data: [DONE]"]
 
 

@@ -53,6 +53,18 @@ def access_lines(server: RunningServer) -> list[dict[str, Any]]:
     return [line for line in lines if line.get("logger") == "relaystack.access"]
 
 
+def test_health_has_every_part_in_one_answer(servers: tuple[FakeTogether, RunningServer]) -> None:
+    """Providers (with their outcome), the store and shared-state backends, the routed models'
+    deployments and the counters of quiet failures: all in the one probe."""
+    _fake, server = servers
+    data = health(server)
+    assert {"status", "ready", "providers", "store", "state", "recording", "deployments", "counters"} <= set(data)
+    assert data["providers"]["together"]["outcome"] in ("ok", "degraded", "unreachable", "unknown")
+    assert data["store"]["status"] == "OK" and data["state"]["status"] == "OK"
+    assert set(data["counters"]) == {"store_failures", "malformed_streams"}
+    assert all(isinstance(v, int) for v in data["counters"].values())
+
+
 def test_health_reports_each_provider_without_calling_upstream(servers: tuple[FakeTogether, RunningServer]) -> None:
     fake, server = servers
     listings_before = len(fake.requests_to("/v1/models"))

@@ -7,7 +7,7 @@ llama-stack-client (0.2.x and 0.7.x) parse. llama-stack 0.7's admin namespace
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import orjson
@@ -50,12 +50,18 @@ class AdminRoutes:
         describe_recording: Callable[[], dict[str, Any]],
         health: HealthBook | None = None,
         describe_routes: Callable[[], list[tuple[str, str]]] | None = None,
+        describe_deployments: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        describe_backends: Callable[[], dict[str, dict[str, Any]]] | None = None,
     ):
         self.registry = registry
         self.store = store
         self.describe_recording = describe_recording
         self.health_book = health if health is not None else registry.health
         self.describe_routes = describe_routes or (lambda: [])
+        # the router's view: each multi-deployment model's deployments and their state
+        self.describe_deployments = describe_deployments
+        # {"store": {...}, "redis": {...}}: each with "status" "OK" or not (see RelaystackApp)
+        self.describe_backends = describe_backends or dict
 
     def routes(self, prefixes: tuple[str, ...]) -> list[BaseRoute]:
         table: list[tuple[str, Handler, list[str]]] = [
@@ -154,12 +160,15 @@ class AdminRoutes:
         providers: dict[str, Any] = {}
         for pid, provider in self.registry.providers.items():
             providers[pid] = {**await provider.health(), **self.health_book[pid].to_dict()}
-        ready = all(h.get("status") == "OK" for h in providers.values())
+        backends = self.describe_backends()
+        ready = all(h.get("status") == "OK" for h in (*providers.values(), *backends.values()))
         return json_response({
             "status": "OK",
             "ready": ready,
             "providers": providers,
+            **backends,
             "recording": self.describe_recording(),
+            "deployments": await self.describe_deployments() if self.describe_deployments else {},
             # what failed quietly since start-up (this process): e.g. completions not stored
             "counters": COUNTERS.snapshot(),
         })

@@ -23,20 +23,23 @@ from starlette.responses import Response
 from relaystack.api.admin import AdminRoutes, error_response
 from relaystack.api.asgi import Receive, Scope, Send, internal_error
 from relaystack.api.inference import InferenceRoutes, InferenceSettings
-from relaystack.api.openapi import PREFIXES
+from relaystack.api.openapi import PREFIXES, RERANK_PATHS
 from relaystack.config import RunConfig
 from relaystack.context import RequestContext
 from relaystack.errors import NotFoundError, RelaystackError
+from relaystack.frontends import Frontend, MessagesRoutes, ResponsesRoutes
 from relaystack.health import HealthBook
 from relaystack.logs import AccessLog
 from relaystack.providers.base import Provider
 from relaystack.providers.catalog import CATALOG, build_provider
 from relaystack.providers.openai_compat import OpenAICompatProvider
 from relaystack.recording import RecordingSettings, RecordMode, wrap_upstream
+from relaystack.recording.testid import bound_test_id
 from relaystack.redaction import PROCESS, install_log_redaction, register_environment
 from relaystack.registry import Registry
-from relaystack.router import Router
-from relaystack.storage.base import Store
+from relaystack.router import Router, RouterSettings
+from relaystack.state import SharedState, open_state
+from relaystack.storage.base import ResponseStore, Store
 from relaystack.upstream.aiohttp_client import AiohttpUpstream
 
 __all__ = ["RelaystackApp", "create_app"]
@@ -45,9 +48,13 @@ log = logging.getLogger("relaystack")
 
 
 class RelaystackApp:
-    def __init__(self, config: RunConfig, recording: RecordingSettings, store: Store | None) -> None:
+    def __init__(
+        self, config: RunConfig, recording: RecordingSettings, store: Store | None,
+        state: SharedState | None = None,
+    ) -> None:
         """``store`` holds registered models; it also stores chat completions unless
-        ``storage.inference_store`` is false."""
+        ``storage.inference_store`` is false. ``state`` is the shared fast state (in-process
+        or Redis) for limits, cooldowns and invalidations."""
         self.config = config
         self.recording = recording
         self.store = store
@@ -57,13 +64,14 @@ class RelaystackApp:
         self.announce = True
         self.health = HealthBook()
         self.access_log = AccessLog(config.server.access_log)
+        self.state: SharedState = state if state is not None else open_state(config.state, shared_by=None)
         self.providers = [self._build_provider(p.provider_id, p.provider_type, p.config)
                           for p in config.inference_providers]
         # every configured and environment key is scrubbed from every log line and error
         install_log_redaction()
         register_environment()
         for provider in self.providers:
-            PROCESS.add(provider.secrets_of(None))
+            PROCESS.add(provider.secrets(None))
         self.registry = Registry(self.providers, store, self.health)
         self.registry.add_config_models(config.models)
         settings = InferenceSettings(
@@ -72,19 +80,35 @@ class RelaystackApp:
             allow_faults=recording.mode is RecordMode.REPLAY,
         )
         completions_store = store if config.storage.inference_store else None
-        self.router = Router(self.registry)
+        self.router = Router(self.registry, RouterSettings.from_config(config))
         inference = InferenceRoutes(self.router, completions_store, settings, on_end=self._inference_ended)
         self._hot: dict[tuple[str, str], Any] = {}
         for prefix in PREFIXES:
             self._hot[("POST", prefix + "/chat/completions")] = inference.chat
             self._hot[("POST", prefix + "/completions")] = inference.completions
             self._hot[("POST", prefix + "/embeddings")] = inference.embeddings
+        # llama-stack's rerank: /v1alpha (0.3+ clients) and /v1 (0.2.x clients)
+        for path in RERANK_PATHS:
+            self._hot[("POST", path)] = inference.rerank
+        # the front-ends (Responses, Messages) share the chat route's pipeline: its router and gate
+        frontend = Frontend(self.router, inference.gate, settings, on_end=self._inference_ended)
+        # storage.inference_store governs stored responses as it does stored chat completions
+        kept = completions_store if isinstance(completions_store, ResponseStore) else None
+        responses = ResponsesRoutes(frontend, kept)
+        messages = MessagesRoutes(frontend)
+        for prefix in PREFIXES:
+            self._hot[("POST", prefix + "/responses")] = responses.create
+            self._hot[("POST", prefix + "/messages")] = messages.create
+            self._hot[("POST", prefix + "/messages/count_tokens")] = messages.count_tokens
         admin = AdminRoutes(self.registry, completions_store, self.describe_recording, self.health,
-                            self.describe_routes)
+                            self.describe_routes, self.router.describe,
+                            self.describe_backends)
         self._admin = Starlette(
-            routes=admin.routes(PREFIXES),
+            routes=[*admin.routes(PREFIXES), *responses.routes(PREFIXES)],
             exception_handlers={RelaystackError: _on_error, HTTPException: _on_http_error, Exception: _on_crash},
         )
+        # record/replay file and match recordings by the test id a test harness sends
+        self._test_ids = recording.mode.value != "live"
 
     def _build_provider(self, provider_id: str, provider_type: str, config: dict[str, Any]) -> Provider:
         row = CATALOG.get(provider_type)
@@ -112,15 +136,31 @@ class RelaystackApp:
         self.health.request_ended(ctx)
         self.access_log.inference(scope["method"], scope["path"], ctx)
 
+    def describe_backends(self) -> dict[str, dict[str, Any]]:
+        """The store's and the shared state's connection state, for /v1/health."""
+        out: dict[str, dict[str, Any]] = {}
+        if self.store is not None:
+            out["store"] = self.store.health().to_dict()
+        out["state"] = self.state.health()
+        return out
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            handler = self._hot.get((scope["method"], scope["path"]))
-            if handler is not None:
-                await handler(scope, receive, send)
+            if self._test_ids:
+                with bound_test_id(scope):
+                    await self._http(scope, receive, send)
                 return
-            await self._serve_admin(scope, receive, send)
+            await self._http(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The inference routes by a dict lookup; everything else through Starlette."""
+        handler = self._hot.get((scope["method"], scope["path"]))
+        if handler is not None:
+            await handler(scope, receive, send)
+            return
+        await self._serve_admin(scope, receive, send)
 
     async def _serve_admin(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.access_log.enabled:
@@ -159,6 +199,7 @@ class RelaystackApp:
     async def startup(self) -> None:
         if self.store is not None:
             await self.store.start()
+        await self.state.start()
         for provider in self.providers:
             await provider.start()
         await self.registry.start()
@@ -191,6 +232,7 @@ class RelaystackApp:
                 await provider.stop()
             except Exception:
                 log.exception("Provider %s did not stop cleanly", provider.provider_id)
+        await self.state.stop()
         if self.store is not None:
             await self.store.stop()
 
@@ -201,6 +243,7 @@ def create_app(
     record_mode: str | None = None,
     recordings_dir: str | None = None,
     environ: Mapping[str, str] | None = None,
+    workers: int | None = None,
 ) -> RelaystackApp:
     env = os.environ if environ is None else environ
     recording = RecordingSettings.from_env(
@@ -208,14 +251,27 @@ def create_app(
         config_mode=config.recording.mode.value if config.recording.mode is not RecordMode.LIVE else None,
         config_dir=config.recording.dir,
     )
-    store = _make_store(config)
-    return RelaystackApp(config, recording, store)
+    store = _make_store(config, env)
+    state = open_state(config.state, shared_by=_shared_by(config, workers), needed_by=(), env=env)
+    return RelaystackApp(config, recording, store, state)
 
 
-def _make_store(config: RunConfig) -> Store:
+def _shared_by(config: RunConfig, workers: int | None) -> str | None:
+    """Why this process is not the only one serving (see ``relaystack.state.factory``), or None."""
+    if config.storage.backend == "postgres":
+        return "storage.backend: postgres"
+    count = workers or config.server.workers
+    return f"{count} worker processes" if count > 1 else None
+
+
+def _make_store(config: RunConfig, env: Mapping[str, str]) -> Store:
     from relaystack.storage.memory import MemoryStore
     from relaystack.storage.sqlite import SqliteStore
 
+    if config.storage.backend == "postgres":
+        from relaystack.storage.postgres import PgSettings, PostgresStore
+
+        return PostgresStore(PgSettings(config.storage.resolved_dsn(env), pool_size=config.storage.pool_size))
     if config.storage.db_path is not None and str(config.storage.db_path) == ":memory:":
         return MemoryStore()
     return SqliteStore(config.storage.resolved_db_path())

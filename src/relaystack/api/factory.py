@@ -28,7 +28,8 @@ def app_from_environment() -> RelaystackApp:
     configure_logging(args.get("log_level") or "info", args.get("log_format") or "text")
     with _quiet(bool(args.get("quiet"))):
         config = load_run_config(args.get("config"))
-        app = create_app(config, record_mode=args.get("record_mode"), recordings_dir=args.get("recordings_dir"))
+        app = create_app(config, record_mode=args.get("record_mode"), recordings_dir=args.get("recordings_dir"),
+                         workers=args.get("workers"))
     app.public_url = args.get("url")
     app.announce = _claim(args.get("announce_file"))
     return app

@@ -36,6 +36,7 @@ from relaystack.api.asgi import (
     send_error,
     send_raw_json,
 )
+from relaystack.api.rerank import check_rerank
 from relaystack.api.validate import check_chat, check_completion, check_embeddings
 from relaystack.chat_stream import first_event
 from relaystack.context import Operation, RequestContext
@@ -49,7 +50,10 @@ from relaystack.redaction import bind_request, key_like_values
 from relaystack.router import Router
 from relaystack.storage.base import Store
 
-__all__ = ["InferenceRoutes", "InferenceSettings"]
+__all__ = [
+    "CLIENT_CLOSED", "DisconnectWatcher", "InferenceRoutes", "InferenceSettings", "RequestEnded", "note_failure",
+    "provider_data_header", "scrubbed_answer",
+]
 
 log = logging.getLogger("relaystack.api")
 
@@ -80,6 +84,7 @@ class _Kind:
 CHAT = _Kind("chat", check_chat, stored=True)
 COMPLETION = _Kind("completion", check_completion, stored=False)
 EMBEDDINGS = _Kind("embeddings", check_embeddings, stored=False)
+RERANK = _Kind("rerank", check_rerank, stored=False)
 
 
 # called once per request when it ended (ctx.status set): the access log and provider health
@@ -109,6 +114,9 @@ class InferenceRoutes:
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._handle(EMBEDDINGS, scope, receive, send)
 
+    async def rerank(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._handle(RERANK, scope, receive, send)
+
     async def _handle(self, kind: _Kind, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = RequestContext(kind.name)
         bind_request(ctx.redactor)
@@ -117,19 +125,20 @@ class InferenceRoutes:
             body = parse_json_object(raw)
             ctx.model = kind.check(body)
             ctx.stream = body.get("stream") is True and kind is not EMBEDDINGS
-            ctx.provider_data = _provider_data(scope)
+            ctx.provider_data = provider_data_header(scope)
             if ctx.provider_data:
                 ctx.redactor.add(key_like_values(ctx.provider_data))
             ctx.fault = self._fault(scope, ctx.stream)
+            ctx.max_attempts = _max_attempts(scope)
             await self.gate.admit(scope, ctx)
             # llama-stack never sent [DONE] and its client (0.2.x) fails to parse it
             done = b"" if header(scope, b"x-llamastack-client-version") else sse.DONE_EVENT
         except RelaystackError as exc:
-            _failed(ctx, ctx.redactor.error(exc))
+            note_failure(ctx, exc)
             await send_error(send, exc)
             self._ended(scope, ctx)
             return
-        watcher = _DisconnectWatcher(receive)
+        watcher = DisconnectWatcher(receive)
         try:
             await self._serve(kind, body, ctx, watcher.wrap(send), done)
         except asyncio.CancelledError:
@@ -147,28 +156,30 @@ class InferenceRoutes:
 
     async def _serve(self, kind: _Kind, body: dict[str, Any], ctx: RequestContext, send: Send, done: bytes) -> None:
         try:
+            if kind.stored and self._should_store(body):
+                self._check_store()
             routed = await self.router.send(kind.name, body, ctx)
             reply = routed.reply
             if isinstance(reply, StreamReply):
                 await self._stream(kind, reply, body, ctx, send, done)
                 return
-            data, payload = _scrubbed(reply.data, ctx)
-            extra = None
+            data, payload = scrubbed_answer(reply.data, ctx)
+            extra = _routing_headers(ctx)
             if kind.stored and self._should_store(body) and not await self._store(data, body):
-                extra = _STORE_FAILED
+                extra += _STORE_FAILED
             ctx.status = reply.status
             ctx.usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
             await self.gate.settle(ctx)
             await send_raw_json(send, reply.status, payload, extra)
         except RelaystackError as exc:
-            _failed(ctx, ctx.redactor.error(exc))
+            note_failure(ctx, exc)
             await send_error(send, exc)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("Unexpected error serving %s for model %s", kind.name, ctx.model)
             error = internal_error()
-            _failed(ctx, error)
+            note_failure(ctx, error)
             await send_error(send, error)
 
     async def _stream(
@@ -184,14 +195,12 @@ class InferenceRoutes:
                 if keep is not None:
                     keep.append(block)
                 if not started:
-                    await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+                    headers = _SSE_HEADERS + _routing_headers(ctx)
+                    await send({"type": "http.response.start", "status": 200, "headers": headers})
                     started = True
                 await send({"type": "http.response.body", "body": block, "more_body": True})
         except RelaystackError as exc:
-            _failed(ctx, ctx.redactor.error(exc))
-            if exc.code == MALFORMED_EVENT:
-                COUNTERS.malformed_streams += 1
-                log.warning("Stream for model %s failed: %s", ctx.model, exc.message)
+            note_failure(ctx, exc)
             await _end_with_error(send, exc, started)
             return
         except asyncio.CancelledError:
@@ -199,7 +208,7 @@ class InferenceRoutes:
         except Exception:
             log.exception("Unexpected error relaying a %s stream for model %s", kind.name, ctx.model)
             error = internal_error()
-            _failed(ctx, error)
+            note_failure(ctx, error)
             await _end_with_error(send, error, started)
             return
         finally:
@@ -208,7 +217,7 @@ class InferenceRoutes:
                 await aclose()
             await reply.aclose()
         if not started:
-            await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+            await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + _routing_headers(ctx)})
         if keep:
             if reply.hidden is not None:
                 keep.append(reply.hidden())
@@ -217,6 +226,14 @@ class InferenceRoutes:
         ctx.usage = reply.usage
         await self.gate.settle(ctx)
         await send({"type": "http.response.body", "body": done, "more_body": False})
+
+    def _check_store(self) -> None:
+        """A store known to be down (PostgreSQL unreachable) refuses with 503 before the upstream
+        is called: nothing is generated that could not be stored."""
+        assert self.store is not None
+        error = self.store.health().error
+        if error is not None:
+            raise error
 
     def _should_store(self, body: dict[str, Any]) -> bool:
         return self.store is not None and body.get("store") is not False
@@ -267,9 +284,39 @@ class InferenceRoutes:
         return text
 
 
-def _failed(ctx: RequestContext, exc: RelaystackError) -> None:
+def note_failure(ctx: RequestContext, exc: RelaystackError) -> None:
+    """A request failed with ``exc``: scrub the request's secrets from it (in place, before it is
+    sent or logged), note its status and code for the access log and health, count a stream
+    failed by a malformed upstream event."""
+    ctx.redactor.error(exc)
     ctx.status = exc.status_code
     ctx.error_code = exc.code or exc.type
+    if exc.code == MALFORMED_EVENT:
+        COUNTERS.malformed_streams += 1
+        log.warning("Stream for model %s failed: %s", ctx.model, exc.message)
+
+
+def _routing_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
+    """Which provider (and deployment) answered, after how many attempts."""
+    headers = [(b"x-relaystack-attempts", str(ctx.attempts).encode())]
+    if ctx.provider_id is not None:
+        headers.append((b"x-relaystack-provider", ctx.provider_id.encode()))
+    if ctx.deployment is not None:
+        headers.append((b"x-relaystack-deployment", ctx.deployment.encode()))
+    return headers
+
+
+def _max_attempts(scope: Scope) -> int | None:
+    """X-Relaystack-Max-Attempts: N caps this request's attempts (1: no retry, no fallback)."""
+    raw = header(scope, b"x-relaystack-max-attempts")
+    if raw is None:
+        return None
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise InvalidRequestError(
+            "X-Relaystack-Max-Attempts must be a whole number >= 1 (1: a single attempt, no retry, no fallback).",
+            param="X-Relaystack-Max-Attempts",
+        )
+    return int(raw)
 
 
 async def _end_with_error(send: Send, exc: RelaystackError, started: bool) -> None:
@@ -284,7 +331,7 @@ def _store_failed(what: str, completion_id: Any, exc: Exception) -> None:
     log.error("Could not store %s %r (answered, not stored): %s", what, completion_id, exc)
 
 
-def _scrubbed(data: dict[str, Any], ctx: RequestContext) -> tuple[dict[str, Any], bytes]:
+def scrubbed_answer(data: dict[str, Any], ctx: RequestContext) -> tuple[dict[str, Any], bytes]:
     """The answer to send and store, and its bytes, without the request's secrets (an upstream
     may echo a key anywhere). One ``bytes in`` per secret form: nothing is parsed twice."""
     payload = orjson.dumps(data)
@@ -294,7 +341,7 @@ def _scrubbed(data: dict[str, Any], ctx: RequestContext) -> tuple[dict[str, Any]
     return data, orjson.dumps(data)
 
 
-def _provider_data(scope: Scope) -> dict[str, Any] | None:
+def provider_data_header(scope: Scope) -> dict[str, Any] | None:
     raw = header(scope, b"x-llamastack-provider-data") or header(scope, b"x-ogx-provider-data")
     if raw is None:
         return None
@@ -308,10 +355,11 @@ def _provider_data(scope: Scope) -> dict[str, Any] | None:
             'X-LlamaStack-Provider-Data must be a JSON object, e.g. {"together_api_key": "..."}.',
             param="X-LlamaStack-Provider-Data",
         )
+    data.pop("__test_id", None)  # a test harness's marker (recording/testid.py), never a provider's
     return data
 
 
-class _DisconnectWatcher:
+class DisconnectWatcher:
     """Cancels the request's task when the client disconnects before the response is complete."""
 
     __slots__ = ("_task", "complete", "disconnected")

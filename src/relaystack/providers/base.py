@@ -9,12 +9,12 @@ it over the upstream seam (``providers.openai_compat``); local ones run an embed
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from relaystack import sse
-from relaystack.errors import NotImplementedYetError
+from relaystack.errors import InvalidRequestError, NotImplementedYetError
 
 __all__ = [
     "CallContext",
@@ -27,7 +27,7 @@ __all__ = [
     "sse_event",
 ]
 
-ModelType = Literal["llm", "embedding"]
+ModelType = Literal["llm", "embedding", "rerank"]
 ModelSource = Literal["config", "listed", "registered", "builtin", "routed"]
 
 
@@ -71,6 +71,10 @@ class CallContext:
     requested_model: str
     provider_data: dict[str, Any] | None = None
     fault: str | None = None
+    # the API the client spoke (RequestContext.api): "openai", "responses", "messages"
+    api: str = "openai"
+    # the router's per-deployment connect timeout (routing timeouts.connect_s); None: the provider's own
+    connect_timeout_s: float | None = None
     # the gateway accounts tokens: a stream asks its upstream for usage even if the client did not
     # (see ``RequestContext.usage_wanted``); the client's stream stays as it asked
     usage_wanted: bool = False
@@ -159,20 +163,27 @@ class Provider:
     async def embeddings(self, body: dict[str, Any], call: CallContext) -> JsonReply:
         raise NotImplementedYetError(f"Provider '{self.provider_id}' does not serve embeddings.")
 
+    async def rerank(self, body: dict[str, Any], call: CallContext) -> JsonReply:
+        """llama-stack's rerank: ``{"data": [{"index", "relevance_score"}, ...]}``, best first."""
+        raise InvalidRequestError(
+            f"Provider '{self.provider_id}' ({self.provider_type}) does not serve rerank.",
+            param="model", code="unsupported_operation",
+        )
+
     def public_config(self) -> dict[str, Any]:
         """The provider's config with every secret masked."""
         return {}
 
-    def secrets_of(self, call: CallContext | None) -> Iterable[str]:
+    def secrets(self, call: CallContext | None = None) -> tuple[str, ...]:
         """Every secret a call (``None``: any call) sends or signs with, so none is ever passed on.
 
         The one place a provider declares its secrets: the configured key, a per-request key
         from ``X-LlamaStack-Provider-Data``, a token obtained by exchanging a credential, a
-        signing secret. Everything relaystack writes for the request (error JSON in every field,
-        stream events, stored rows, log lines, recordings) is scrubbed of every form of them
-        (``relaystack.redaction``). Override it in a provider with an auth scheme of its own,
-        and include what ``super().secrets_of(call)`` returns. Called once per request (and
-        once with ``None`` at start-up): keep it cheap.
+        signing secret (an ``Auth`` scheme reports what it derived through ``Auth.secrets()``).
+        One list feeds every scrubber: the recorder (``UpstreamRequest.secrets``), the stream
+        relay and upstream error fields, and the request's ``Redactor`` (responses, stored rows,
+        log lines), all with one mask (``relaystack.redaction``). Called per call (and once with
+        ``None`` at start-up, for the process-wide redactor): keep it cheap.
         """
         return ()
 

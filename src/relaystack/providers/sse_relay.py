@@ -15,10 +15,16 @@ malformed event) is read event by event: ``[DONE]`` ends the stream, an error ev
 malformed one raises (an ``UpstreamError`` with the upstream's scrubbed message, or an
 ``UpstreamProtocolError`` naming the problem), and the valid events are re-framed one per line.
 
+An upstream whose events are not OpenAI chunks (watsonx's text generation) declares
+``translate``: each event is parsed, translated to chunks, and the chunks are checked and
+framed like any other (the slow path for every block).
+
 Usage, as a rule any provider can use: with ``strip_usage`` (the client did not ask for
 usage; the provider asked the upstream, or the upstream sends it anyway) usage is taken out
-of the client's stream and kept for storage (``hidden_events``) and accounting (``usage``);
-with ``split_usage`` a chunk carrying both choices and usage becomes two, as OpenAI sends them.
+of the client's stream and the last one kept for storage (``hidden_events``) and accounting
+(``usage``); with ``split_usage`` (the client asked, the upstream puts usage on chunks with
+choices: Together on the finishing one, Gemini on every one) usage is taken off those chunks
+and sent once, as OpenAI does: a chunk without choices right after the finishing chunk.
 
 A stream ends successfully only after the upstream's ``[DONE]`` or when its last chunk with
 choices carries a ``finish_reason``; otherwise ``blocks()`` raises, so the client gets an error
@@ -30,7 +36,7 @@ from __future__ import annotations
 import asyncio
 import operator
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +48,7 @@ from relaystack.errors import RelaystackError, UpstreamError, UpstreamProtocolEr
 from relaystack.redaction import Redactor
 from relaystack.upstream.base import UpstreamResponse
 
-__all__ = ["MALFORMED_EVENT", "RelayRules", "SSERelay"]
+__all__ = ["MALFORMED_EVENT", "EventTranslator", "RelayRules", "SSERelay"]
 
 # the error code of a stream failed by a malformed upstream event
 MALFORMED_EVENT = "upstream_malformed_event"
@@ -52,6 +58,9 @@ _MODEL_KEY = b'"model"'
 _DRAIN_S = 1.0
 _usage = operator.attrgetter("usage")
 
+# gets one parsed upstream event (a JSON object), returns the OpenAI chunks it amounts to
+EventTranslator = Callable[[dict[str, Any]], list[dict[str, Any]]]
+
 
 @dataclass(slots=True)
 class RelayRules:
@@ -59,9 +68,12 @@ class RelayRules:
     replacements: tuple[tuple[bytes, bytes], ...] = ()
     # the client did not ask for usage: keep it out of its stream (stored and counted still)
     strip_usage: bool = False
-    # the client asked, and the upstream puts usage on a chunk with choices: split it in two
+    # the client asked, and the upstream puts usage on chunks with choices: one usage chunk
+    # (no choices) follows the finishing chunk instead
     split_usage: bool = False
-    # the call's secrets (``Provider.secrets_of``): scrubbed from every block and error event
+    # the upstream's events are not OpenAI chunks: each is translated before it is checked
+    translate: EventTranslator | None = None
+    # the call's secrets (``Provider.secrets``): scrubbed from every block and error event
     redactor: Redactor = field(default_factory=Redactor)
 
 
@@ -119,7 +131,7 @@ class SSERelay:
             block = block[: -len(sse.DONE_EVENT)]
             if not block:
                 return b""
-        plain = decode_plain_block(block)
+        plain = decode_plain_block(block) if self.rules.translate is None else None
         if plain is not None:
             payloads, chunks = plain
         else:  # re-framed below: one line per event
@@ -154,10 +166,32 @@ class SSERelay:
             if sse.is_done(payload):
                 self.done = True
                 break
+            if self.rules.translate is not None:
+                for translated in self._translate(payload):
+                    chunks.append(self._check(translated))
+                    kept.append(translated)
+                continue
             chunks.append(self._check(payload))
             # a multi-line event's line breaks can only be JSON whitespace: one line for the client
             kept.append(payload.replace(b"\n", b" ") if b"\n" in payload else payload)
         return kept, chunks
+
+    def _translate(self, payload: bytes) -> list[bytes]:
+        """A foreign event as the payloads of the OpenAI chunks it amounts to."""
+        assert self.rules.translate is not None
+        try:
+            event = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise UpstreamProtocolError(
+                "The upstream sent a malformed stream event (not JSON).", code=MALFORMED_EVENT
+            ) from None
+        if not isinstance(event, dict):
+            raise UpstreamProtocolError(
+                "The upstream sent a stream event that is not a JSON object.", code=MALFORMED_EVENT
+            )
+        if event.get("error") is not None:
+            raise self.rules.redactor.error(_upstream_stream_error(event["error"]))
+        return [orjson.dumps(chunk) for chunk in self.rules.translate(event)]
 
     def _check(self, payload: bytes) -> Chunk:
         try:
@@ -183,15 +217,15 @@ class SSERelay:
                 edited.append(payload)
                 continue
             event = orjson.loads(payload)
-            has_choices = bool(event.get("choices"))
+            choices = event.get("choices")
             trailer = {k: event[k] for k in ("id", "object", "created", "model") if k in event}
-            usage_event = orjson.dumps({**trailer, "choices": [], "usage": usage}) if has_choices else payload
-            if has_choices:
+            usage_event = orjson.dumps({**trailer, "choices": [], "usage": usage}) if choices else payload
+            if choices:
                 event["usage"] = None
                 edited.append(orjson.dumps(event))
             if self.rules.strip_usage:
-                self._hidden.append(usage_event)
-            else:
+                self._hidden[:] = [usage_event]  # the last usage is the stream's
+            elif not choices or any(isinstance(c, dict) and c.get("finish_reason") for c in choices):
                 edited.append(usage_event)
         return edited
 

@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import Any
 
 from relaystack.errors import InvalidRequestError, UnsupportedParameterError
 from relaystack.providers.base import CallContext, ModelEntry
@@ -46,12 +46,8 @@ _OBJECT_FIXES = (
 
 class TogetherProvider(OpenAICompatProvider):
     provider_type = "remote::together"
-    default_base_url = "https://api.together.xyz/v1"
-    provider_data_api_key_field = "together_api_key"
-    api_key_env = "TOGETHER_API_KEY"
-    embedding_model_metadata: ClassVar[dict[str, dict[str, int]]] = TOGETHER_EMBEDDING_MODELS
-    # usage comes on the finish chunk whether asked or not: asking would only change the body
-    supports_stream_usage: ClassVar[bool] = False
+    # Q7: usage rides on the finish chunk, asked or not (the base's relay rules reshape it)
+    streams_usage_unasked = True
 
     def models_from_listing(self, listing: Any) -> list[ModelEntry]:
         if not isinstance(listing, list):  # Together might one day adopt OpenAI's shape
@@ -63,7 +59,7 @@ class TogetherProvider(OpenAICompatProvider):
             model_id, model_type = item["id"], item.get("type")
             extra = {"context_length": item["context_length"]} if item.get("context_length") else {}
             if model_type == "embedding":
-                if model_id not in TOGETHER_EMBEDDING_MODELS:
+                if model_id not in self.embedding_models:
                     log.debug("Together embedding model %s has no known dimension: skipped.", model_id)
                     continue
                 entries.append(self.entry_for(model_id))
@@ -102,10 +98,6 @@ class TogetherProvider(OpenAICompatProvider):
         rules = super().relay_rules(body, call)
         if "prompt" in body:
             rules.replacements = _OBJECT_FIXES
-        # usage rides on the finish chunk, asked or not: hidden from a client that did not ask,
-        # and sent to one that did as OpenAI does (a final chunk without choices)
-        rules.strip_usage = not call.client_asked_usage
-        rules.split_usage = call.client_asked_usage
         return rules
 
 

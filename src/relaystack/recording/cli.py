@@ -90,6 +90,8 @@ def show_cmd(recording_id: str, dir_: Path | None, raw: bool) -> None:
     click.echo(f"file:      {rec.path}")
     click.echo(f"request:   {ident.method} {ident.url}")
     click.echo(f"model:     {ident.model or '-'}")
+    if rec.per_test:
+        click.echo(f"test id:   {rec.test_id or '- (shared: made outside any test)'}")
     click.echo(f"streaming: {'yes' if rec.replays_as_stream else 'no'}")
     click.echo("body:")
     click.echo(_indent(json.dumps(ident.body, indent=2, ensure_ascii=False)))
@@ -152,8 +154,9 @@ def _check(path: Path, is_used: Any) -> tuple[list[str], list[str]]:
     except (ValueError, RecordingFormatError) as exc:
         return [f"does not parse ({exc})"], notes
     problems.extend(find_secrets(text))
-    if path.stem != rec.identity.short_hash and not path.stem.startswith("models-"):
-        notes.append(f"name is not the request hash {rec.identity.short_hash}: llama-stack will not find it")
+    if not rec.has_expected_name:
+        wanted = rec.identity.per_test_hash if rec.per_test else rec.identity.short_hash
+        notes.append(f"name is not the request hash {wanted}: llama-stack will not find it")
     if is_used is not None:
         used, why = is_used(rec)
         if not used:

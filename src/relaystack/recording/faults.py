@@ -10,6 +10,8 @@ A fault spec is a ``;``-separated list of ``key=value`` items (the value of the
     malformed-after=N    after N chunks, send one malformed event: ``data: {not json``
     status=CODE          answer CODE (400-599) with an OpenAI-shaped error body instead
     retry-after=SECONDS  with status: a Retry-After header
+    deployment=NAME      only attempts on that deployment of a routed model get the rest
+                         (the router applies it: ``deployment=primary;status=503``)
 
 Examples: ``cut-after=3``, ``stall=2.5``, ``malformed-after=2``, ``status=429;retry-after=2``.
 A non-streaming body counts as one chunk.
@@ -28,7 +30,7 @@ __all__ = ["FAULT_GRAMMAR", "MALFORMED_EVENT", "FaultSpec", "fault_error_body", 
 
 FAULT_GRAMMAR = (
     "key=value items separated by ';': cut-after=N, stall=SECONDS, stall-after=N, malformed-after=N, "
-    "status=400..599, retry-after=SECONDS (with status). Example: 'status=429;retry-after=2'"
+    "status=400..599, retry-after=SECONDS (with status), deployment=NAME. Example: 'status=429;retry-after=2'"
 )
 MALFORMED_EVENT = b"data: {not json\n\n"
 MAX_STALL_S = 600.0
@@ -42,6 +44,7 @@ class FaultSpec:
     malformed_after: int | None = None
     status: int | None = None
     retry_after: float | None = None
+    deployment: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> FaultSpec:
@@ -149,6 +152,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "malformed-after": ("malformed_after", _count),
     "status": ("status", _status),
     "retry-after": ("retry_after", _seconds),
+    "deployment": ("deployment", str),
 }
 
 

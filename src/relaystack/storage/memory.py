@@ -26,7 +26,8 @@ from relaystack.storage._common import (
     unknown_after,
     validate_list_args,
 )
-from relaystack.storage.base import CompletionPage
+from relaystack.storage.base import CompletionPage, StoreHealth
+from relaystack.storage.memory_responses import MemoryResponses, ResponseRows
 
 __all__ = ["MemoryStore"]
 
@@ -34,7 +35,7 @@ __all__ = ["MemoryStore"]
 _Key = tuple[int, int]
 
 
-class MemoryStore:
+class MemoryStore(MemoryResponses):
     def __init__(self) -> None:
         self._keys: list[_Key] = []  # sorted
         self._rows: dict[_Key, tuple[str, str, bytes, bytes]] = {}  # key -> (id, model, completion, messages)
@@ -42,6 +43,7 @@ class MemoryStore:
         self._seq = itertools.count(1)
         self._models: dict[str, bytes] = {}
         self._models_version = 0
+        self._responses = ResponseRows()  # the ResponseStore part (memory_responses.py)
         self._state: Literal["new", "open", "stopped"] = "new"
 
     async def start(self) -> None:
@@ -51,6 +53,9 @@ class MemoryStore:
 
     async def stop(self) -> None:
         self._state = "stopped"
+
+    def health(self) -> StoreHealth:
+        return StoreHealth("memory")
 
     def _check_open(self) -> None:
         if self._state != "open":

@@ -47,7 +47,8 @@ from relaystack.storage._common import (
 )
 from relaystack.storage._schema import connect, migrate
 from relaystack.storage._writer import DELETE_MODEL, PUT_COMPLETION, PUT_MODEL, Writer, storage_error
-from relaystack.storage.base import CompletionPage
+from relaystack.storage.base import CompletionPage, StoreHealth
+from relaystack.storage.sqlite_responses import SqliteResponses
 
 __all__ = ["SqliteStore", "StoreClosedError"]
 
@@ -61,7 +62,7 @@ _SELECT_MODELS = "SELECT model FROM models ORDER BY rowid"
 _SELECT_MODELS_VERSION = "SELECT value FROM meta WHERE key = 'models_version'"
 
 
-class SqliteStore:
+class SqliteStore(SqliteResponses):  # stored responses: sqlite_responses.py
     def __init__(
         self,
         path: Path,
@@ -142,6 +143,9 @@ class SqliteStore:
             if self._version_conn is not None:
                 self._version_conn.close()
                 self._version_conn = None
+
+    def health(self) -> StoreHealth:
+        return StoreHealth("sqlite")
 
     # -- writes (hot path) --------------------------------------------------------------------
     async def put_completion(self, completion: dict[str, Any], input_messages: list[Any]) -> None:
