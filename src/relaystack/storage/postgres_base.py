@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -31,6 +31,7 @@ __all__ = [
     "PgSettings",
     "StoreUnavailableError",
     "describe_dsn",
+    "fetch_page",
     "is_connection_error",
 ]
 
@@ -177,6 +178,35 @@ class PgBase:
             command_timeout=self.settings.command_timeout_s,
             server_settings={"application_name": f"relaystack-{role}", **self.settings.server_settings},
         )
+
+
+async def fetch_page(
+    conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, table: str, columns: str, *, after: str | None, limit: int,
+    model: str | None, desc: bool, timeout: float,
+) -> list[asyncpg.Record] | None:
+    """Up to ``limit + 1`` rows of ``table`` (one more tells whether there are more) in
+    ``(created, seq)`` order, after the row whose id is ``after``; None if there is no such row.
+    The cursor is a position, not an offset: rows written meanwhile never shift a page."""
+    where: list[str] = []
+    args: list[Any] = []
+    if model is not None:
+        args.append(model)
+        where.append(f"model = ${len(args)}")
+    if after is not None:
+        position = await conn.fetchrow(f"SELECT created, seq FROM {table} WHERE id = $1", after, timeout=timeout)
+        if position is None:
+            return None
+        args.extend(position)
+        where.append(f"(created, seq) {'<' if desc else '>'} (${len(args) - 1}, ${len(args)})")
+    direction = "DESC" if desc else "ASC"
+    args.append(limit + 1)
+    sql = (
+        f"SELECT {columns} FROM {table}"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + f" ORDER BY created {direction}, seq {direction} LIMIT ${len(args)}"
+    )
+    rows: list[asyncpg.Record] = await conn.fetch(sql, *args, timeout=timeout)
+    return rows
 
 
 def _reason(exc: BaseException) -> str:
