@@ -181,8 +181,8 @@ class PgBase:
 
 
 async def fetch_page(
-    conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, table: str, columns: str, *, after: str | None, limit: int,
-    model: str | None, desc: bool, timeout: float,
+    conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, table: str, columns: str, *,
+    after: str | None, limit: int, model: str | None, desc: bool, timeout: float,
 ) -> list[asyncpg.Record] | None:
     """Up to ``limit + 1`` rows of ``table`` (one more tells whether there are more) in
     ``(created, seq)`` order, after the row whose id is ``after``; None if there is no such row.
