@@ -27,7 +27,7 @@ import time
 import asyncpg
 
 from relaystack.errors import ConfigError
-from relaystack.storage.postgres_base import PgSettings, StoreUnavailableError, is_connection_error
+from relaystack.storage.postgres_base import PgSettings, StoreUnavailableError, is_connection_error, reason_of
 from relaystack.storage.postgres_completions import COMPLETIONS, PgCompletions
 from relaystack.storage.postgres_models import MODELS, SELECT_MODELS_VERSION, PgModels
 from relaystack.storage.postgres_responses import RESPONSES, PgResponses
@@ -80,7 +80,7 @@ class PostgresStore(PgCompletions, PgResponses, PgModels):
             pool: asyncpg.Pool | None = None
             try:
                 pool = await asyncpg.create_pool(
-                    self.settings.dsn,
+                    self.dsn,
                     min_size=0,  # no background "restore the floor" task logging tracebacks in an outage
                     max_size=self.settings.pool_size,
                     timeout=self.settings.connect_timeout_s,
@@ -100,8 +100,7 @@ class PostgresStore(PgCompletions, PgResponses, PgModels):
                     raise
                 if not is_connection_error(exc) or time.monotonic() + delay > deadline:
                     raise ConfigError(
-                        f"cannot use the PostgreSQL store at {self.where}: {type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''}. Check storage.dsn "
+                        f"cannot use the PostgreSQL store at {self.where}: {reason_of(exc)}. Check storage.dsn "
                         "(or RELAYSTACK_POSTGRES_DSN) and that PostgreSQL is running."
                     ) from None
                 log.warning("PostgreSQL store %s not reachable yet (%s); retrying", self.where, type(exc).__name__)

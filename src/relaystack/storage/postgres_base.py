@@ -18,13 +18,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import asyncpg
 
 from relaystack.errors import RelaystackError, ServiceUnavailableError
 from relaystack.storage._common import StoreClosedError
 from relaystack.storage.base import StoreHealth
+from relaystack.storage.pg_dsn import describe_dsn, normalize_dsn
 
 __all__ = [
     "PgBase",
@@ -33,6 +33,7 @@ __all__ = [
     "describe_dsn",
     "fetch_page",
     "is_connection_error",
+    "reason_of",
 ]
 
 log = logging.getLogger("relaystack.storage")
@@ -68,18 +69,6 @@ class PgSettings:
     server_settings: dict[str, str] = field(default_factory=dict)
 
 
-def describe_dsn(dsn: str) -> str:
-    """``host:port/database`` for messages and /v1/health: never the user or the password."""
-    if "://" in dsn:
-        parts = urlsplit(dsn)
-        host = parts.hostname or "localhost"
-        port = parts.port or 5432
-        database = parts.path.lstrip("/") or "(default)"
-        return f"{host}:{port}/{database}"
-    pairs = dict(item.split("=", 1) for item in dsn.split() if "=" in item)
-    return f"{pairs.get('host', 'localhost')}:{pairs.get('port', '5432')}/{pairs.get('dbname', '(default)')}"
-
-
 def is_connection_error(exc: BaseException) -> bool:
     if isinstance(exc, OSError | TimeoutError | asyncpg.exceptions.InterfaceError):
         return True
@@ -96,6 +85,8 @@ class PgBase:
 
     def __init__(self, settings: PgSettings) -> None:
         self.settings = settings
+        # checked (ConfigError naming the fix) and as asyncpg parses it; never logged nor shown
+        self.dsn = normalize_dsn(settings.dsn)
         self.where = describe_dsn(settings.dsn)
         self._pool: asyncpg.Pool | None = None
         self._accepting = False
@@ -111,7 +102,7 @@ class PgBase:
         return self._health
 
     def _mark_down(self, exc: BaseException) -> None:
-        reason = _reason(exc)
+        reason = reason_of(exc)
         if self._available or reason != self._last_error:
             log.error("PostgreSQL store %s is unavailable: %s", self.where, reason)
         if self._available:
@@ -174,7 +165,7 @@ class PgBase:
     async def _connect_one(self, role: str) -> asyncpg.Connection:
         """A connection of its own, outside the pool (the writer's, the monitor's)."""
         return await asyncpg.connect(
-            self.settings.dsn, timeout=self.settings.connect_timeout_s,
+            self.dsn, timeout=self.settings.connect_timeout_s,
             command_timeout=self.settings.command_timeout_s,
             server_settings={"application_name": f"relaystack-{role}", **self.settings.server_settings},
         )
@@ -209,11 +200,18 @@ async def fetch_page(
     return rows
 
 
-def _reason(exc: BaseException) -> str:
-    """A short, secret-free reason: the error class and PostgreSQL's own message, first line."""
+def reason_of(exc: BaseException) -> str:
+    """A short, secret-free reason: the error class and PostgreSQL's own message, first line.
+
+    Only PostgreSQL's messages (which name a user or a database, never a password) and the
+    system's are quoted: a client-side error (asyncpg parsing the DSN, say) may quote the DSN."""
     if isinstance(exc, TimeoutError):
         return "timed out"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}"
+    if not isinstance(exc, asyncpg.PostgresError):
+        return type(exc).__name__
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
