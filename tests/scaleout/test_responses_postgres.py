@@ -68,7 +68,8 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
                                env={**upstream, "RELAYSTACK_POSTGRES_DSN": with_password})
             try:
                 two = start_server(write_config(home / "two.yaml", second), home=home / "two", env={
-                    **upstream, "POSTGRES_HOST": parts.hostname or "127.0.0.1", "POSTGRES_PORT": str(parts.port or 5432),
+                    **upstream, "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+                    "POSTGRES_PORT": str(parts.port or 5432),
                     "POSTGRES_DB": parts.path.lstrip("/"), "POSTGRES_USER": parts.username or "postgres",
                     "POSTGRES_PASSWORD": PASSWORD})
                 try:
