@@ -39,6 +39,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from relaystack.errors import ConfigError
+from relaystack.storage.pg_dsn import describe_dsn, normalize_dsn
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/relaystack"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
@@ -132,7 +135,8 @@ def start(args: argparse.Namespace, directory: Path) -> None:
         raise
     redis_url = env["RELAYSTACK_REDIS_URL"]
     print(f"relaystack cluster: {len(instances)} instances behind http://127.0.0.1:{args.port} "
-          f"(postgres {_where(env['RELAYSTACK_POSTGRES_DSN'])}, redis {_where(redis_url) if redis_url else 'off'}); "
+          f"(postgres {describe_dsn(env['RELAYSTACK_POSTGRES_DSN'])}, "
+          f"redis {_where(redis_url) if redis_url else 'off'}); "
           f"logs in {directory}")
 
 
@@ -157,12 +161,16 @@ def write_cluster_config(source: str | None, target: Path) -> Path:
 async def _ensure_database(dsn: str) -> None:
     import asyncpg
 
+    try:
+        dsn = normalize_dsn(dsn, "RELAYSTACK_POSTGRES_DSN")
+    except ConfigError as exc:
+        sys.exit(f"error: {exc}")
     database = urlsplit(dsn).path.lstrip("/")
     admin_dsn = urlsplit(dsn)._replace(path="/postgres").geturl()
     try:
         conn = await asyncpg.connect(admin_dsn, timeout=10)
     except (OSError, asyncpg.PostgresError) as exc:
-        sys.exit(f"error: cannot reach PostgreSQL at {_where(dsn)} ({type(exc).__name__}); "
+        sys.exit(f"error: cannot reach PostgreSQL at {describe_dsn(dsn)} ({type(exc).__name__}); "
                  "set RELAYSTACK_POSTGRES_DSN")
     try:
         if database and not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database):
@@ -292,8 +300,12 @@ def _health(base: str) -> dict[str, Any] | None:
 
 
 def _where(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.hostname}:{parts.port or ''}{parts.path}"
+    """host:port/path of a Redis URL, never its credentials (describe_dsn does PostgreSQL's)."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.hostname}:{parts.port or ''}{parts.path}"
+    except ValueError:
+        return "(a malformed URL)"
 
 
 def parse_args() -> argparse.Namespace:

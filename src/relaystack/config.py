@@ -17,10 +17,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from relaystack.config_storage import adapt_storage
 from relaystack.envsubst import substitute
 from relaystack.errors import ConfigError
 from relaystack.recording.settings import RecordMode
 from relaystack.routing_config import DeploymentConfig, RoutingConfig, describe_errors, resolve_routing
+from relaystack.storage.pg_dsn import normalize_dsn
 
 __all__ = [
     "ModelConfig",
@@ -45,7 +47,7 @@ log = logging.getLogger("relaystack.config")
 UNSERVED_SECTIONS = (
     "shields", "vector_dbs", "vector_stores", "datasets", "scoring_fns", "benchmarks", "tool_groups",
     "external_providers_dir", "external_apis_dir", "telemetry", "container_image", "conversations",
-    "connectors", "registered_resources", "safety", "prompts",
+    "connectors", "registered_resources", "safety", "prompts", "conversations_store",
 )
 UNSERVED_APIS = (
     "agents", "batches", "datasetio", "eval", "files", "post_training", "safety", "scoring",
@@ -111,19 +113,22 @@ class StorageConfig(_Strict):
     # store every chat completion unless the request says store: false
     inference_store: bool = True
     db_path: Path | None = None
-    # postgres: the DSN (postgresql://user:pass@host:5432/db); default $RELAYSTACK_POSTGRES_DSN
+    # postgres: the DSN (postgresql://user:pass@host:5432/db, or libpq's "host=... dbname=..."); default
+    # $RELAYSTACK_POSTGRES_DSN. Never logged nor shown: messages and /v1/health say host:port/db
     dsn: str | None = Field(None, repr=False)
     # postgres: connections per instance (each worker process has its own pool)
     pool_size: int = Field(10, ge=1, le=200)
 
     def resolved_dsn(self, env: Mapping[str, str] | None = None) -> str:
+        """The DSN as a checked ``postgresql://`` URL; ``ConfigError`` (never quoting it) otherwise."""
+        key = "storage.dsn" if self.dsn else "RELAYSTACK_POSTGRES_DSN"
         dsn = self.dsn or (os.environ if env is None else env).get("RELAYSTACK_POSTGRES_DSN")
         if not dsn:
             raise ConfigError(
                 "storage.backend is postgres but no DSN is set: set storage.dsn in the run config "
                 "(e.g. dsn: ${env.RELAYSTACK_POSTGRES_DSN}) or the RELAYSTACK_POSTGRES_DSN environment variable."
             )
-        return dsn
+        return normalize_dsn(dsn, key)
 
     def resolved_db_path(self) -> Path:
         if self.db_path is not None:
@@ -195,8 +200,16 @@ def load_config(path: str | Path) -> RunConfig:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
     return parse_config(raw if raw is not None else {}, source=str(path))
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """What is wrong and where, without the offending line itself (it may hold a password)."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        return f"{exc.problem or exc.context or 'parse error'} (line {mark.line + 1}, column {mark.column + 1})"
+    return type(exc).__name__
 
 
 def parse_config(raw: Any, *, source: str = "<config>", env: dict[str, str] | None = None) -> RunConfig:
@@ -240,7 +253,7 @@ def _adapt_llama_stack_sections(raw: dict[str, Any], source: str) -> dict[str, A
         kept[api] = [_drop_module(e, source) for e in entries
                      if not (isinstance(e, dict) and e.get("provider_id") is None)]
     out["providers"] = kept
-    out["storage"] = _adapt_storage(out, source)
+    out["storage"] = adapt_storage(out, source)
     server = out.get("server")
     if isinstance(server, dict):
         for key in ("auth", "quota", "tls_certfile", "tls_keyfile", "tls_cafile", "cors"):
@@ -256,22 +269,6 @@ def _drop_module(entry: Any, source: str) -> Any:
         log.warning("%s: provider '%s': 'module' (external provider packages) is not supported; ignored.",
                     source, entry.get("provider_id"))
     return entry
-
-
-def _adapt_storage(out: dict[str, Any], source: str) -> dict[str, Any]:
-    """llama-stack's inference_store / metadata_store / storage.backends -> relaystack's storage."""
-    given = out.get("storage")
-    storage = dict(given) if isinstance(given, dict) else {}
-    for legacy in ("inference_store", "metadata_store"):
-        section = out.pop(legacy, None)
-        if isinstance(section, dict) and legacy == "inference_store":
-            db_path = section.get("db_path") or (section.get("sql_store_config") or {}).get("db_path")
-            if db_path and "db_path" not in storage:
-                storage["db_path"] = db_path
-    if "backends" in storage or "stores" in storage:
-        log.warning("%s: llama-stack's storage.backends scheme is not read; using storage.dir/db_path.", source)
-        storage = {k: v for k, v in storage.items() if k in StorageConfig.model_fields}
-    return storage
 
 
 def _check_models_reference_providers(config: RunConfig) -> None:
@@ -344,6 +341,14 @@ def _describe_validation_error(source: str, exc: ValidationError) -> str:
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "<root>"
         got = err.get("input")
-        shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+        shown = "" if isinstance(got, dict | list) or _may_be_secret(err["loc"]) else f" (got {got!r})"
         lines.append(f"  - {where}: {err['msg']}{shown}")
     return "\n".join(lines)
+
+
+# a value under a key named like these is never repeated in a message (it may be a credential)
+_SECRET_WORDS = ("password", "secret", "token", "key", "dsn", "url", "credential", "auth")
+
+
+def _may_be_secret(loc: tuple[int | str, ...]) -> bool:
+    return any(isinstance(part, str) and any(word in part.lower() for word in _SECRET_WORDS) for part in loc)

@@ -22,6 +22,7 @@ from relaystack.errors import (
     ModelTypeError,
     NotFoundError,
     RelaystackError,
+    ServiceUnavailableError,
 )
 from relaystack.health import HealthBook
 from relaystack.providers.base import CallContext, ModelEntry, ModelType, Provider
@@ -63,7 +64,9 @@ class Registry:
         self._store_version = -1
         self._next_sync = 0.0
         self._refresh_tasks: list[asyncio.Task[None]] = []
-        self._pending_sync: asyncio.Task[None] | None = None
+        self._pending_sync: asyncio.Task[ServiceUnavailableError | None] | None = None
+        # set while the store cannot be read: the registered models known before are served meanwhile
+        self._store_outage: ServiceUnavailableError | None = None
 
     # -- building ------------------------------------------------------------------------
     def add_config_models(self, models: Iterable[ModelConfig]) -> None:
@@ -163,13 +166,23 @@ class Registry:
         return sorted(self._models.values(), key=lambda e: e.identifier)
 
     async def models_fresh(self) -> list[ModelEntry]:
-        """``models()`` after re-reading what other workers registered (admin routes: not hot)."""
-        await self._sync_registered()
+        """``models()`` after re-reading what other workers registered (admin routes: not hot).
+
+        While the store is unreachable: the models known so far, not a 503 (the config's and the
+        providers' models do not depend on the store, and the registered ones rarely change)."""
+        await self._sync_registered(tolerate_outage=True)
         return self.models()
 
     async def get_fresh(self, identifier: str) -> ModelEntry:
-        await self._sync_registered()
-        return self.get(identifier)
+        """``get()`` after re-reading; while the store is unreachable a model known so far is
+        served, and an unknown one is the store's 503 (it may be registered on another instance)."""
+        outage = await self._sync_registered(tolerate_outage=True)
+        try:
+            return self.get(identifier)
+        except ModelNotFoundError:
+            if outage is not None:
+                raise outage from None
+            raise
 
     def get(self, identifier: str) -> ModelEntry:
         self._maybe_sync()
@@ -299,24 +312,43 @@ class Registry:
             return
         self._next_sync = now + _SYNC_EVERY_S
         if self._store.models_version() != self._store_version and self._pending_sync is None:
-            self._pending_sync = asyncio.get_running_loop().create_task(self._sync_registered())
+            self._pending_sync = asyncio.get_running_loop().create_task(
+                self._sync_registered(tolerate_outage=True)
+            )
             self._pending_sync.add_done_callback(self._sync_done)
 
-    def _sync_done(self, task: asyncio.Task[None]) -> None:
+    def _sync_done(self, task: asyncio.Task[ServiceUnavailableError | None]) -> None:
         self._pending_sync = None
         if not task.cancelled() and task.exception() is not None:
             log.warning("Could not re-read registered models: %s", task.exception())
 
-    async def _sync_registered(self, force: bool = False) -> None:
+    async def _sync_registered(
+        self, force: bool = False, tolerate_outage: bool = False
+    ) -> ServiceUnavailableError | None:
+        """Re-read the registered models if another process changed them. With
+        ``tolerate_outage``, an unreachable store keeps the known ones and is returned, not raised."""
         if self._store is None:
-            return
+            return None
         version = self._store.models_version()
         if version == self._store_version and not force:
-            return
-        rows = await self._store.load_models()
+            return None
+        try:
+            rows = await self._store.load_models()
+        except ServiceUnavailableError as exc:
+            if not tolerate_outage:
+                raise
+            if self._store_outage is None:
+                log.warning("Registered models cannot be re-read (%s); serving the %d known until the store is back.",
+                            exc.code, len(self._registered))
+            self._store_outage = exc
+            return exc
+        if self._store_outage is not None:
+            log.info("Registered models re-read: the store is back.")
+            self._store_outage = None
         self._store_version = version
         self._registered = {row["identifier"]: _entry_from_dict(row) for row in rows}
         self._rebuild()
+        return None
 
 
 def _model_type(value: Any) -> ModelType:

@@ -47,6 +47,20 @@ def test_completions_stored_through_one_instance_are_listed_through_every_other(
         assert got["input_messages"] == [{"role": "user", "content": "streamed via one"}]
 
 
+def test_a_conversation_through_nginx_continues_whichever_instance_answers(cluster: Cluster) -> None:
+    """Round-robin puts each turn on another instance: each must find the previous turn stored."""
+    previous: str | None = None
+    for turn in ("My name is Ada", "I live in Paris", "Where do I live?"):
+        answered = httpx.post(cluster.url + "/v1/responses", timeout=30, json={
+            "model": CHAT_MODEL, "input": turn, **({"previous_response_id": previous} if previous else {})})
+        assert answered.status_code == 200, answered.text
+        previous = answered.json()["id"]
+    for url in cluster.instance_urls():
+        items = httpx.get(f"{url}/v1/responses/{previous}/input_items?order=asc", timeout=10).json()["data"]
+        assert [i.get("role") for i in items] == ["user", "assistant", "user", "assistant", "user"]
+        assert items[0]["content"][0]["text"] == "My name is Ada"
+
+
 def test_registrations_and_unregistrations_reach_every_instance(cluster: Cluster) -> None:
     one, two, three = cluster.instance_urls()
     registered = httpx.post(two + "/v1/models", timeout=10, json={

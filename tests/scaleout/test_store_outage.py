@@ -1,9 +1,11 @@
 """A relaystack on PostgreSQL that loses it mid-run: 503 store_unavailable (no 500, no hang),
-/v1/health says so, and it recovers by itself when PostgreSQL is back."""
+/v1/health says so, and it recovers by itself when PostgreSQL is back. Meanwhile what needs no
+store is still served: ``store: false`` requests and the model list."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
@@ -17,8 +19,15 @@ from support.stack import CHAT_MODEL, issue_config
 from support.tcp_proxy import ThreadedTcpProxy
 
 
+@dataclass
+class Outage:
+    server: RunningServer
+    proxy: ThreadedTcpProxy
+    fake: FakeTogether
+
+
 @pytest.fixture(scope="module")
-def server_behind_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, ThreadedTcpProxy]]:
+def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outage]:
     home = tmp_path_factory.mktemp("outage")
     fake = FakeTogether((DEFAULT_API_KEY,)).start()
     try:
@@ -33,7 +42,7 @@ def server_behind_proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
                 "TOGETHER_API_KEY": DEFAULT_API_KEY, "TOGETHER_BASE_URL": fake.base_url,
                 "RELAYSTACK_POSTGRES_DSN": proxied})
             try:
-                yield server, proxy
+                yield Outage(server, proxy, fake)
             finally:
                 server.stop()
                 proxy.close()
@@ -46,8 +55,8 @@ def ask(server: RunningServer, text: str, **extra: object) -> httpx.Response:
                       json={"model": CHAT_MODEL, "messages": [{"role": "user", "content": text}], **extra})
 
 
-def test_losing_postgres_gives_503s_then_recovers(server_behind_proxy: tuple[RunningServer, ThreadedTcpProxy]) -> None:
-    server, proxy = server_behind_proxy
+def test_losing_postgres_gives_503s_then_recovers(outage: Outage) -> None:
+    server, proxy = outage.server, outage.proxy
     before = ask(server, "before the outage")
     assert before.status_code == 200 and "x-relaystack-store" not in before.headers
 
@@ -76,3 +85,35 @@ def test_losing_postgres_gives_503s_then_recovers(server_behind_proxy: tuple[Run
     got = httpx.get(f"{server.base_url}/v1/chat/completions/{after.json()['id']}", timeout=10)
     assert got.status_code == 200
     assert "Traceback" not in server.log()
+
+
+def test_responses_and_models_while_postgres_is_down(outage: Outage) -> None:
+    server, proxy, fake = outage.server, outage.proxy, outage.fake
+    url = server.base_url
+    httpx.post(url + "/v1/models", timeout=30, json={
+        "model_id": "registered/one", "provider_id": "together", "provider_model_id": "one"}).raise_for_status()
+    first = httpx.post(url + "/v1/responses", timeout=30, json={"model": CHAT_MODEL, "input": "remember me"})
+    assert first.status_code == 200 and "x-relaystack-store" not in first.headers
+    listed_before = httpx.get(url + "/v1/models", timeout=30).json()["data"]
+
+    proxy.cut()
+    try:
+        assert wait_for(lambda: httpx.get(url + "/v1/health", timeout=10).json()["store"]["status"] != "OK", 20)
+        fake.reset()
+        refused = httpx.post(url + "/v1/responses", timeout=30, json={"model": CHAT_MODEL, "input": "kept?"})
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "store_unavailable"
+        assert fake.requests_to("/v1/chat/completions") == []  # refused before the upstream call
+        continued = httpx.post(url + "/v1/responses", timeout=30, json={
+            "model": CHAT_MODEL, "input": "and now?", "previous_response_id": first.json()["id"], "store": False})
+        assert continued.status_code == 503 and continued.json()["error"]["code"] == "store_unavailable"
+        unstored = httpx.post(url + "/v1/responses", timeout=30,
+                              json={"model": CHAT_MODEL, "input": "no need to keep", "store": False})
+        assert unstored.status_code == 200 and unstored.json()["store"] is False
+        models = httpx.get(url + "/v1/models", timeout=30)  # the cached list, not a 503
+        assert models.status_code == 200 and models.json()["data"] == listed_before
+        assert httpx.get(url + "/v1/models/registered/one", timeout=30).status_code == 200
+    finally:
+        proxy.start()
+    assert wait_for(lambda: httpx.get(url + "/v1/health", timeout=10).json()["store"]["status"] == "OK", 20)
+    got = httpx.get(f"{url}/v1/responses/{first.json()['id']}", timeout=30)
+    assert got.status_code == 200 and got.json()["output"] == first.json()["output"]

@@ -1,4 +1,4 @@
-"""The ResponseStore part of the contract, run against SqliteStore and MemoryStore alike (``store``)."""
+"""The ResponseStore part of the contract, run against SqliteStore, MemoryStore and PostgresStore alike (``store``)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from relaystack.errors import InvalidRequestError, NotFoundError
 from relaystack.storage.base import ResponseStore, Store
 from relaystack.storage.memory import MemoryStore
+from relaystack.storage.postgres import PgSettings, PostgresStore
 from relaystack.storage.sqlite import SqliteStore
 
 T0 = 1_700_000_000
@@ -33,15 +34,14 @@ def chat(text: str = "hello", answer: str = "hi") -> list[dict[str, Any]]:
 
 
 def as_responses(store: Store) -> ResponseStore:
-    if type(store).__name__ == "PostgresStore" and not isinstance(store, ResponseStore):
-        pytest.skip("the PostgreSQL store does not keep responses yet")  # TEMPORARY: being added
     assert isinstance(store, ResponseStore)
     return store
 
 
-async def test_both_stores_implement_the_response_part() -> None:
+async def test_every_store_implements_the_response_part() -> None:
     assert isinstance(MemoryStore(), ResponseStore)
     assert isinstance(SqliteStore(Path("/nonexistent/never-opened.db")), ResponseStore)
+    assert isinstance(PostgresStore(PgSettings("postgresql://never-opened/db")), ResponseStore)
 
 
 async def test_a_stored_response_comes_back_with_its_items_and_messages(store: Store) -> None:

@@ -90,6 +90,8 @@ class ResponsesRoutes:
         instructions = request.body.get("instructions")
         if instructions is not None and not isinstance(instructions, str):
             raise InvalidRequestError("'instructions' must be a string.", param="instructions")
+        if request.store and self.store is not None and (down := self.store.health().error) is not None:
+            raise down  # known down (PostgreSQL unreachable): generate nothing that could not be stored
         before_items: list[dict[str, Any]] = []
         before_messages: list[dict[str, Any]] = []
         if request.previous_response_id is not None:

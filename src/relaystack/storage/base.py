@@ -119,6 +119,9 @@ class ResponseStore(Protocol):
     Same ordering and cursor rules as the chat completions: ``(created_at, insertion sequence)``.
     """
 
+    def health(self) -> StoreHealth:
+        """``Store.health()``: a request that would store a response is refused while it has an error."""
+
     async def put_response(self, response: dict[str, Any], input_items: list[Any], messages: list[Any]) -> None:
         """Store (or replace, same ``response["id"]``) one response; returns once it is committed."""
 

@@ -3,11 +3,12 @@
 Driver: asyncpg, pooled, chosen by ``bench/pg_drivers.py`` (less client CPU per operation
 than psycopg 3 on every workload the store has, half on batched writes).
 
-Composition: one mixin per *table group* (``postgres_completions``, ``postgres_models``), each
-a small module with its ``TableGroup`` (its own versioned migrations) and its methods. To add
-a group (stored responses, keys, usage): write ``postgres_<group>.py`` with a ``TableGroup``
-and a ``PgBase`` mixin, then add the mixin to ``PostgresStore``'s bases and its group to
-``GROUPS``. ``start()`` migrates every group under an advisory lock (``postgres_schema``).
+Composition: one mixin per *table group* (``postgres_completions``, ``postgres_responses``,
+``postgres_models``), each a small module with its ``TableGroup`` (its own versioned migrations)
+and its methods. To add a group (keys, usage): write ``postgres_<group>.py`` with a
+``TableGroup`` and a ``PgBase`` mixin (``PgWriter`` and a ``RowKind`` if its rows should be
+group-committed), then add the mixin to ``PostgresStore``'s bases and its group to ``GROUPS``.
+``start()`` migrates every group under an advisory lock (``postgres_schema``).
 
 One background task, the monitor, holds its own connection (never starved by a busy pool)
 and every ``probe_interval_s`` reads ``models_version``: that is both how other instances'
@@ -26,16 +27,17 @@ import time
 import asyncpg
 
 from relaystack.errors import ConfigError
-from relaystack.storage.postgres_base import PgSettings, StoreUnavailableError, is_connection_error
+from relaystack.storage.postgres_base import PgSettings, StoreUnavailableError, is_connection_error, reason_of
 from relaystack.storage.postgres_completions import COMPLETIONS, PgCompletions
 from relaystack.storage.postgres_models import MODELS, SELECT_MODELS_VERSION, PgModels
+from relaystack.storage.postgres_responses import RESPONSES, PgResponses
 from relaystack.storage.postgres_schema import TableGroup, migrate
 
 __all__ = ["GROUPS", "PgSettings", "PostgresStore", "StoreUnavailableError"]
 
 log = logging.getLogger("relaystack.storage")
 
-GROUPS: tuple[TableGroup, ...] = (COMPLETIONS, MODELS)
+GROUPS: tuple[TableGroup, ...] = (COMPLETIONS, MODELS, RESPONSES)
 
 
 class _Connection(asyncpg.Connection):
@@ -51,10 +53,10 @@ class _Connection(asyncpg.Connection):
         return ""
 
 
-class PostgresStore(PgCompletions, PgModels):
+class PostgresStore(PgCompletions, PgResponses, PgModels):
     def __init__(self, settings: PgSettings) -> None:
         super().__init__(settings)
-        self._init_completions()
+        self._init_writer()
         self._models_version = 0
         self._monitor: asyncio.Task[None] | None = None
         self._monitor_conn: asyncpg.Connection | None = None
@@ -78,7 +80,7 @@ class PostgresStore(PgCompletions, PgModels):
             pool: asyncpg.Pool | None = None
             try:
                 pool = await asyncpg.create_pool(
-                    self.settings.dsn,
+                    self.dsn,
                     min_size=0,  # no background "restore the floor" task logging tracebacks in an outage
                     max_size=self.settings.pool_size,
                     timeout=self.settings.connect_timeout_s,
@@ -98,8 +100,7 @@ class PostgresStore(PgCompletions, PgModels):
                     raise
                 if not is_connection_error(exc) or time.monotonic() + delay > deadline:
                     raise ConfigError(
-                        f"cannot use the PostgreSQL store at {self.where}: {type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else ''}. Check storage.dsn "
+                        f"cannot use the PostgreSQL store at {self.where}: {reason_of(exc)}. Check storage.dsn "
                         "(or RELAYSTACK_POSTGRES_DSN) and that PostgreSQL is running."
                     ) from None
                 log.warning("PostgreSQL store %s not reachable yet (%s); retrying", self.where, type(exc).__name__)

@@ -17,21 +17,23 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
-from urllib.parse import urlsplit
+from typing import Any, TypeVar
 
 import asyncpg
 
 from relaystack.errors import RelaystackError, ServiceUnavailableError
 from relaystack.storage._common import StoreClosedError
 from relaystack.storage.base import StoreHealth
+from relaystack.storage.pg_dsn import describe_dsn, normalize_dsn
 
 __all__ = [
     "PgBase",
     "PgSettings",
     "StoreUnavailableError",
     "describe_dsn",
+    "fetch_page",
     "is_connection_error",
+    "reason_of",
 ]
 
 log = logging.getLogger("relaystack.storage")
@@ -67,18 +69,6 @@ class PgSettings:
     server_settings: dict[str, str] = field(default_factory=dict)
 
 
-def describe_dsn(dsn: str) -> str:
-    """``host:port/database`` for messages and /v1/health: never the user or the password."""
-    if "://" in dsn:
-        parts = urlsplit(dsn)
-        host = parts.hostname or "localhost"
-        port = parts.port or 5432
-        database = parts.path.lstrip("/") or "(default)"
-        return f"{host}:{port}/{database}"
-    pairs = dict(item.split("=", 1) for item in dsn.split() if "=" in item)
-    return f"{pairs.get('host', 'localhost')}:{pairs.get('port', '5432')}/{pairs.get('dbname', '(default)')}"
-
-
 def is_connection_error(exc: BaseException) -> bool:
     if isinstance(exc, OSError | TimeoutError | asyncpg.exceptions.InterfaceError):
         return True
@@ -95,6 +85,8 @@ class PgBase:
 
     def __init__(self, settings: PgSettings) -> None:
         self.settings = settings
+        # checked (ConfigError naming the fix) and as asyncpg parses it; never logged nor shown
+        self.dsn = normalize_dsn(settings.dsn)
         self.where = describe_dsn(settings.dsn)
         self._pool: asyncpg.Pool | None = None
         self._accepting = False
@@ -110,7 +102,7 @@ class PgBase:
         return self._health
 
     def _mark_down(self, exc: BaseException) -> None:
-        reason = _reason(exc)
+        reason = reason_of(exc)
         if self._available or reason != self._last_error:
             log.error("PostgreSQL store %s is unavailable: %s", self.where, reason)
         if self._available:
@@ -173,17 +165,53 @@ class PgBase:
     async def _connect_one(self, role: str) -> asyncpg.Connection:
         """A connection of its own, outside the pool (the writer's, the monitor's)."""
         return await asyncpg.connect(
-            self.settings.dsn, timeout=self.settings.connect_timeout_s,
+            self.dsn, timeout=self.settings.connect_timeout_s,
             command_timeout=self.settings.command_timeout_s,
             server_settings={"application_name": f"relaystack-{role}", **self.settings.server_settings},
         )
 
 
-def _reason(exc: BaseException) -> str:
-    """A short, secret-free reason: the error class and PostgreSQL's own message, first line."""
+async def fetch_page(
+    conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, table: str, columns: str, *,
+    after: str | None, limit: int, model: str | None, desc: bool, timeout: float,
+) -> list[asyncpg.Record] | None:
+    """Up to ``limit + 1`` rows of ``table`` (one more tells whether there are more) in
+    ``(created, seq)`` order, after the row whose id is ``after``; None if there is no such row.
+    The cursor is a position, not an offset: rows written meanwhile never shift a page."""
+    where: list[str] = []
+    args: list[Any] = []
+    if model is not None:
+        args.append(model)
+        where.append(f"model = ${len(args)}")
+    if after is not None:
+        position = await conn.fetchrow(f"SELECT created, seq FROM {table} WHERE id = $1", after, timeout=timeout)
+        if position is None:
+            return None
+        args.extend(position)
+        where.append(f"(created, seq) {'<' if desc else '>'} (${len(args) - 1}, ${len(args)})")
+    direction = "DESC" if desc else "ASC"
+    args.append(limit + 1)
+    sql = (
+        f"SELECT {columns} FROM {table}"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + f" ORDER BY created {direction}, seq {direction} LIMIT ${len(args)}"
+    )
+    rows: list[asyncpg.Record] = await conn.fetch(sql, *args, timeout=timeout)
+    return rows
+
+
+def reason_of(exc: BaseException) -> str:
+    """A short, secret-free reason: the error class and PostgreSQL's own message, first line.
+
+    Only PostgreSQL's messages (which name a user or a database, never a password) and the
+    system's are quoted: a client-side error (asyncpg parsing the DSN, say) may quote the DSN."""
     if isinstance(exc, TimeoutError):
         return "timed out"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}"
+    if not isinstance(exc, asyncpg.PostgresError):
+        return type(exc).__name__
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__

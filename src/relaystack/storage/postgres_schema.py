@@ -9,7 +9,9 @@ one global version number.
 Every instance runs ``migrate`` at start-up, in ONE transaction under a transaction-scoped
 advisory lock: the first instance migrates, the others wait on the lock, then find every group
 up to date. PostgreSQL's DDL is transactional, so a migration that fails leaves nothing behind.
-A database whose group is newer than this relaystack knows is refused, naming the group.
+A database whose group is newer than this relaystack knows is refused, naming the group; so is
+one that already holds a table of the same name that relaystack did not create (llama-stack's
+``responses`` or ``chat_completions``, say), instead of failing on a bare ``DuplicateTableError``.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ async def migrate(conn: asyncpg.Connection, groups: Iterable[TableGroup], where:
                     "or point storage.dsn at another database."
                 )
             for target in range(current, group.version):
-                await conn.execute(group.migrations[target])
+                await _apply(conn, group, target, where)
             if current != group.version:
                 await conn.execute(
                     "INSERT INTO relaystack_schema (table_group, version) VALUES ($1, $2) "
@@ -71,3 +73,22 @@ async def migrate(conn: asyncpg.Connection, groups: Iterable[TableGroup], where:
                     group.name, group.version,
                 )
     return found
+
+
+async def _apply(conn: asyncpg.Connection, group: TableGroup, target: int, where: str) -> None:
+    try:
+        await conn.execute(group.migrations[target])
+    except (asyncpg.exceptions.DuplicateTableError, asyncpg.exceptions.DuplicateObjectError) as exc:
+        raise ConfigError(
+            f"The PostgreSQL database {where} already has {_what(exc)}, which relaystack did not create "
+            f"(its table group '{group.name}' is not recorded in relaystack_schema): another application's "
+            "tables (llama-stack's, say) share the database. Give relaystack a database of its own: "
+            "CREATE DATABASE relaystack, then point storage.dsn (or RELAYSTACK_POSTGRES_DSN) at it."
+        ) from None
+
+
+def _what(exc: asyncpg.PostgresError) -> str:
+    """'a table "responses"' from PostgreSQL's 'relation "responses" already exists'."""
+    message = str(exc)
+    name = message.split('"')[1] if message.count('"') >= 2 else ""
+    return f'a table or index "{name}"' if name else "tables of the same names"
