@@ -24,11 +24,14 @@ from typing import Any
 from relaystack.errors import RelaystackError, ServiceUnavailableError
 from relaystack.storage._common import StoreClosedError
 
-__all__ = ["DELETE_MODEL", "PUT_COMPLETION", "PUT_MODEL", "Op", "Writer", "storage_error"]
+__all__ = ["DELETE_MODEL", "PUT_COMPLETION", "PUT_MODEL", "RUN", "Op", "Writer", "storage_error"]
 
 log = logging.getLogger("relaystack.storage")
 
 PUT_COMPLETION, PUT_MODEL, DELETE_MODEL = 0, 1, 2
+# params = (fn,): ``fn(conn)`` runs inside the batch's transaction; its result resolves the future
+# (lets a separate part of the store, e.g. storage/sqlite_responses.py, keep its SQL to itself)
+RUN = 3
 MAX_BATCH = 1024
 
 # (kind, bound parameters, the future the caller awaits)
@@ -176,6 +179,8 @@ def _apply(conn: sqlite3.Connection, kind: int, params: tuple[Any, ...]) -> Any:
         if existed:
             conn.execute(_BUMP_MODELS_VERSION)
         return existed
+    if kind == RUN:
+        return params[0](conn)
     raise ValueError(f"unknown write kind {kind}")
 
 

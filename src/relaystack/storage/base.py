@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol, runtime_checkable
 
-__all__ = ["CompletionPage", "Store"]
+__all__ = ["CompletionPage", "KeyStore", "Store", "UsageRow"]
 
 
 class CompletionPage(dict[str, Any]):
@@ -64,3 +65,60 @@ class Store(Protocol):
 
     def models_version(self) -> int:
         """A number that changes whenever any process changed the registered models. Cheap."""
+
+
+# -- virtual keys and usage (the gateway's persistence), a separate part of the contract -------
+@dataclass(frozen=True, slots=True)
+class UsageRow:
+    """Usage of one (UTC day, key, model, provider): one request's share, or the day's totals.
+
+    ``key_id`` is a virtual key's public id (``"admin"`` for the admin key), never a secret;
+    ``model`` is the caller's model id; ``cost`` is in US dollars (0 for the embedded models).
+    """
+
+    day: str  # YYYY-MM-DD, UTC
+    key_id: str
+    model: str
+    provider: str
+    requests: int = 1
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost: float = 0.0
+
+
+@runtime_checkable
+class KeyStore(Protocol):
+    """Virtual keys and per-day usage totals, for ``relaystack.gateway``.
+
+    Kept apart from ``Store`` so a backend can add it later: a store without it cannot serve
+    ``server.auth`` (start-up says so). A key record is a JSON-able dict keyed by ``id``; it
+    never holds a key's secret, only ``secret_hash`` (HMAC-SHA256 under the server secret).
+    """
+
+    async def put_key(self, record: dict[str, Any]) -> None:
+        """Insert or replace the key ``record["id"]`` (create, update and revoke all come here).
+
+        Returns once committed; every process then sees a new ``keys_version()``.
+        """
+
+    async def get_key(self, key_id: str) -> dict[str, Any] | None:
+        """The record as last put, or None."""
+
+    async def list_keys(self) -> list[dict[str, Any]]:
+        """Every key, revoked and expired ones included, oldest first."""
+
+    def keys_version(self) -> int:
+        """A number that changes whenever any process changed any key. Cheap: it is called on
+        every authenticated request, so a revoked key fails at once in every worker."""
+
+    async def add_usage(self, row: UsageRow) -> None:
+        """Add one request's usage to the totals of its (day, key_id, model, provider).
+
+        Returns once committed (group-committed with other writes): a request's usage is
+        written before its answer's last byte, so nothing delivered goes unaccounted.
+        """
+
+    async def usage_totals(self, *, since: str, until: str, key_id: str | None = None) -> list[UsageRow]:
+        """Totals per (day, key_id, model, provider) for ``since <= day <= until`` (YYYY-MM-DD),
+        optionally for one key, ordered by day, key_id, model, provider."""

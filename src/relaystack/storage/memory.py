@@ -27,6 +27,7 @@ from relaystack.storage._common import (
     validate_list_args,
 )
 from relaystack.storage.base import CompletionPage
+from relaystack.storage.memory_keys import KeyRows, MemoryKeys
 
 __all__ = ["MemoryStore"]
 
@@ -34,7 +35,7 @@ __all__ = ["MemoryStore"]
 _Key = tuple[int, int]
 
 
-class MemoryStore:
+class MemoryStore(MemoryKeys):  # virtual keys and usage: memory_keys.py
     def __init__(self) -> None:
         self._keys: list[_Key] = []  # sorted
         self._rows: dict[_Key, tuple[str, str, bytes, bytes]] = {}  # key -> (id, model, completion, messages)
@@ -42,6 +43,7 @@ class MemoryStore:
         self._seq = itertools.count(1)
         self._models: dict[str, bytes] = {}
         self._models_version = 0
+        self._key_rows = KeyRows()  # the KeyStore part (memory_keys.py)
         self._state: Literal["new", "open", "stopped"] = "new"
 
     async def start(self) -> None:

@@ -1,0 +1,112 @@
+"""The ``KeyStore`` part of ``SqliteStore`` (mixed in): tables ``api_keys`` and ``usage_daily``.
+
+Writes go through the store's one writer thread (group commit, acknowledged once committed),
+reads through its read pool, like chat completions; the SQL stays here. ``keys_version()``
+reads the ``meta`` row every key write bumps, through the store's cheap version check.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import orjson
+
+from relaystack.storage._writer import RUN
+from relaystack.storage.base import UsageRow
+
+if TYPE_CHECKING:
+    import asyncio
+
+__all__ = ["SqliteKeys"]
+
+_T = TypeVar("_T")
+
+_UPSERT_KEY = """
+INSERT INTO api_keys (id, record) VALUES (?, ?)
+ON CONFLICT (id) DO UPDATE SET record = excluded.record
+"""
+_BUMP_KEYS_VERSION = "UPDATE meta SET value = value + 1 WHERE key = 'keys_version'"
+_SELECT_KEY = "SELECT record FROM api_keys WHERE id = ?"
+_SELECT_KEYS = "SELECT record FROM api_keys ORDER BY seq"
+_ADD_USAGE = """
+INSERT INTO usage_daily
+    (day, key_id, model, provider, requests, prompt_tokens, completion_tokens, cached_tokens, cost)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (day, key_id, model, provider) DO UPDATE SET
+    requests = requests + excluded.requests,
+    prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+    completion_tokens = completion_tokens + excluded.completion_tokens,
+    cached_tokens = cached_tokens + excluded.cached_tokens,
+    cost = cost + excluded.cost
+"""
+_SELECT_USAGE = """
+SELECT day, key_id, model, provider, requests, prompt_tokens, completion_tokens, cached_tokens, cost
+FROM usage_daily WHERE day >= ? AND day <= ?{key_filter}
+ORDER BY day, key_id, model, provider
+"""
+
+
+def _put_key(key_id: str, blob: bytes, conn: sqlite3.Connection) -> None:
+    conn.execute(_UPSERT_KEY, (key_id, blob))
+    conn.execute(_BUMP_KEYS_VERSION)
+
+
+def _add_usage(row: UsageRow, conn: sqlite3.Connection) -> None:
+    conn.execute(_ADD_USAGE, (
+        row.day, row.key_id, row.model, row.provider, row.requests, row.prompt_tokens,
+        row.completion_tokens, row.cached_tokens, row.cost,
+    ))
+
+
+def encode_key(record: dict[str, Any]) -> tuple[str, bytes]:
+    key_id = record.get("id")
+    if not isinstance(key_id, str) or not key_id:
+        raise ValueError(f"cannot store a key without a string 'id' (got {key_id!r})")
+    return key_id, orjson.dumps(record)
+
+
+class SqliteKeys:
+    if TYPE_CHECKING:  # provided by SqliteStore
+
+        def _submit(self, kind: int, params: tuple[Any, ...]) -> asyncio.Future[Any]: ...
+
+        async def _read(self, fn: Callable[..., _T], *args: Any) -> _T: ...
+
+        def _read_conn(self) -> sqlite3.Connection: ...
+
+        def _meta_value(self, key: str) -> int: ...
+
+    async def put_key(self, record: dict[str, Any]) -> None:
+        key_id, blob = encode_key(record)
+        await self._submit(RUN, (partial(_put_key, key_id, blob),))
+
+    async def get_key(self, key_id: str) -> dict[str, Any] | None:
+        return await self._read(self._get_key_sync, key_id)
+
+    async def list_keys(self) -> list[dict[str, Any]]:
+        return await self._read(self._list_keys_sync)
+
+    def keys_version(self) -> int:
+        return self._meta_value("keys_version")
+
+    async def add_usage(self, row: UsageRow) -> None:
+        await self._submit(RUN, (partial(_add_usage, row),))
+
+    async def usage_totals(self, *, since: str, until: str, key_id: str | None = None) -> list[UsageRow]:
+        return await self._read(self._usage_sync, since, until, key_id)
+
+    # -- the read pool's side -----------------------------------------------------------------
+    def _get_key_sync(self, key_id: str) -> dict[str, Any] | None:
+        row = self._read_conn().execute(_SELECT_KEY, (key_id,)).fetchone()
+        return None if row is None else dict(orjson.loads(row[0]))
+
+    def _list_keys_sync(self) -> list[dict[str, Any]]:
+        return [orjson.loads(blob) for (blob,) in self._read_conn().execute(_SELECT_KEYS)]
+
+    def _usage_sync(self, since: str, until: str, key_id: str | None) -> list[UsageRow]:
+        sql = _SELECT_USAGE.format(key_filter=" AND key_id = ?" if key_id is not None else "")
+        args: tuple[Any, ...] = (since, until) if key_id is None else (since, until, key_id)
+        return [UsageRow(*row) for row in self._read_conn().execute(sql, args)]
