@@ -7,6 +7,7 @@ import os
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import click
 import orjson
@@ -51,21 +52,50 @@ def run(config: str | None, host: str | None, port: int | None, workers: int | N
     level = (log_level or os.environ.get("RELAYSTACK_LOG_LEVEL") or "info").upper()
     configure_logging(level)
     run_config = _load_or_exit(config)
+    chosen_workers = workers or run_config.server.workers
+    # the gateway shares limit counters and metrics between workers (relaystack.gateway)
+    os.environ["RELAYSTACK_WORKERS"] = str(chosen_workers)
+    if run_config.server.metrics:
+        from relaystack.gateway.metrics import prepare_multiprocess
+
+        prepare_multiprocess(chosen_workers)
     _check_or_exit(run_config, record_mode, recordings_dir)
     chosen_port = port or _env_port() or run_config.server.port
     chosen_host = host or run_config.server.host
-    chosen_workers = workers or run_config.server.workers
+    _warn_if_open(run_config, chosen_host)
     # every worker process rebuilds the app from these arguments (see api/factory.py)
     os.environ["RELAYSTACK_RUN_ARGS"] = orjson.dumps({
         "config": config, "record_mode": record_mode, "recordings_dir": recordings_dir, "log_level": level,
     }).decode()
-    click.echo(f"relaystack {__version__}: serving {run_config.source} on http://{chosen_host}:{chosen_port}"
+    scheme = "https" if run_config.server.tls_certfile else "http"
+    click.echo(f"relaystack {__version__}: serving {run_config.source} on {scheme}://{chosen_host}:{chosen_port}"
                f" ({chosen_workers} worker{'s' if chosen_workers > 1 else ''})", err=True)
     uvicorn.run(
         "relaystack.api.factory:app_from_environment", factory=True, host=chosen_host, port=chosen_port,
         workers=chosen_workers, loop="auto", http="auto", access_log=False, log_level=level.lower(),
-        timeout_graceful_shutdown=30, lifespan="on",
+        timeout_graceful_shutdown=30, lifespan="on", **_tls_options(run_config),
     )
+
+
+def _tls_options(run_config: RunConfig) -> dict[str, Any]:
+    """llama-stack's server.tls_*: HTTPS, and client certificates when a CA file is given."""
+    server = run_config.server
+    if server.tls_certfile is None:
+        return {}
+    import ssl
+
+    options: dict[str, Any] = {"ssl_certfile": str(server.tls_certfile), "ssl_keyfile": str(server.tls_keyfile)}
+    if server.tls_cafile is not None:
+        options.update(ssl_ca_certs=str(server.tls_cafile), ssl_cert_reqs=ssl.CERT_REQUIRED)
+    return options
+
+
+def _warn_if_open(run_config: RunConfig, host: str) -> None:
+    if run_config.server.auth is None and host not in ("127.0.0.1", "localhost", "::1"):
+        logging.getLogger("relaystack").warning(
+            "Listening on %s without server.auth: anyone who can reach this port can use every provider key "
+            "this server holds. See README, 'Sharing relaystack with a team'.", host,
+        )
 
 
 def _env_port() -> int | None:
@@ -118,6 +148,9 @@ def _mount_optional_groups() -> None:
     except ImportError:  # pragma: no cover - the recording CLI is part of the package
         return
     cli.add_command(recordings)
+    from relaystack.gateway.cli import keys
+
+    cli.add_command(keys)
 
 
 _mount_optional_groups()

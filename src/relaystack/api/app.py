@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,11 +21,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from relaystack.api.admin import AdminRoutes, error_response
-from relaystack.api.asgi import Receive, Scope, Send, internal_error
+from relaystack.api.asgi import Receive, Scope, Send, internal_error, send_error
 from relaystack.api.inference import InferenceRoutes, InferenceSettings
 from relaystack.api.openapi import PREFIXES
 from relaystack.config import RunConfig
-from relaystack.errors import NotFoundError, RelaystackError
+from relaystack.errors import ModelNotFoundError, NotFoundError, RelaystackError
+from relaystack.gateway.build import GatewayParts, build_gateway
 from relaystack.providers.base import Provider
 from relaystack.providers.catalog import CATALOG, build_provider
 from relaystack.providers.openai_compat import OpenAICompatProvider
@@ -32,6 +34,7 @@ from relaystack.recording import RecordingSettings, wrap_upstream
 from relaystack.registry import Registry
 from relaystack.router import Router
 from relaystack.storage.base import Store
+from relaystack.telemetry import current as telemetry
 from relaystack.upstream.aiohttp_client import AiohttpUpstream
 
 __all__ = ["RelaystackApp", "create_app"]
@@ -57,7 +60,8 @@ class RelaystackApp:
         )
         completions_store = store if config.storage.inference_store else None
         self.router = Router(self.registry)
-        inference = InferenceRoutes(self.router, completions_store, settings)
+        self.gateway = self._build_gateway(config, store)
+        inference = InferenceRoutes(self.router, completions_store, settings, self.gateway.gate)
         self._hot: dict[tuple[str, str], Any] = {}
         for prefix in PREFIXES:
             self._hot[("POST", prefix + "/chat/completions")] = inference.chat
@@ -65,9 +69,30 @@ class RelaystackApp:
             self._hot[("POST", prefix + "/embeddings")] = inference.embeddings
         admin = AdminRoutes(self.registry, completions_store, self.describe_recording)
         self._admin = Starlette(
-            routes=admin.routes(PREFIXES),
+            routes=admin.routes(PREFIXES) + self.gateway.routes,
             exception_handlers={RelaystackError: _on_error, HTTPException: _on_http_error, Exception: _on_crash},
         )
+        self._guard = self.gateway.guard
+        self._observe_admin = self.gateway.metrics is not None
+        self._cors = _cors_middleware(self.gateway, self._http)
+
+    def _build_gateway(self, config: RunConfig, store: Store | None) -> GatewayParts:
+        server = config.server
+        local = [p for p in self.providers if p.provider_type.startswith("inline::")]
+        local_ids = {p.provider_id for p in local}
+        return build_gateway(
+            auth=server.auth, quota=server.quota, cors=server.cors, metrics=server.metrics, pricing=config.pricing,
+            store=store, db_path=getattr(store, "path", None), prefixes=PREFIXES,
+            provider_of=self._provider_of, is_local=local_ids.__contains__, local_providers=local,
+        )
+
+    def _provider_of(self, model: str) -> str | None:
+        """The provider a model id routes to, for keys restricted to some providers."""
+        try:
+            return self.registry.get(model).provider_id
+        except ModelNotFoundError:
+            prefix = model.partition("/")[0]
+            return prefix if prefix in self.registry.providers else None
 
     def _build_provider(self, provider_id: str, provider_type: str, config: dict[str, Any]) -> Provider:
         row = CATALOG.get(provider_type)
@@ -83,13 +108,45 @@ class RelaystackApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            handler = self._hot.get((scope["method"], scope["path"]))
-            if handler is not None:
-                await handler(scope, receive, send)
-                return
-            await self._admin(scope, receive, send)
+            if self._cors is not None:
+                await self._cors(scope, receive, send)
+            else:
+                await self._http(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._guard is not None:  # server.auth: the key is checked before any body is read
+            try:
+                await self._guard.check(scope)
+            except RelaystackError as exc:
+                await send_error(send, exc)
+                hot = (scope["method"], scope["path"]) in self._hot
+                telemetry().route_done(scope["path"] if hot else "unauthenticated", exc.status_code, 0.0)
+                return
+        handler = self._hot.get((scope["method"], scope["path"]))
+        if handler is not None:
+            await handler(scope, receive, send)
+        elif self._observe_admin:
+            await self._observed_admin(scope, receive, send)
+        else:
+            await self._admin(scope, receive, send)
+
+    async def _observed_admin(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The Starlette routes, counted in the metrics by route template and status."""
+        started = time.monotonic()
+        status = 500
+
+        async def watching_send(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._admin(scope, receive, watching_send)
+        finally:
+            telemetry().route_done(_route_label(scope), status, time.monotonic() - started)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -110,6 +167,7 @@ class RelaystackApp:
     async def startup(self) -> None:
         if self.store is not None:
             await self.store.start()
+        await self.gateway.start()
         for provider in self.providers:
             await provider.start()
         await self.registry.start()
@@ -129,8 +187,35 @@ class RelaystackApp:
                 await provider.stop()
             except Exception:
                 log.exception("Provider %s did not stop cleanly", provider.provider_id)
+        await self.gateway.stop()
         if self.store is not None:
             await self.store.stop()
+
+
+def _route_label(scope: Scope) -> str:
+    """A route's template (``/v1/models/{model_id}``), never the raw path: bounded, and free of
+    whatever a client put in it."""
+    if "endpoint" not in scope:
+        return "unmatched"
+    path = str(scope["path"])
+    for name, value in (scope.get("path_params") or {}).items():
+        if value:
+            path = path.replace(str(value), "{" + name + "}")
+    return path
+
+
+def _cors_middleware(gateway: GatewayParts, app: Any) -> Any:
+    settings = gateway.cors
+    if settings is None:
+        return None
+    from starlette.middleware.cors import CORSMiddleware
+
+    return CORSMiddleware(
+        app, allow_origins=settings.allow_origins, allow_origin_regex=settings.allow_origin_regex,
+        allow_methods=settings.allow_methods, allow_headers=settings.allow_headers,
+        allow_credentials=settings.allow_credentials, expose_headers=settings.expose_headers,
+        max_age=settings.max_age,
+    )
 
 
 def create_app(

@@ -32,11 +32,20 @@ from relaystack.api.asgi import (
 from relaystack.api.validate import check_chat, check_completion, check_embeddings
 from relaystack.chat_stream import first_event
 from relaystack.context import Operation, RequestContext
-from relaystack.errors import InvalidRequestError, RelaystackError
+from relaystack.errors import (
+    InvalidRequestError,
+    RelaystackError,
+    UpstreamConnectionError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamTimeoutError,
+)
 from relaystack.gateway import Gate, OpenGate
+from relaystack.gateway.usage import has_usage, stream_usage
 from relaystack.providers.base import StreamReply
 from relaystack.router import Router
 from relaystack.storage.base import Store
+from relaystack.telemetry import current as telemetry
 
 __all__ = ["InferenceRoutes", "InferenceSettings"]
 
@@ -50,6 +59,7 @@ _SSE_HEADERS = [
 _DONE = b"data: [DONE]\n\n"
 # tells the client its completion was answered but could not be stored
 _STORE_FAILED = [(b"x-relaystack-store", b"failed")]
+_UPSTREAM_FAILURES = (UpstreamError, UpstreamConnectionError, UpstreamProtocolError, UpstreamTimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +113,9 @@ class InferenceRoutes:
             # llama-stack never sent [DONE] and its client (0.2.x) fails to parse it
             done = b"" if header(scope, b"x-llamastack-client-version") else _DONE
         except RelaystackError as exc:
+            ctx.status = exc.status_code
             await send_error(send, exc)
+            telemetry().request_done(scope["path"], ctx)
             return
         watcher = _DisconnectWatcher(receive)
         try:
@@ -114,6 +126,9 @@ class InferenceRoutes:
             log.debug("Client went away; %s request cancelled.", kind.name)
         finally:
             watcher.stop()
+            # every path settles before its last byte; this catches cancellations (idempotent)
+            await self.gate.settle(ctx)
+            telemetry().request_done(scope["path"], ctx)
 
     async def _serve(self, kind: _Kind, body: dict[str, Any], ctx: RequestContext, send: Send, done: bytes) -> None:
         try:
@@ -128,9 +143,12 @@ class InferenceRoutes:
             ctx.status = reply.status
             ctx.usage = reply.data.get("usage") if isinstance(reply.data.get("usage"), dict) else None
             await self.gate.settle(ctx)
-            await send_raw_json(send, reply.status, orjson.dumps(reply.data), extra)
+            await send_raw_json(send, reply.status, orjson.dumps(reply.data), _with_limits(ctx, extra))
         except RelaystackError as exc:
             ctx.status = exc.status_code
+            if isinstance(exc, _UPSTREAM_FAILURES):
+                telemetry().upstream_error(ctx.provider_id or "", exc.status_code)
+            await self.gate.settle(ctx)
             await send_error(send, exc)
         except asyncio.CancelledError:
             raise
@@ -144,18 +162,24 @@ class InferenceRoutes:
         blocks = reply.blocks
         keep: list[bytes] | None = [] if kind.stored and self._should_store(body) else None
         started = False
+        usage_block: bytes | None = None  # the last block that carried a usage object
         try:
             async for block in blocks:
                 if not block:
                     continue
                 if keep is not None:
                     keep.append(block)
+                if has_usage(block):
+                    usage_block = block
                 if not started:
-                    await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+                    await send({"type": "http.response.start", "status": 200, "headers": _sse_headers(ctx)})
                     started = True
+                    telemetry().first_token(ctx, time.monotonic() - ctx.started)
                 await send({"type": "http.response.body", "body": block, "more_body": True})
         except RelaystackError as exc:
             ctx.status = exc.status_code
+            telemetry().stream_failure(ctx.provider_id or "", _failure_reason(exc))
+            await self.gate.settle(ctx)
             await _end_with_error(send, exc, started)
             return
         except asyncio.CancelledError:
@@ -163,6 +187,8 @@ class InferenceRoutes:
         except Exception:
             log.exception("Unexpected error relaying a %s stream for model %s", kind.name, ctx.model)
             ctx.status = 500
+            telemetry().stream_failure(ctx.provider_id or "", "internal")
+            await self.gate.settle(ctx)
             await _end_with_error(send, internal_error(), started)
             return
         finally:
@@ -171,10 +197,12 @@ class InferenceRoutes:
                 await aclose()
             await reply.aclose()
         if not started:
-            await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+            await send({"type": "http.response.start", "status": 200, "headers": _sse_headers(ctx)})
+        hidden = reply.hidden() if reply.hidden is not None else b""
+        ctx.usage = stream_usage(hidden, usage_block)
         if keep:
             if reply.hidden is not None:
-                keep.append(reply.hidden())
+                keep.append(hidden)
             await self._store_stream(b"".join(keep), body, ctx.model or "")
         ctx.status = 200
         await self.gate.settle(ctx)
@@ -193,6 +221,7 @@ class InferenceRoutes:
             await self.store.put_completion(completion, body.get("messages") or [])
         except Exception as exc:
             log.error("Could not store chat completion %s: %s", completion.get("id"), exc)
+            telemetry().store_failure("completion")
             return False
         return True
 
@@ -208,6 +237,7 @@ class InferenceRoutes:
             await self.store.put_stream(first["id"], created, model, events, body.get("messages") or [])
         except Exception as exc:
             log.error("Could not store streamed chat completion: %s", exc)
+            telemetry().store_failure("stream")
 
     def _fault(self, scope: Scope) -> str | None:
         value = header(scope, b"x-relaystack-fault")
@@ -219,6 +249,32 @@ class InferenceRoutes:
                 param="X-Relaystack-Fault",
             )
         return value.decode("latin-1")
+
+
+def _with_limits(ctx: RequestContext, extra: list[tuple[bytes, bytes]] | None) -> list[tuple[bytes, bytes]] | None:
+    """The answer's headers plus the caller's x-ratelimit-* (when its key has limits)."""
+    limits = getattr(ctx.principal, "headers", None)
+    if not limits:
+        return extra
+    return [*extra, *limits] if extra else limits
+
+
+def _sse_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
+    limits = getattr(ctx.principal, "headers", None)
+    return [*_SSE_HEADERS, *limits] if limits else _SSE_HEADERS
+
+
+def _failure_reason(exc: RelaystackError) -> str:
+    """A bounded label (the upstream's own error code is its free text)."""
+    if isinstance(exc, UpstreamTimeoutError):
+        return "timeout"
+    if isinstance(exc, UpstreamProtocolError):
+        return "protocol"
+    if isinstance(exc, UpstreamConnectionError):
+        return "connection"
+    if isinstance(exc, UpstreamError):
+        return "upstream_error"
+    return "error"
 
 
 async def _end_with_error(send: Send, exc: RelaystackError, started: bool) -> None:

@@ -1,0 +1,94 @@
+"""Who is calling: the admin key, a virtual key, or nobody (401).
+
+Keys are read from ``Authorization: Bearer <key>`` or ``x-api-key: <key>`` (Anthropic's SDK).
+Each process caches the key records it has seen; every check first asks the store for its
+``keys_version()`` (no I/O unless some process wrote), and any change empties the cache, so a
+key revoked through one worker fails at once in all of them. No error ever repeats the key.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+from relaystack.errors import AuthenticationError
+from relaystack.gateway.keys import ADMIN, KeyInfo, hash_key, key_id_of
+from relaystack.gateway.settings import Limits
+from relaystack.storage.base import KeyStore
+from relaystack.telemetry import current as telemetry
+
+__all__ = ["Authenticator", "presented_key"]
+
+_MISSING = object()
+_CACHE_MAX = 10_000
+
+
+def presented_key(scope: MutableMapping[str, Any]) -> str | None:
+    """The key the request carries, or None."""
+    api_key = None
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = bytes(value).decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+        elif name == b"x-api-key":
+            api_key = bytes(value).decode("latin-1").strip() or None
+    return api_key
+
+
+class Authenticator:
+    def __init__(self, store: KeyStore, secret: bytes, admin_key: str, default_limits: Limits) -> None:
+        self._store = store
+        self._secret = secret
+        self._admin = admin_key.encode()
+        self._defaults = default_limits
+        self._cache: dict[str, KeyInfo | None] = {}
+        self._version: int | None = None
+
+    def hash(self, token: str) -> str:
+        return hash_key(self._secret, token)
+
+    async def authenticate(self, scope: MutableMapping[str, Any]) -> KeyInfo:
+        token = presented_key(scope)
+        if token is None:
+            telemetry().auth_failure("missing")
+            raise AuthenticationError(
+                "Missing API key. Send it as `Authorization: Bearer <key>` (or `x-api-key: <key>`); "
+                "an admin issues keys with `relaystack keys create`.",
+                code="missing_api_key",
+            )
+        if hmac.compare_digest(token.encode(), self._admin):
+            return ADMIN
+        key_id = key_id_of(token)
+        info = await self._lookup(key_id) if key_id is not None else None
+        if info is None or not hmac.compare_digest(self.hash(token).encode(), info.secret_hash):
+            telemetry().auth_failure("invalid")
+            raise AuthenticationError("Invalid API key.", code="invalid_api_key")
+        if info.revoked:
+            telemetry().auth_failure("revoked")
+            raise AuthenticationError(f"API key {info.id} was revoked.", code="key_revoked")
+        if info.expires_at is not None and info.expires_at <= time.time():
+            telemetry().auth_failure("expired")
+            raise AuthenticationError(
+                f"API key {info.id} expired at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(info.expires_at))}.",
+                code="key_expired",
+            )
+        return info
+
+    async def _lookup(self, key_id: str) -> KeyInfo | None:
+        version = self._store.keys_version()
+        if version != self._version:
+            self._cache.clear()
+            self._version = version
+        hit = self._cache.get(key_id, _MISSING)
+        if hit is not _MISSING:
+            return hit  # type: ignore[return-value]
+        record = await self._store.get_key(key_id)
+        info = KeyInfo.from_record(record, self._defaults) if record is not None else None
+        if self._store.keys_version() == version:  # nothing changed while reading: safe to keep
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            self._cache[key_id] = info
+        return info

@@ -1,0 +1,160 @@
+"""What a request used and cost, written with its completion; spend per key for budgets.
+
+``Accountant.record`` is awaited before the client gets the answer's last byte (the gate's
+``settle``), and the store acknowledges only committed writes, so a delivered answer is never
+missing from the usage totals. Costs come from ``pricing`` in run.yaml (dollars per million
+tokens, by the model id clients send); the embedded models cost 0.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from relaystack.gateway.keys import Budget
+from relaystack.gateway.settings import Price
+from relaystack.storage.base import KeyStore, UsageRow
+
+__all__ = ["Accountant", "Tokens", "period_start", "stream_usage", "tokens_of", "utc_day"]
+
+log = logging.getLogger("relaystack.gateway")
+
+# how stale a budget's spend may be when another worker is also spending it
+_SPEND_REFRESH_S = 1.0
+_USAGE_MARKERS = (b'"usage":{', b'"usage": {')
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    prompt: int = 0
+    completion: int = 0
+    cached: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.prompt + self.completion
+
+
+def tokens_of(usage: Mapping[str, Any] | None) -> Tokens:
+    """OpenAI's usage object (unknown counts, e.g. Together's -1, are 0)."""
+    if not usage:
+        return Tokens()
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    return Tokens(_count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")), _count(cached))
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def stream_usage(hidden: bytes, last_usage_block: bytes | None) -> dict[str, Any] | None:
+    """The usage a finished stream reported: in events the client was not shown (``hidden``,
+    e.g. usage Together sends unasked), else in the last relayed block that carried one.
+
+    The one function to swap once ``StreamReply`` exposes its final usage itself.
+    """
+    for source in (hidden, last_usage_block):
+        if not source:
+            continue
+        found = None
+        for line in source.split(b"\n"):
+            if line.startswith(b"data:") and any(marker in line for marker in _USAGE_MARKERS):
+                try:
+                    event = orjson.loads(line[5:])
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(event, dict) and isinstance(event.get("usage"), dict):
+                    found = event["usage"]
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+    return None
+
+
+def has_usage(block: bytes) -> bool:
+    return b'"usage":{' in block or b'"usage": {' in block
+
+
+def utc_day(now: float | None = None) -> str:
+    return dt.datetime.fromtimestamp(time.time() if now is None else now, dt.UTC).strftime("%Y-%m-%d")
+
+
+def period_start(period: str, now: float | None = None) -> str:
+    """The first UTC day of the budget period ``now`` falls in (calendar weeks start on Monday)."""
+    today = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.UTC).date()
+    if period == "day":
+        start = today
+    elif period == "week":
+        start = today - dt.timedelta(days=today.weekday())
+    elif period == "month":
+        start = today.replace(day=1)
+    else:
+        return "0000-01-01"
+    return start.isoformat()
+
+
+class Pricing:
+    def __init__(self, prices: Mapping[str, Price], is_local: Callable[[str], bool]) -> None:
+        self._prices = dict(prices)
+        self._is_local = is_local
+        self._unpriced_warned: set[str] = set()
+
+    def cost(self, model: str, provider: str, tokens: Tokens) -> float:
+        if self._is_local(provider):
+            return 0.0
+        price = self._prices.get(model)
+        if price is None:
+            if model not in self._unpriced_warned and len(self._unpriced_warned) < 1000:
+                self._unpriced_warned.add(model)
+                log.warning("No price for model '%s' in run.yaml's pricing: its cost is counted as 0.", model)
+            return 0.0
+        cached_price = price.cached_input_per_million
+        cached = min(tokens.cached, tokens.prompt) if cached_price is not None else 0
+        return (
+            (tokens.prompt - cached) * price.input_per_million
+            + cached * (cached_price or 0.0)
+            + tokens.completion * price.output_per_million
+        ) / 1_000_000
+
+
+@dataclass(slots=True)
+class _Spend:
+    since: str
+    usd: float
+    read_at: float
+
+
+class Accountant:
+    def __init__(self, store: KeyStore, pricing: Pricing) -> None:
+        self._store = store
+        self.pricing = pricing
+        self._spend: dict[str, _Spend] = {}
+
+    async def record(self, key_id: str, model: str, provider: str, tokens: Tokens) -> float:
+        """Add one request to its day's totals; returns its cost once committed."""
+        cost = self.pricing.cost(model, provider, tokens)
+        await self._store.add_usage(UsageRow(
+            utc_day(), key_id, model, provider, 1, tokens.prompt, tokens.completion, tokens.cached, cost,
+        ))
+        spend = self._spend.get(key_id)
+        if spend is not None:
+            spend.usd += cost
+        return cost
+
+    async def spent(self, key_id: str, budget: Budget) -> float:
+        """Dollars the key spent in its budget's current period: committed totals (all workers),
+        re-read at most once a second, plus what this process added since."""
+        since = period_start(budget.period)
+        now = time.monotonic()
+        spend = self._spend.get(key_id)
+        if spend is None or spend.since != since or now - spend.read_at > _SPEND_REFRESH_S:
+            rows = await self._store.usage_totals(since=since, until="9999-12-31", key_id=key_id)
+            spend = _Spend(since, sum(row.cost for row in rows), now)
+            self._spend[key_id] = spend
+        return spend.usd
