@@ -10,7 +10,7 @@ import time
 import httpx
 import openai
 import pytest
-from conftest import ADMIN_KEY, GatewayStack, bearer, chat
+from gateway_helpers import ADMIN_KEY, GatewayStack, bearer, chat
 
 from support.stack import CHAT_MODEL, EMBED_MODEL
 
@@ -236,7 +236,7 @@ def test_a_stream_the_client_asked_no_usage_for_is_still_accounted(gateway: Gate
 
 
 def test_usage_report_groups_and_validates(gateway: GatewayStack) -> None:
-    key_id, key = gateway.create_key(team="reports")
+    _, key = gateway.create_key(team="reports")
     client(gateway, key).chat.completions.create(**chat())
     by_team = gateway.admin("GET", "/v1/admin/usage?group_by=team").json()["data"]
     assert any(row["team"] == "reports" and row["requests"] == 1 for row in by_team)

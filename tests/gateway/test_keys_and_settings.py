@@ -105,7 +105,7 @@ def test_cors_wildcard_with_credentials_is_refused() -> None:
 
 
 def test_half_a_tls_config_is_refused_instead_of_serving_plain_http() -> None:
-    with pytest.raises(ConfigError, match="tls_certfile and server.tls_keyfile"):
+    with pytest.raises(ConfigError, match=r"tls_certfile and server\.tls_keyfile"):
         parse_config(config(tls_cafile="/etc/ca.pem"))
 
 
