@@ -18,20 +18,20 @@ import pytest
 from gateway_helpers import ADMIN_KEY, PROVIDER_KEY, GatewayStack, bearer, chat, start_gateway
 
 from fakes.fake_together import FakeTogether
-from support.stack import CHAT_MODEL, EMBED_MODEL
+from support.stack import EMBED_MODEL
 
 TENANT_KEY = "tenant-provider-canary-" + secrets.token_hex(16)
 
 
 @pytest.fixture(scope="module")
-def recording(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayStack, Path]]:
+def recording(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayStack]:
     home = tmp_path_factory.mktemp("canaries")
     recordings = home / "recordings"
     fake = FakeTogether((PROVIDER_KEY, TENANT_KEY)).start()
     stack = start_gateway(home, fake, args=("--log-level", "debug", "--record-mode", "record",
                                             "--recordings", str(recordings)))
     try:
-        yield stack, recordings
+        yield stack
     finally:
         stack.server.stop()
         fake.stop()
@@ -104,8 +104,8 @@ def drive_every_path(stack: GatewayStack, seen: Seen) -> list[str]:
     return [key, limited, broke, only_embeddings, expired]
 
 
-def test_canaries_never_leak_anywhere(recording: tuple[GatewayStack, Path]) -> None:
-    stack, recordings = recording
+def test_canaries_never_leak_anywhere(recording: GatewayStack) -> None:
+    stack = recording
     seen = Seen()
     virtual_keys = drive_every_path(stack, seen)
     canaries = {"admin": ADMIN_KEY, "provider": PROVIDER_KEY, "tenant provider": TENANT_KEY,

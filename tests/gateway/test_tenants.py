@@ -47,7 +47,7 @@ def test_1000_interleaved_streams_never_carry_the_other_tenants_key(gateway: Gat
     finally:
         gateway.fake.accept_keys(PROVIDER_KEY, DEFAULT_API_KEY)
     assert [status for _, status, _ in results].count(200) == 1000
-    for tenant, _, body in results:
+    for _, _, body in results:
         assert "data: [DONE]" in body
         assert not any(key in body for key in TENANTS.values())  # no key is ever echoed to a client
     upstream = gateway.fake.requests_to("/v1/chat/completions")

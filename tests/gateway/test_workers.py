@@ -16,6 +16,9 @@ from prometheus_client.mmap_dict import MmapedDict
 from fakes.fake_together import FakeTogether
 
 
+CHAT_200 = r'relaystack_requests_total\{[^}]*route="/v1/chat/completions"[^}]*status="200"[^}]*\} (\S+)'
+
+
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GatewayStack, Path]]:
     home = tmp_path_factory.mktemp("gateway-workers")
@@ -80,7 +83,6 @@ def test_metrics_sum_every_worker(two_workers: tuple[GatewayStack, Path]) -> Non
     totals = set()
     for _ in range(6):  # whichever worker answers the scrape, it reports both workers' requests
         text = stack.admin("GET", "/metrics", headers={"Connection": "close"}).text
-        found = re.findall(r'relaystack_requests_total\{[^}]*route="/v1/chat/completions"[^}]*status="200"[^}]*\} (\S+)',
-                           text)
+        found = re.findall(CHAT_200, text)
         totals.add(sum(float(v) for v in found))
     assert len(totals) == 1 and totals.pop() >= 40 + 50 + 10
