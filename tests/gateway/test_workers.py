@@ -15,7 +15,6 @@ from prometheus_client.mmap_dict import MmapedDict
 
 from fakes.fake_together import FakeTogether
 
-
 CHAT_200 = r'relaystack_requests_total\{[^}]*route="/v1/chat/completions"[^}]*status="200"[^}]*\} (\S+)'
 
 
