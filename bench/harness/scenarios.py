@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -22,6 +23,12 @@ ENDPOINTS = {"chat": "chat/completions", "sse50": "chat/completions", "sse500": 
              "models": "models"}
 MODELS = {"chat": "bench-chat", "sse50": "bench-sse50", "sse500": "bench-sse500", "ttfb": "bench-ttfb",
           "embed": "bench-embed", "completions": "bench-chat"}
+
+
+def authorization() -> str:
+    """The bearer every request carries: a virtual key when a gateway under test has server.auth on
+    (``Gateway.start`` sets ``BENCH_TOKEN``); gateways without auth ignore it."""
+    return "Bearer " + os.environ.get("BENCH_TOKEN", "bench")
 
 
 def method(scenario: str) -> str:
@@ -39,7 +46,7 @@ def url_for(base: str, api_prefix: str, scenario: str, *, by_path: bool) -> str:
 
 def fetch(url: str, scenario: str, model: str | None = None, timeout: float = 30.0) -> tuple[int, str, bytes]:
     req = urllib.request.Request(url, data=request_body(scenario, model), method=method(scenario),
-                                 headers={"Content-Type": "application/json", "Authorization": "Bearer bench"})
+                                 headers={"Content-Type": "application/json", "Authorization": authorization()})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.headers.get("Content-Type", ""), resp.read()
@@ -141,7 +148,7 @@ def time_to_first_event(url: str, model: str | None = None, timeout: float = 10.
     body = request_body("ttfb", model)
     start = time.perf_counter()
     conn.request("POST", parts.path, body=body, headers={"Content-Type": "application/json",
-                                                          "Authorization": "Bearer bench"})
+                                                          "Authorization": authorization()})
     resp = conn.getresponse()
     first: float | None = None
     received = b""

@@ -21,8 +21,16 @@ from relaystack.telemetry import current as telemetry
 
 __all__ = ["Authenticator", "presented_key"]
 
-_MISSING = object()
 _CACHE_MAX = 10_000
+
+
+class _Unknown:
+    pass
+
+
+_UNKNOWN = _Unknown()
+# a cached key is re-read at least this often even when no change was signalled (belt and braces)
+_REVALIDATE_S = 30.0
 
 
 def presented_key(scope: MutableMapping[str, Any]) -> str | None:
@@ -44,7 +52,7 @@ class Authenticator:
         self._secret = secret
         self._admin = admin_key.encode()
         self._defaults = default_limits
-        self._cache: dict[str, KeyInfo | None] = {}
+        self._cache: dict[str, tuple[KeyInfo | None, float]] = {}  # key id -> (key, when read)
         self._version: int | None = None
 
     def hash(self, token: str) -> str:
@@ -62,7 +70,10 @@ class Authenticator:
         if hmac.compare_digest(token.encode(), self._admin):
             return ADMIN
         key_id = key_id_of(token)
-        info = await self._lookup(key_id) if key_id is not None else None
+        info: KeyInfo | None = None
+        if key_id is not None:
+            cached = self._cached(key_id)
+            info = await self._load(key_id) if isinstance(cached, _Unknown) else cached
         if info is None or not hmac.compare_digest(self.hash(token).encode(), info.secret_hash):
             telemetry().auth_failure("invalid")
             raise AuthenticationError("Invalid API key.", code="invalid_api_key")
@@ -77,18 +88,25 @@ class Authenticator:
             )
         return info
 
-    async def _lookup(self, key_id: str) -> KeyInfo | None:
+    def _cached(self, key_id: str) -> KeyInfo | _Unknown | None:
+        """The cached key (None: known not to exist), or ``_UNKNOWN`` when it must be read."""
         version = self._store.keys_version()
         if version != self._version:
             self._cache.clear()
             self._version = version
-        hit = self._cache.get(key_id, _MISSING)
-        if hit is not _MISSING:
-            return hit  # type: ignore[return-value]
+            return _UNKNOWN
+        hit = self._cache.get(key_id)
+        if hit is None or time.monotonic() - hit[1] >= _REVALIDATE_S:
+            return _UNKNOWN
+        return hit[0]
+
+    async def _load(self, key_id: str) -> KeyInfo | None:
+        version = self._version
+        now = time.monotonic()
         record = await self._store.get_key(key_id)
         info = KeyInfo.from_record(record, self._defaults) if record is not None else None
         if self._store.keys_version() == version:  # nothing changed while reading: safe to keep
             if len(self._cache) >= _CACHE_MAX:
                 self._cache.clear()
-            self._cache[key_id] = info
+            self._cache[key_id] = (info, now)
         return info

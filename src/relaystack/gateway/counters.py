@@ -12,12 +12,11 @@ its requests-per-minute, and the other way round.
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple, Protocol
 
 __all__ = ["Ask", "Counters", "InProcessCounters", "Outcome", "Window", "WindowState"]
 
@@ -32,27 +31,32 @@ class Window:
     kind: Literal["requests", "tokens"]  # requests: admit counts one; tokens: added at settle
     reason: str = ""  # for messages and metrics: rpm, tpm, rpd, quota
     about: str = ""  # for messages: "" (the key), "model 'x'", "client 10.0.0.1"
+    bucket_seconds: float = field(init=False)
 
-    @property
-    def bucket_seconds(self) -> float:
-        return self.seconds / BUCKETS
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bucket_seconds", self.seconds / BUCKETS)
 
 
 @dataclass(frozen=True, slots=True)
 class Ask:
     windows: tuple[Window, ...] = ()
     slots: tuple[tuple[str, int], ...] = ()  # (name, max at once)
+    # derived once: what a request holds until it settles
+    slot_names: tuple[str, ...] = field(init=False)
+    token_windows: tuple[Window, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "slot_names", tuple(name for name, _ in self.slots))
+        object.__setattr__(self, "token_windows", tuple(w for w in self.windows if w.kind == "tokens"))
 
 
-@dataclass(frozen=True, slots=True)
-class WindowState:
+class WindowState(NamedTuple):  # named tuples: made on every request, and cheap to make
     window: Window
     used: int  # after this admission
     reset_s: float  # until the oldest counted bucket leaves the window
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     allowed: bool
     states: tuple[WindowState, ...] = ()
     # what refused it: a Window, or a slot's name
@@ -74,7 +78,7 @@ class Counters(Protocol):
 
 
 def bucket_of(window: Window, now: float) -> int:
-    return math.floor(now / window.bucket_seconds)
+    return int(now // window.bucket_seconds)
 
 
 def reset_after(window: Window, oldest_bucket: int | None, now: float) -> float:
@@ -129,30 +133,30 @@ class InProcessCounters:
         return self.admit_now(ask, self._clock())
 
     def admit_now(self, ask: Ask, now: float) -> Outcome:
-        states: list[WindowState] = []
+        series_of = self._series
+        checked: list[tuple[Window, _Series, int, int]] = []
         for window in ask.windows:
-            series = self._series.get(window.name)
+            series = series_of.get(window.name)
             if series is None:
-                series = self._series[window.name] = _Series()
-            current = bucket_of(window, now)
+                series = series_of[window.name] = _Series()
+            current = int(now // window.bucket_seconds)
             used = series.used(current)
             if used >= window.limit:
-                retry = max(1.0, reset_after(window, series.oldest(), now))
-                return Outcome(False, tuple(states), window, retry)
-            states.append(WindowState(window, used, reset_after(window, series.oldest(), now)))
+                states = tuple(_state(w, s, u, now) for w, s, _, u in checked)
+                return Outcome(False, states, window, max(1.0, reset_after(window, series.oldest(), now)))
+            checked.append((window, series, current, used))
+        slots = self._slots
         for name, limit in ask.slots:
-            if self._slots.get(name, 0) >= limit:
-                return Outcome(False, tuple(states), name, 1.0)
+            if slots.get(name, 0) >= limit:
+                return Outcome(False, tuple(_state(w, s, u, now) for w, s, _, u in checked), name, 1.0)
         counted: list[WindowState] = []
-        for state in states:
-            window = state.window
+        for window, series, current, used in checked:
             if window.kind == "requests":
-                series = self._series[window.name]
-                series.add(bucket_of(window, now), 1)
-                state = WindowState(window, state.used + 1, reset_after(window, series.oldest(), now))
-            counted.append(state)
+                series.add(current, 1)
+                used += 1
+            counted.append(_state(window, series, used, now))
         for name, _limit in ask.slots:
-            self._slots[name] = self._slots.get(name, 0) + 1
+            slots[name] = slots.get(name, 0) + 1
         return Outcome(True, tuple(counted))
 
     async def settle(self, tokens: tuple[tuple[Window, int], ...], slots: tuple[str, ...]) -> None:
@@ -171,3 +175,8 @@ class InProcessCounters:
                 self._slots[name] = left
             else:
                 self._slots.pop(name, None)
+
+
+def _state(window: Window, series: _Series, used: int, now: float) -> WindowState:
+    oldest = series.buckets[0][0] if series.buckets else None
+    return WindowState(window, used, reset_after(window, oldest, now))

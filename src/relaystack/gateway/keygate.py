@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from relaystack.context import RequestContext
@@ -42,7 +42,7 @@ class Caller:
     key: KeyInfo
     slots: tuple[str, ...] = ()
     token_windows: tuple[Window, ...] = ()
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)  # x-ratelimit-* for the answer
+    headers: list[tuple[bytes, bytes]] | None = None  # x-ratelimit-* for the answer
     settled: bool = False
 
     @property
@@ -69,6 +69,9 @@ class KeyGate:
         self.accountant = accountant
         self.provider_of = provider_of
         self.quota = quota
+        # (key id, model) -> (the KeyInfo it was made for, its Ask): keys are immutable, so an
+        # Ask stays right until the key is reloaded (a new KeyInfo object)
+        self._asks: dict[tuple[str, str], tuple[KeyInfo, Ask]] = {}
 
     async def authenticate(self, scope: MutableMapping[str, Any]) -> KeyInfo:
         if self.auth is None:
@@ -91,14 +94,21 @@ class KeyGate:
                         f"{key.budget.period}. An admin can raise it (PATCH /v1/admin/keys/{key.id}).",
                         code="budget_exceeded",
                     )
-        ask = self._ask(key, model, scope)
+        ask = self._asks.get((key.id, model)) if self.quota is None else None
+        if ask is None or ask[0] is not key:
+            ask = (key, self._ask(key, model, scope))
+            if self.quota is None:  # with a quota, an anonymous ask depends on the client's address
+                if len(self._asks) > 10_000:
+                    self._asks.clear()
+                self._asks[(key.id, model)] = ask
         caller = Caller(key)
-        if ask.windows or ask.slots:
-            outcome = await self.counters.admit(ask)
+        limits = ask[1]
+        if limits.windows or limits.slots:
+            outcome = await self.counters.admit(limits)
             if not outcome.allowed:
                 raise _refusal(key, outcome)
-            caller.slots = tuple(name for name, _ in ask.slots)
-            caller.token_windows = tuple(w for w in ask.windows if w.kind == "tokens")
+            caller.slots = limits.slot_names
+            caller.token_windows = limits.token_windows
             caller.headers = _ratelimit_headers(outcome.states)
         ctx.principal = caller
 
@@ -131,6 +141,8 @@ class KeyGate:
                 f"API key {key.id} may not use model '{model}'. Its models: {sorted(key.models or ())}.",
                 param="model", code="model_not_allowed",
             )
+        if key.providers is None:
+            return
         provider = self.provider_of(model)
         if provider is not None and not key.allows_provider(provider):
             telemetry().auth_failure("provider")
@@ -200,19 +212,31 @@ def _refusal(key: KeyInfo, outcome: Outcome) -> RateLimitError:
     return RateLimitError(message, headers=headers)
 
 
+_HEADER_NAMES = {
+    kind: tuple(f"x-ratelimit-{what}-{kind}".encode() for what in ("limit", "remaining", "reset"))
+    for kind in ("requests", "tokens")
+}
+
+
 def _ratelimit_headers(states: tuple[WindowState, ...]) -> list[tuple[bytes, bytes]]:
     """OpenAI's x-ratelimit-* headers from the tightest requests and tokens windows."""
+    requests: WindowState | None = None
+    tokens: WindowState | None = None
+    for state in states:
+        if state.window.kind == "requests":
+            if requests is None or state.window.limit - state.used < requests.window.limit - requests.used:
+                requests = state
+        elif tokens is None or state.window.limit - state.used < tokens.window.limit - tokens.used:
+            tokens = state
     headers: list[tuple[bytes, bytes]] = []
-    for kind in ("requests", "tokens"):
-        mine = [s for s in states if s.window.kind == kind]
-        if not mine:
-            continue
-        tightest = min(mine, key=lambda s: s.window.limit - s.used)
-        headers += [
-            (f"x-ratelimit-limit-{kind}".encode(), str(tightest.window.limit).encode()),
-            (f"x-ratelimit-remaining-{kind}".encode(), str(max(0, tightest.window.limit - tightest.used)).encode()),
-            (f"x-ratelimit-reset-{kind}".encode(), _duration(tightest.reset_s).encode()),
-        ]
+    for kind, tightest in (("requests", requests), ("tokens", tokens)):
+        if tightest is not None:
+            limit, remaining, reset = _HEADER_NAMES[kind]
+            headers += (
+                (limit, b"%d" % tightest.window.limit),
+                (remaining, b"%d" % max(0, tightest.window.limit - tightest.used)),
+                (reset, _duration(tightest.reset_s).encode()),
+            )
     return headers
 
 

@@ -40,6 +40,7 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 _MAX_MODELS = 500
 _LOCAL_REFRESH_S = 2.0
 _LOCAL_STATES = ("not_loaded", "loading", "ready", "failed")
+_TOKEN_KINDS = ("prompt", "completion", "cached")
 
 disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series: half the exposition, nothing a dashboard reads
 
@@ -69,6 +70,7 @@ class PrometheusTelemetry(Telemetry):
         self._refresh_task: asyncio.Task[None] | None = None
         self._models: set[str] = set()
         self._request_children: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
+        self._token_children: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._build(self.registry)
 
     def _build(self, r: CollectorRegistry) -> None:
@@ -115,12 +117,17 @@ class PrometheusTelemetry(Telemetry):
         children[1].observe(_elapsed(ctx))
         if ctx.usage:
             tokens = tokens_of(ctx.usage)
+            counters = self._token_children.get((model, provider))
+            if counters is None:
+                counters = tuple(self.tokens.labels(model, provider, kind) for kind in _TOKEN_KINDS)
+                if len(self._token_children) < 10_000:
+                    self._token_children[(model, provider)] = counters
             if tokens.prompt:
-                self.tokens.labels(model, provider, "prompt").inc(tokens.prompt)
+                counters[0].inc(tokens.prompt)
             if tokens.completion:
-                self.tokens.labels(model, provider, "completion").inc(tokens.completion)
+                counters[1].inc(tokens.completion)
             if tokens.cached:
-                self.tokens.labels(model, provider, "cached").inc(tokens.cached)
+                counters[2].inc(tokens.cached)
 
     def route_done(self, route: str, status: int, seconds: float) -> None:
         self.requests.labels(route, "", "", str(status)).inc()

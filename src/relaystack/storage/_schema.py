@@ -60,7 +60,6 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (day, key_id, model, provider)
     ) WITHOUT ROWID;
     CREATE INDEX usage_daily_by_key ON usage_daily (key_id, day);
-    INSERT INTO meta (key, value) VALUES ('keys_version', 0);
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)

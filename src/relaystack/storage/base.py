@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 __all__ = ["CompletionPage", "KeyStore", "Store", "UsageRow"]
 
@@ -68,12 +67,12 @@ class Store(Protocol):
 
 
 # -- virtual keys and usage (the gateway's persistence), a separate part of the contract -------
-@dataclass(frozen=True, slots=True)
-class UsageRow:
+class UsageRow(NamedTuple):
     """Usage of one (UTC day, key, model, provider): one request's share, or the day's totals.
 
     ``key_id`` is a virtual key's public id (``"admin"`` for the admin key), never a secret;
     ``model`` is the caller's model id; ``cost`` is in US dollars (0 for the embedded models).
+    A named tuple: one is made per request, and a tuple is the cheapest immutable record.
     """
 
     day: str  # YYYY-MM-DD, UTC

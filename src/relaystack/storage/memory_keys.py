@@ -5,7 +5,6 @@ Records are kept serialized, like in SQLite, so a stored record is a snapshot of
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -55,8 +54,7 @@ class MemoryKeys:
         where = (row.day, row.key_id, row.model, row.provider)
         old = self._key_rows.usage.get(where)
         if old is not None:
-            row = dataclasses.replace(
-                old,
+            row = old._replace(
                 requests=old.requests + row.requests,
                 prompt_tokens=old.prompt_tokens + row.prompt_tokens,
                 completion_tokens=old.completion_tokens + row.completion_tokens,

@@ -59,7 +59,7 @@ _T = TypeVar("_T")
 _SELECT_CURSOR = "SELECT created, seq FROM chat_completions WHERE id = ?"
 _SELECT_ONE = "SELECT completion, input_messages, model FROM chat_completions WHERE id = ?"
 _SELECT_MODELS = "SELECT model FROM models ORDER BY rowid"
-_SELECT_META = "SELECT key, value FROM meta"
+_SELECT_MODELS_VERSION = "SELECT value FROM meta WHERE key = 'models_version'"
 
 
 class SqliteStore(SqliteKeys):  # virtual keys and usage: sqlite_keys.py
@@ -83,7 +83,7 @@ class SqliteStore(SqliteKeys):  # virtual keys and usage: sqlite_keys.py
         self._version_conn: sqlite3.Connection | None = None
         self._version_lock = threading.Lock()
         self._data_version: int | None = None
-        self._meta: dict[str, int] = {}  # models_version, keys_version: see _meta_value
+        self._models_version = 0
         self._accepting = False  # True between start() and stop(), in the starting process only
         self._stopped = False
         self._pid = os.getpid()
@@ -244,29 +244,25 @@ class SqliteStore(SqliteKeys):  # virtual keys and usage: sqlite_keys.py
     def _load_models_sync(self) -> list[dict[str, Any]]:
         return [orjson.loads(blob) for (blob,) in self._read_conn().execute(_SELECT_MODELS)]
 
-    # -- versions (event loop, cheap) ---------------------------------------------------------
+    # -- models version (event loop, cheap) -------------------------------------------------
     def models_version(self) -> int:
-        """Changes whenever any process changed the registered models (see ``_meta_value``)."""
-        return self._meta_value("models_version")
-
-    def _meta_value(self, key: str) -> int:
-        """A counter of the ``meta`` table (``models_version``, ``keys_version``).
+        """Changes whenever any process changed the registered models.
 
         Costs one ``PRAGMA data_version`` (a shared-memory read) and, only when some connection
-        committed anything since the last call, one read of the few ``meta`` rows. After
-        ``stop()`` the last known value is returned, so a poller racing shutdown does not crash.
+        committed anything since the last call, one indexed one-row read. After ``stop()`` the
+        last known value is returned, so a poller racing shutdown does not crash.
         """
         if self._writer is None:
             raise self._unusable()
         with self._version_lock:
             conn = self._version_conn
             if conn is None:
-                return self._meta.get(key, 0)
+                return self._models_version
             try:
                 data_version = conn.execute("PRAGMA data_version").fetchone()[0]
                 if data_version != self._data_version:
-                    self._meta = dict(conn.execute(_SELECT_META).fetchall())
+                    self._models_version = conn.execute(_SELECT_MODELS_VERSION).fetchone()[0]
                     self._data_version = data_version
             except sqlite3.Error as exc:
-                log.warning("storage: cannot read the versions of %s: %s", self.path, exc)
-            return self._meta.get(key, 0)
+                log.warning("storage: cannot read the models version of %s: %s", self.path, exc)
+            return self._models_version
