@@ -55,7 +55,7 @@ async def test_usage_adds_up_per_day_key_model_provider(store: Store) -> None:
         UsageRow("2026-01-02", "k1", "m", "p", 1, 4, 4, 0, 0.125),
         UsageRow("2026-01-02", "k1", "m2", "p2", 1, 100, 0, 0, 0.0),
     ]
-    await asyncio.gather(*(store.add_usage(row) for row in rows))  # concurrent: group-committed
+    await asyncio.gather(*(store.add_usage([row]) for row in rows[:3]), store.add_usage(rows[3:]))  # concurrent
     totals = await store.usage_totals(since="2026-01-01", until="2026-12-31")
     assert totals == [
         UsageRow("2026-01-01", "k1", "m", "p", 2, 17, 8, 2, 0.75),
@@ -72,7 +72,7 @@ async def test_usage_adds_up_per_day_key_model_provider(store: Store) -> None:
 async def test_many_concurrent_usage_writes_lose_nothing(store: Store) -> None:
     assert isinstance(store, KeyStore)
     await asyncio.gather(*(
-        store.add_usage(UsageRow("2026-02-03", f"k{i % 3}", "m", "p", 1, i, 2 * i, 0, i / 1000))
+        store.add_usage([UsageRow("2026-02-03", f"k{i % 3}", "m", "p", 1, i, 2 * i, 0, i / 1000)])
         for i in range(300)
     ))
     totals = await store.usage_totals(since="2026-02-03", until="2026-02-03")

@@ -132,6 +132,13 @@ class InProcessCounters:
     async def admit(self, ask: Ask) -> Outcome:
         return self.admit_now(ask, self._clock())
 
+    def admit_clocked(self, ask: Ask) -> Outcome:
+        """``admit`` without a coroutine (the gate's fast path)."""
+        return self.admit_now(ask, self._clock())
+
+    def settle_clocked(self, tokens: tuple[tuple[Window, int], ...], slots: tuple[str, ...]) -> None:
+        self.settle_now(tokens, slots, self._clock())
+
     def admit_now(self, ask: Ask, now: float) -> Outcome:
         series_of = self._series
         checked: list[tuple[Window, _Series, int, int]] = []

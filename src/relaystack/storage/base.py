@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Sequence
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 __all__ = ["CompletionPage", "KeyStore", "Store", "UsageRow"]
@@ -111,11 +112,12 @@ class KeyStore(Protocol):
         """A number that changes whenever any process changed any key. Cheap: it is called on
         every authenticated request, so a revoked key fails at once in every worker."""
 
-    async def add_usage(self, row: UsageRow) -> None:
-        """Add one request's usage to the totals of its (day, key_id, model, provider).
+    def add_usage(self, rows: Sequence[UsageRow]) -> Awaitable[None]:
+        """Add requests' usage to the totals of their (day, key_id, model, provider), in one
+        write; the returned awaitable completes once it is committed.
 
-        Returns once committed (group-committed with other writes): a request's usage is
-        written before its answer's last byte, so nothing delivered goes unaccounted.
+        A plain method returning an awaitable (a coroutine or a future): the gateway calls it
+        once per event-loop turn for every request that settled in it, from a callback.
         """
 
     async def usage_totals(self, *, since: str, until: str, key_id: str | None = None) -> list[UsageRow]:

@@ -5,6 +5,7 @@ Records are kept serialized, like in SQLite, so a stored record is a snapshot of
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -49,19 +50,20 @@ class MemoryKeys:
     def keys_version(self) -> int:
         return self._key_rows.version
 
-    async def add_usage(self, row: UsageRow) -> None:
+    async def add_usage(self, rows: Sequence[UsageRow]) -> None:
         self._check_open()
-        where = (row.day, row.key_id, row.model, row.provider)
-        old = self._key_rows.usage.get(where)
-        if old is not None:
-            row = old._replace(
-                requests=old.requests + row.requests,
-                prompt_tokens=old.prompt_tokens + row.prompt_tokens,
-                completion_tokens=old.completion_tokens + row.completion_tokens,
-                cached_tokens=old.cached_tokens + row.cached_tokens,
-                cost=old.cost + row.cost,
-            )
-        self._key_rows.usage[where] = row
+        for row in rows:
+            where = (row.day, row.key_id, row.model, row.provider)
+            old = self._key_rows.usage.get(where)
+            if old is not None:
+                row = old._replace(
+                    requests=old.requests + row.requests,
+                    prompt_tokens=old.prompt_tokens + row.prompt_tokens,
+                    completion_tokens=old.completion_tokens + row.completion_tokens,
+                    cached_tokens=old.cached_tokens + row.cached_tokens,
+                    cost=old.cost + row.cost,
+                )
+            self._key_rows.usage[where] = row
 
     async def usage_totals(self, *, since: str, until: str, key_id: str | None = None) -> list[UsageRow]:
         self._check_open()

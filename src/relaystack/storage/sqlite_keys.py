@@ -17,7 +17,7 @@ import mmap
 import os
 import secrets
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -63,8 +63,8 @@ def _put_key(key_id: str, blob: bytes, stamp: SharedStamp, conn: sqlite3.Connect
     stamp.bump()
 
 
-def _add_usage(row: UsageRow, conn: sqlite3.Connection) -> None:
-    conn.execute(_ADD_USAGE, row)
+def _add_usage(rows: Sequence[UsageRow], conn: sqlite3.Connection) -> None:
+    conn.executemany(_ADD_USAGE, rows)
 
 
 def encode_key(record: dict[str, Any]) -> tuple[str, bytes]:
@@ -128,8 +128,8 @@ class SqliteKeys:
     def keys_version(self) -> int:
         return self._stamp().read()
 
-    async def add_usage(self, row: UsageRow) -> None:
-        await self._submit(RUN, (partial(_add_usage, row),))
+    def add_usage(self, rows: Sequence[UsageRow]) -> asyncio.Future[None]:
+        return self._submit(RUN, (partial(_add_usage, tuple(rows)),))
 
     async def usage_totals(self, *, since: str, until: str, key_id: str | None = None) -> list[UsageRow]:
         return await self._read(self._usage_sync, since, until, key_id)
