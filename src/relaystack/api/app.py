@@ -73,6 +73,7 @@ class RelaystackApp:
             exception_handlers={RelaystackError: _on_error, HTTPException: _on_http_error, Exception: _on_crash},
         )
         self._guard = self.gateway.guard
+        self._tracing = self.gateway.tracing
         self._observe_admin = self.gateway.metrics is not None
         self._cors = _cors_middleware(self.gateway, self._http)
 
@@ -82,6 +83,7 @@ class RelaystackApp:
         local_ids = {p.provider_id for p in local}
         return build_gateway(
             auth=server.auth, quota=server.quota, cors=server.cors, metrics=server.metrics, pricing=config.pricing,
+            tracing=server.tracing,
             store=store, db_path=getattr(store, "path", None), prefixes=PREFIXES,
             provider_of=self._provider_of, is_local=local_ids.__contains__, local_providers=local,
         )
@@ -116,6 +118,13 @@ class RelaystackApp:
             await self._lifespan(receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._tracing is None:
+            await self._dispatch(scope, receive, send)
+            return
+        with self._tracing.span(scope):
+            await self._dispatch(scope, receive, send)
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._guard is not None:  # server.auth: the key is checked before any body is read
             try:
                 await self._guard.check(scope)

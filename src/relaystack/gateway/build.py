@@ -7,6 +7,7 @@ no guard: the offline default on a loopback bind stays friction-free. ``/metrics
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
@@ -28,7 +29,14 @@ from relaystack.gateway.gate import Gate, OpenGate
 from relaystack.gateway.guard import Guard
 from relaystack.gateway.keygate import KeyGate
 from relaystack.gateway.keys import ADMIN_KEY_MIN_LENGTH, load_server_secret
-from relaystack.gateway.settings import AuthSettings, CorsSettings, Price, QuotaSettings, resolve_cors
+from relaystack.gateway.settings import (
+    AuthSettings,
+    CorsSettings,
+    Price,
+    QuotaSettings,
+    TracingSettings,
+    resolve_cors,
+)
 from relaystack.gateway.usage import Accountant, Pricing
 from relaystack.storage.base import KeyStore
 
@@ -45,17 +53,23 @@ class GatewayParts:
     cors: CorsSettings | None = None
     counters: Counters | None = None
     metrics: Any = None  # PrometheusTelemetry when server.metrics is on
+    tracing: Any = None  # gateway.tracing.Tracing when server.tracing is set
 
     async def start(self) -> None:
         if self.counters is not None:
             await self.counters.start()
-        if self.metrics is not None:
+        if self.tracing is not None:
+            telemetry.install(self.tracing)
+        elif self.metrics is not None:
             telemetry.install(self.metrics)
+        if self.metrics is not None:
             await self.metrics.start()
 
     async def stop(self) -> None:
         if self.metrics is not None:
             await self.metrics.stop()
+        if self.tracing is not None:
+            await asyncio.to_thread(self.tracing.shutdown)
         if self.counters is not None:
             await self.counters.stop()
 
@@ -67,6 +81,7 @@ def build_gateway(
     cors: bool | CorsSettings | None,
     metrics: bool,
     pricing: Mapping[str, Price],
+    tracing: TracingSettings | None = None,
     store: Any,
     db_path: Path | None,
     prefixes: Iterable[str],
@@ -80,6 +95,10 @@ def build_gateway(
     if metrics:
         parts.metrics = _prometheus(local_providers)
         parts.routes.append(Route("/metrics", _metrics_endpoint(parts.metrics), methods=["GET"]))
+    if tracing is not None:
+        from relaystack.gateway.tracing import Tracing
+
+        parts.tracing = Tracing(tracing, parts.metrics or telemetry.Telemetry())
     if auth is None and quota is None:
         return parts
     if not isinstance(store, KeyStore):
