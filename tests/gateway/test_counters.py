@@ -127,3 +127,19 @@ async def test_a_dead_process_slots_are_reclaimed(tmp_path: Path) -> None:
         assert (await counters.admit(Ask((), (("k7:concurrent", 1),)))).allowed
     finally:
         await counters.stop()
+
+
+def test_the_gates_fast_path_counts_like_admit_and_reports_the_tightest_windows() -> None:
+    clock = Clock()
+    counters = InProcessCounters(clock)
+    loose, tight = Window("k8:rpm", 100, 60, "requests", "rpm"), Window("k8:m:rpm", 3, 60, "requests", "rpm")
+    tpm = Window("k8:tpm", 1000, 60, "tokens", "tpm")
+    ask = Ask((loose, tight, tpm), (("k8:concurrent", 10),))
+    refused, requests, tokens = counters.admit_fast(ask)
+    assert refused is None and requests is not None and tokens is not None
+    assert requests.window == tight and requests.used == 1 and tokens.window == tpm and tokens.used == 0
+    counters.admit_fast(ask)
+    counters.admit_fast(ask)
+    refused, requests, tokens = counters.admit_fast(ask)
+    assert refused is not None and not refused.allowed and refused.refused_by == tight and requests is None
+    assert counters._slots["k8:concurrent"] == 3  # the refused one took no slot

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,6 +60,9 @@ def test_200_concurrent_requests_against_rpm_50_admit_exactly_50_across_two_work
     statuses = asyncio.run(_burst(stack.base_url, key, 200))
     assert statuses.count(200) == 50, sorted(set(statuses))
     assert statuses.count(429) == 150
+    deadline = time.monotonic() + 10  # each worker moves its tallies into the shared files every second
+    while len(_pids_that_served_chat(metrics_dir)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert len(_pids_that_served_chat(metrics_dir)) == 2  # both workers took part
 
 
@@ -79,6 +83,7 @@ def test_metrics_sum_every_worker(two_workers: tuple[GatewayStack, Path]) -> Non
     _, key = stack.create_key()
     statuses = asyncio.run(_burst(stack.base_url, key, 40))
     assert statuses.count(200) == 40
+    time.sleep(1.5)  # each worker moves its tallies into the shared files every second
     totals = set()
     for _ in range(6):  # whichever worker answers the scrape, it reports both workers' requests
         text = stack.admin("GET", "/metrics", headers={"Connection": "close"}).text

@@ -125,7 +125,8 @@ class RelaystackApp:
             await self._dispatch(scope, receive, send)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._guard is not None:  # server.auth: the key is checked before any body is read
+        if self._guard is not None and not self._guard.passes(scope):
+            # server.auth: the key is checked before any body is read (passes(): cached, no I/O)
             try:
                 await self._guard.check(scope)
             except RelaystackError as exc:

@@ -138,10 +138,11 @@ class InferenceRoutes:
                 await self._stream(kind, reply, body, ctx, send, done)
                 return
             extra = None
-            if kind.stored and self._should_store(body) and not await self._store(reply.data, body):
-                extra = _STORE_FAILED
             ctx.status = reply.status
             ctx.usage = reply.data.get("usage") if isinstance(reply.data.get("usage"), dict) else None
+            self.gate.begin_settle(ctx)  # the usage write rides with the completion's commit
+            if kind.stored and self._should_store(body) and not await self._store(reply.data, body):
+                extra = _STORE_FAILED
             await self.gate.settle(ctx)
             await send_raw_json(send, reply.status, orjson.dumps(reply.data), _with_limits(ctx, extra))
         except RelaystackError as exc:
@@ -200,11 +201,12 @@ class InferenceRoutes:
             await send({"type": "http.response.start", "status": 200, "headers": _sse_headers(ctx)})
         hidden = reply.hidden() if reply.hidden is not None else b""
         ctx.usage = stream_usage(hidden, usage_block)
+        ctx.status = 200
+        self.gate.begin_settle(ctx)
         if keep:
             if reply.hidden is not None:
                 keep.append(hidden)
             await self._store_stream(b"".join(keep), body, ctx.model or "")
-        ctx.status = 200
         await self.gate.settle(ctx)
         await send({"type": "http.response.body", "body": done, "more_body": False})
 

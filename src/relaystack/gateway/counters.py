@@ -32,9 +32,11 @@ class Window:
     reason: str = ""  # for messages and metrics: rpm, tpm, rpd, quota
     about: str = ""  # for messages: "" (the key), "model 'x'", "client 10.0.0.1"
     bucket_seconds: float = field(init=False)
+    limit_bytes: bytes = field(init=False)  # for the x-ratelimit-limit-* header
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bucket_seconds", self.seconds / BUCKETS)
+        object.__setattr__(self, "limit_bytes", b"%d" % self.limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,8 +135,42 @@ class InProcessCounters:
         return self.admit_now(ask, self._clock())
 
     def admit_clocked(self, ask: Ask) -> Outcome:
-        """``admit`` without a coroutine (the gate's fast path)."""
+        """``admit`` without a coroutine."""
         return self.admit_now(ask, self._clock())
+
+    def admit_fast(self, ask: Ask) -> tuple[Outcome | None, WindowState | None, WindowState | None]:
+        """The gate's hot path: (None, tightest requests window, tightest tokens window) when
+        admitted, (the refusal, None, None) otherwise. Only the two windows the x-ratelimit-*
+        headers report are made into states."""
+        now = self._clock()
+        checked: list[tuple[Window, _Series, int, int]] = []
+        series_of = self._series
+        for window in ask.windows:
+            series = series_of.get(window.name)
+            if series is None:
+                series = series_of[window.name] = _Series()
+            current = int(now // window.bucket_seconds)
+            used = series.used(current)
+            if used >= window.limit:
+                return self.admit_now(ask, now), None, None  # the refusal, with every detail
+            checked.append((window, series, current, used))
+        slots = self._slots
+        for name, limit in ask.slots:
+            if slots.get(name, 0) >= limit:
+                return self.admit_now(ask, now), None, None
+        requests = tokens = None
+        requests_room = tokens_room = 1 << 62
+        for window, series, current, used in checked:
+            if window.kind == "requests":
+                series.add(current, 1)
+                used += 1
+                if window.limit - used < requests_room:
+                    requests_room, requests = window.limit - used, (window, series, used)
+            elif window.limit - used < tokens_room:
+                tokens_room, tokens = window.limit - used, (window, series, used)
+        for name, _limit in ask.slots:
+            slots[name] = slots.get(name, 0) + 1
+        return (None, _state(*requests, now) if requests else None, _state(*tokens, now) if tokens else None)
 
     def settle_clocked(self, tokens: tuple[tuple[Window, int], ...], slots: tuple[str, ...]) -> None:
         self.settle_now(tokens, slots, self._clock())

@@ -29,6 +29,7 @@ class Guard:
         self._open = frozenset(p + tail for p in self.prefixes for tail in ("/health", "/version"))
         self._stored = tuple(p + "/chat/completions" for p in self.prefixes)
         self._models = tuple(p + "/models" for p in self.prefixes)
+        self._known = gate.auth.known if gate.auth is not None else None
 
     def need(self, method: str, path: str) -> Need:
         if path in self._open:
@@ -40,6 +41,19 @@ class Guard:
         if method == "GET" and path.startswith(self._stored):
             return "admin"
         return "key"
+
+    def passes(self, scope: MutableMapping[str, Any]) -> bool:
+        """True when the request may go on, known without I/O (a cached key on a route it may
+        use); False: await ``check``, which decides and explains."""
+        known = self._known
+        key = known(scope) if known is not None else None
+        if key is None:
+            return False
+        need = self.need(scope["method"], scope["path"])
+        if need == "admin" and not key.is_admin:
+            return False
+        scope[SCOPE_KEY] = key
+        return True
 
     async def check(self, scope: MutableMapping[str, Any]) -> None:
         """Raises 401/403 (OpenAI's error shape) unless the request's key may use this route."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +44,7 @@ class Caller:
     token_windows: tuple[Window, ...] = ()
     headers: list[tuple[bytes, bytes]] | None = None  # x-ratelimit-* for the answer
     settled: bool = False
+    usage_written: Awaitable[None] | None = None  # begun by begin_settle
 
     @property
     def key_id(self) -> str:
@@ -73,7 +74,7 @@ class KeyGate:
         # Ask stays right until the key is reloaded (a new KeyInfo object)
         self._asks: dict[tuple[str, str], tuple[KeyInfo, Ask]] = {}
         # in-process counters answer at once: skip the coroutine (a few µs a request)
-        self._admit_now = counters.admit_clocked if isinstance(counters, InProcessCounters) else None
+        self._admit_fast = counters.admit_fast if isinstance(counters, InProcessCounters) else None
         self._settle_now = counters.settle_clocked if isinstance(counters, InProcessCounters) else None
 
     async def authenticate(self, scope: MutableMapping[str, Any]) -> KeyInfo:
@@ -109,13 +110,30 @@ class KeyGate:
         caller = Caller(key)
         limits = ask[1]
         if limits.windows or limits.slots:
-            outcome = self._admit_now(limits) if self._admit_now is not None else await self.counters.admit(limits)
-            if not outcome.allowed:
-                raise _refusal(key, outcome)
+            if self._admit_fast is not None:
+                refused, requests, tokens = self._admit_fast(limits)
+                if refused is not None:
+                    raise _refusal(key, refused)
+            else:
+                outcome = await self.counters.admit(limits)
+                if not outcome.allowed:
+                    raise _refusal(key, outcome)
+                requests, tokens = _tightest(outcome.states)
             caller.slots = limits.slot_names
             caller.token_windows = limits.token_windows
-            caller.headers = _ratelimit_headers(outcome.states)
+            caller.headers = _ratelimit_headers(requests, tokens)
         ctx.principal = caller
+
+    def begin_settle(self, ctx: RequestContext) -> None:
+        caller = ctx.principal
+        if not isinstance(caller, Caller) or caller.settled or caller.usage_written is not None:
+            return
+        if self.accountant is not None and _answered(ctx):
+            try:
+                caller.usage_written = self.accountant.submit(
+                    caller.key_id, ctx.model or "", ctx.provider_id or "", tokens_of(ctx.usage))
+            except Exception as exc:  # settle reports it
+                caller.usage_written = _failed(exc)
 
     async def settle(self, ctx: RequestContext) -> None:
         caller = ctx.principal
@@ -133,11 +151,13 @@ class KeyGate:
             except Exception as exc:
                 log.error("Could not release the limits of a request (key %s): %s", caller.key_id, exc)
                 telemetry().store_failure("limits")
-        answered = ctx.status is not None and ctx.status < 400
-        if self.accountant is None or not (answered or ctx.usage):
+        if self.accountant is None or not _answered(ctx):
             return
         try:
-            await self.accountant.record(caller.key_id, ctx.model or "", ctx.provider_id or "", tokens)
+            if caller.usage_written is not None:
+                await caller.usage_written
+            else:
+                await self.accountant.record(caller.key_id, ctx.model or "", ctx.provider_id or "", tokens)
         except Exception as exc:
             # the answer is delivered anyway: withholding a generated answer would lose it for good
             log.error("Could not write the usage of a %s request (key %s): %s", ctx.operation, caller.key_id, exc)
@@ -227,8 +247,8 @@ _HEADER_NAMES = {
 }
 
 
-def _ratelimit_headers(states: tuple[WindowState, ...]) -> list[tuple[bytes, bytes]]:
-    """OpenAI's x-ratelimit-* headers from the tightest requests and tokens windows."""
+def _tightest(states: tuple[WindowState, ...]) -> tuple[WindowState | None, WindowState | None]:
+    """The requests and the tokens window with the least room left."""
     requests: WindowState | None = None
     tokens: WindowState | None = None
     for state in states:
@@ -237,16 +257,34 @@ def _ratelimit_headers(states: tuple[WindowState, ...]) -> list[tuple[bytes, byt
                 requests = state
         elif tokens is None or state.window.limit - state.used < tokens.window.limit - tokens.used:
             tokens = state
+    return requests, tokens
+
+
+def _ratelimit_headers(requests: WindowState | None, tokens: WindowState | None) -> list[tuple[bytes, bytes]]:
+    """OpenAI's x-ratelimit-* headers, from the tightest requests and tokens windows."""
     headers: list[tuple[bytes, bytes]] = []
-    for kind, tightest in (("requests", requests), ("tokens", tokens)):
-        if tightest is not None:
-            limit, remaining, reset = _HEADER_NAMES[kind]
-            headers += (
-                (limit, b"%d" % tightest.window.limit),
-                (remaining, b"%d" % max(0, tightest.window.limit - tightest.used)),
-                (reset, _duration(tightest.reset_s).encode()),
-            )
+    if requests is not None:
+        window = requests.window
+        headers += ((_LIMIT_REQUESTS, window.limit_bytes),
+                    (_REMAINING_REQUESTS, b"%d" % max(0, window.limit - requests.used)),
+                    (_RESET_REQUESTS, _reset(requests.reset_s)))
+    if tokens is not None:
+        window = tokens.window
+        headers += ((_LIMIT_TOKENS, window.limit_bytes),
+                    (_REMAINING_TOKENS, b"%d" % max(0, window.limit - tokens.used)),
+                    (_RESET_TOKENS, _reset(tokens.reset_s)))
     return headers
+
+
+_LIMIT_REQUESTS, _REMAINING_REQUESTS, _RESET_REQUESTS = _HEADER_NAMES["requests"]
+_LIMIT_TOKENS, _REMAINING_TOKENS, _RESET_TOKENS = _HEADER_NAMES["tokens"]
+
+
+def _reset(seconds: float) -> bytes:
+    """``_duration`` as bytes; the common per-minute case (under 60 s) without divisions."""
+    if 1 <= seconds <= 59:
+        return b"%ds" % math.ceil(seconds)
+    return _duration(seconds).encode()
 
 
 def _duration(seconds: float) -> str:
@@ -259,3 +297,12 @@ def _duration(seconds: float) -> str:
     if hours:
         return f"{hours}h{minutes}m{secs}s"
     return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
+def _answered(ctx: RequestContext) -> bool:
+    """An answer the client got (an error answer used nothing), or usage the upstream reported."""
+    return (ctx.status is not None and ctx.status < 400) or bool(ctx.usage)
+
+
+async def _failed(exc: Exception) -> None:
+    raise exc

@@ -12,7 +12,7 @@ import asyncio
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -46,10 +46,17 @@ class Tokens:
 def tokens_of(usage: Mapping[str, Any] | None) -> Tokens:
     """OpenAI's usage object (unknown counts, e.g. Together's -1, are 0)."""
     if not usage:
-        return Tokens()
+        return _ZERO
+    prompt = usage.get("prompt_tokens")
+    completion = usage.get("completion_tokens")
     details = usage.get("prompt_tokens_details")
-    cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    return Tokens(_count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens")), _count(cached))
+    cached = details.get("cached_tokens") if details.__class__ is dict else None
+    if prompt.__class__ is int and completion.__class__ is int and prompt >= 0 and completion >= 0 and cached is None:
+        return Tokens(prompt, completion, 0)  # the common case, without the checks below
+    return Tokens(_count(prompt), _count(completion), _count(cached))
+
+
+_ZERO = Tokens()
 
 
 def _count(value: Any) -> int:
@@ -191,6 +198,18 @@ class Accountant:
             spend.usd += cost
         return cost
 
+    def submit(self, key_id: str, model: str, provider: str, tokens: Tokens) -> Awaitable[None]:
+        """Queue one request's usage write now, without waiting (``Gate.begin_settle``): queued
+        next to the request's own store write, it commits in the same transaction. Await the
+        result for the commit."""
+        cost = self.pricing.cost(model, provider, tokens)
+        row = UsageRow(utc_day(), key_id, model, provider, 1, tokens.prompt, tokens.completion, tokens.cached, cost)
+        write = asyncio.ensure_future(self._store.add_usage((row,)))
+        spend = self._spend.get(key_id)
+        if spend is not None:  # a key with a budget: its spend grows once the write committed
+            write.add_done_callback(partial(_spent, spend, cost))
+        return write
+
     def _flush(self, batch: _Batch) -> None:
         self._batch = None
         try:
@@ -219,6 +238,11 @@ class Accountant:
         rows = await self._store.usage_totals(since=since, until="9999-12-31", key_id=key_id)
         spend = self._spend[key_id] = _Spend(since, sum(row.cost for row in rows), now)
         return spend.usd
+
+
+def _spent(spend: _Spend, cost: float, write: asyncio.Future[None]) -> None:
+    if not write.cancelled() and write.exception() is None:
+        spend.usd += cost
 
 
 def _added(old: UsageRow, new: UsageRow) -> UsageRow:
