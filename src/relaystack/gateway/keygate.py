@@ -23,7 +23,7 @@ from relaystack.gateway.auth import Authenticator
 from relaystack.gateway.counters import Ask, Counters, InProcessCounters, Outcome, Window, WindowState
 from relaystack.gateway.keys import KeyInfo
 from relaystack.gateway.settings import Limits, QuotaSettings
-from relaystack.gateway.usage import Accountant, tokens_of
+from relaystack.gateway.usage import Accountant, Tokens, tokens_of
 from relaystack.telemetry import current as telemetry
 
 __all__ = ["SCOPE_KEY", "Caller", "KeyGate"]
@@ -45,6 +45,7 @@ class Caller:
     headers: list[tuple[bytes, bytes]] | None = None  # x-ratelimit-* for the answer
     settled: bool = False
     usage_written: Awaitable[None] | None = None  # begun by begin_settle
+    tokens: Tokens | None = None  # what the answer used, once known
 
     @property
     def key_id(self) -> str:
@@ -129,9 +130,10 @@ class KeyGate:
         if not isinstance(caller, Caller) or caller.settled or caller.usage_written is not None:
             return
         if self.accountant is not None and _answered(ctx):
+            caller.tokens = tokens_of(ctx.usage)
             try:
                 caller.usage_written = self.accountant.submit(
-                    caller.key_id, ctx.model or "", ctx.provider_id or "", tokens_of(ctx.usage))
+                    caller.key_id, ctx.model or "", ctx.provider_id or "", caller.tokens)
             except Exception as exc:  # settle reports it
                 caller.usage_written = _failed(exc)
 
@@ -140,7 +142,7 @@ class KeyGate:
         if not isinstance(caller, Caller) or caller.settled:
             return
         caller.settled = True
-        tokens = tokens_of(ctx.usage)
+        tokens = caller.tokens or tokens_of(ctx.usage)
         if caller.slots or caller.token_windows:
             try:
                 used = tuple((w, tokens.total) for w in caller.token_windows)

@@ -204,7 +204,8 @@ class Accountant:
         result for the commit."""
         cost = self.pricing.cost(model, provider, tokens)
         row = UsageRow(utc_day(), key_id, model, provider, 1, tokens.prompt, tokens.completion, tokens.cached, cost)
-        write = asyncio.ensure_future(self._store.add_usage((row,)))
+        written = self._store.add_usage((row,))
+        write = written if isinstance(written, asyncio.Future) else asyncio.ensure_future(written)
         spend = self._spend.get(key_id)
         if spend is not None:  # a key with a budget: its spend grows once the write committed
             write.add_done_callback(partial(_spent, spend, cost))
@@ -220,20 +221,20 @@ class Accountant:
         write.add_done_callback(partial(_written, batch.waiters))
 
     def spent_now(self, key_id: str, budget: Budget) -> float | None:
-        """``spent`` without awaiting, when the cached figure is fresh enough (None otherwise)."""
+        """``spent`` without awaiting, when the cached figure is fresh enough (None otherwise).
+        (Re-read every second, so the period's start is checked then, not on every request.)"""
         spend = self._spend.get(key_id)
-        if (spend is None or time.monotonic() - spend.read_at > _SPEND_REFRESH_S
-                or spend.since != period_start(budget.period)):
+        if spend is None or time.monotonic() - spend.read_at > _SPEND_REFRESH_S:
             return None
         return spend.usd
 
     async def spent(self, key_id: str, budget: Budget) -> float:
         """Dollars the key spent in its budget's current period: committed totals (all workers),
         re-read at most once a second, plus what this process added since."""
-        cached = self.spent_now(key_id, budget)
-        if cached is not None:
-            return cached
         since = period_start(budget.period)
+        spend = self._spend.get(key_id)
+        if spend is not None and spend.since == since and time.monotonic() - spend.read_at <= _SPEND_REFRESH_S:
+            return spend.usd
         now = time.monotonic()
         rows = await self._store.usage_totals(since=since, until="9999-12-31", key_id=key_id)
         spend = self._spend[key_id] = _Spend(since, sum(row.cost for row in rows), now)
