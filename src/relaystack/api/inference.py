@@ -127,7 +127,8 @@ class InferenceRoutes:
         finally:
             watcher.stop()
             # every path settles before its last byte; this catches cancellations (idempotent)
-            await self.gate.settle(ctx)
+            if getattr(ctx.principal, "settled", True) is False:
+                await self.gate.settle(ctx)
             telemetry().request_done(scope["path"], ctx)
 
     async def _serve(self, kind: _Kind, body: dict[str, Any], ctx: RequestContext, send: Send, done: bytes) -> None:

@@ -120,7 +120,7 @@ class PrometheusTelemetry(Telemetry):
         tally.buckets[bisect_left(self._bounds, elapsed)] += 1
         usage = ctx.usage
         if usage:
-            tokens = tokens_of(usage)
+            tokens = getattr(ctx.principal, "tokens", None) or tokens_of(usage)
             tally.prompt += tokens.prompt
             tally.completion += tokens.completion
             tally.cached += tokens.cached
