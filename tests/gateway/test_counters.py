@@ -137,7 +137,7 @@ def test_the_gates_fast_path_counts_like_admit_and_reports_the_tightest_windows(
     ask = Ask((loose, tight, tpm), (("k8:concurrent", 10),))
     refused, requests, tokens = counters.admit_fast(ask)
     assert refused is None and requests is not None and tokens is not None
-    assert requests.window == tight and requests.used == 1 and tokens.window == tpm and tokens.used == 0
+    assert requests[:2] == (tight, 1) and tokens[:2] == (tpm, 0) and 59 <= requests[2] <= 60
     counters.admit_fast(ask)
     counters.admit_fast(ask)
     refused, requests, tokens = counters.admit_fast(ask)

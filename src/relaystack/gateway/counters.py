@@ -58,6 +58,10 @@ class WindowState(NamedTuple):  # named tuples: made on every request, and cheap
     reset_s: float  # until the oldest counted bucket leaves the window
 
 
+# (window, used after this admission, seconds until its oldest counted bucket leaves)
+Reported = tuple[Window, int, float]
+
+
 class Outcome(NamedTuple):
     allowed: bool
     states: tuple[WindowState, ...] = ()
@@ -138,39 +142,47 @@ class InProcessCounters:
         """``admit`` without a coroutine."""
         return self.admit_now(ask, self._clock())
 
-    def admit_fast(self, ask: Ask) -> tuple[Outcome | None, WindowState | None, WindowState | None]:
+    def admit_fast(self, ask: Ask) -> tuple[Outcome | None, Reported | None, Reported | None]:
         """The gate's hot path: (None, tightest requests window, tightest tokens window) when
-        admitted, (the refusal, None, None) otherwise. Only the two windows the x-ratelimit-*
-        headers report are made into states."""
+        admitted, each as (window, used, seconds to reset); (the refusal, None, None) otherwise.
+        ``admit_now`` inlined: this runs on every request of a key with limits."""
         now = self._clock()
-        checked: list[tuple[Window, _Series, int, int]] = []
+        checked: list[tuple[Window, _Series, int]] = []
         series_of = self._series
         for window in ask.windows:
             series = series_of.get(window.name)
             if series is None:
                 series = series_of[window.name] = _Series()
             current = int(now // window.bucket_seconds)
-            used = series.used(current)
-            if used >= window.limit:
+            buckets = series.buckets
+            floor = current - BUCKETS
+            while buckets and buckets[0][0] <= floor:
+                series.total -= buckets.popleft()[1]
+            if series.total >= window.limit:
                 return self.admit_now(ask, now), None, None  # the refusal, with every detail
-            checked.append((window, series, current, used))
+            checked.append((window, series, current))
         slots = self._slots
         for name, limit in ask.slots:
             if slots.get(name, 0) >= limit:
                 return self.admit_now(ask, now), None, None
-        requests = tokens = None
-        requests_room = tokens_room = 1 << 62
-        for window, series, current, used in checked:
+        requests: Reported | None = None
+        tokens: Reported | None = None
+        for window, series, current in checked:
+            buckets = series.buckets
             if window.kind == "requests":
-                series.add(current, 1)
-                used += 1
-                if window.limit - used < requests_room:
-                    requests_room, requests = window.limit - used, (window, series, used)
-            elif window.limit - used < tokens_room:
-                tokens_room, tokens = window.limit - used, (window, series, used)
+                if buckets and buckets[-1][0] == current:
+                    buckets[-1][1] += 1
+                else:
+                    buckets.append([current, 1])
+                series.total += 1
+                if requests is None or window.limit - series.total < requests[0].limit - requests[1]:
+                    requests = (window, series.total, (buckets[0][0] + BUCKETS) * window.bucket_seconds - now)
+            elif tokens is None or window.limit - series.total < tokens[0].limit - tokens[1]:
+                oldest = buckets[0][0] if buckets else current
+                tokens = (window, series.total, (oldest + BUCKETS) * window.bucket_seconds - now)
         for name, _limit in ask.slots:
             slots[name] = slots.get(name, 0) + 1
-        return (None, _state(*requests, now) if requests else None, _state(*tokens, now) if tokens else None)
+        return None, requests, tokens
 
     def settle_clocked(self, tokens: tuple[tuple[Window, int], ...], slots: tuple[str, ...]) -> None:
         self.settle_now(tokens, slots, self._clock())

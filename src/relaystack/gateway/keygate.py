@@ -20,7 +20,7 @@ from typing import Any
 from relaystack.context import RequestContext
 from relaystack.errors import PermissionDeniedError, RateLimitError
 from relaystack.gateway.auth import Authenticator
-from relaystack.gateway.counters import Ask, Counters, InProcessCounters, Outcome, Window, WindowState
+from relaystack.gateway.counters import Ask, Counters, InProcessCounters, Outcome, Reported, Window, WindowState
 from relaystack.gateway.keys import KeyInfo
 from relaystack.gateway.settings import Limits, QuotaSettings
 from relaystack.gateway.usage import Accountant, Tokens, tokens_of
@@ -89,7 +89,8 @@ class KeyGate:
             key = await self.authenticate(scope)
         model = ctx.model or ""
         if not key.is_admin:
-            self._check_access(key, model)
+            if key.models is not None or key.providers is not None:
+                self._check_access(key, model)
             if key.budget is not None and self.accountant is not None:
                 spent = self.accountant.spent_now(key.id, key.budget)
                 if spent is None:
@@ -249,32 +250,32 @@ _HEADER_NAMES = {
 }
 
 
-def _tightest(states: tuple[WindowState, ...]) -> tuple[WindowState | None, WindowState | None]:
+def _tightest(states: tuple[WindowState, ...]) -> tuple[Reported | None, Reported | None]:
     """The requests and the tokens window with the least room left."""
-    requests: WindowState | None = None
-    tokens: WindowState | None = None
-    for state in states:
-        if state.window.kind == "requests":
-            if requests is None or state.window.limit - state.used < requests.window.limit - requests.used:
-                requests = state
-        elif tokens is None or state.window.limit - state.used < tokens.window.limit - tokens.used:
-            tokens = state
+    requests: Reported | None = None
+    tokens: Reported | None = None
+    for window, used, reset_s in states:
+        if window.kind == "requests":
+            if requests is None or window.limit - used < requests[0].limit - requests[1]:
+                requests = (window, used, reset_s)
+        elif tokens is None or window.limit - used < tokens[0].limit - tokens[1]:
+            tokens = (window, used, reset_s)
     return requests, tokens
 
 
-def _ratelimit_headers(requests: WindowState | None, tokens: WindowState | None) -> list[tuple[bytes, bytes]]:
+def _ratelimit_headers(requests: Reported | None, tokens: Reported | None) -> list[tuple[bytes, bytes]]:
     """OpenAI's x-ratelimit-* headers, from the tightest requests and tokens windows."""
     headers: list[tuple[bytes, bytes]] = []
     if requests is not None:
-        window = requests.window
+        window, used, reset_s = requests
         headers += ((_LIMIT_REQUESTS, window.limit_bytes),
-                    (_REMAINING_REQUESTS, b"%d" % max(0, window.limit - requests.used)),
-                    (_RESET_REQUESTS, _reset(requests.reset_s)))
+                    (_REMAINING_REQUESTS, b"%d" % max(0, window.limit - used)),
+                    (_RESET_REQUESTS, _reset(reset_s)))
     if tokens is not None:
-        window = tokens.window
+        window, used, reset_s = tokens
         headers += ((_LIMIT_TOKENS, window.limit_bytes),
-                    (_REMAINING_TOKENS, b"%d" % max(0, window.limit - tokens.used)),
-                    (_RESET_TOKENS, _reset(tokens.reset_s)))
+                    (_REMAINING_TOKENS, b"%d" % max(0, window.limit - used)),
+                    (_RESET_TOKENS, _reset(reset_s)))
     return headers
 
 
