@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The gateway benchmark (issue 5), one command.
+"""The gateway benchmark, one command.
 
     python bench/run.py                     # full matrix: 3 rounds x 6 scenarios x c=1,16,64
     python bench/run.py --rounds 2 --duration 4 --only chat,sse500 --conc 16
@@ -40,7 +40,7 @@ from harness.gateways import (
 from harness.load import have_wrk
 from harness.matrix import run_matrix
 from harness.procs import pin_self
-from harness.scenarios import SCENARIOS, check
+from harness.scenarios import ROUTED_SCENARIOS, SCENARIOS, check, serves
 from harness.upstream import Upstream, start_upstream
 
 BENCH = Path(__file__).resolve().parent
@@ -58,7 +58,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=float, default=6.0, help="seconds per measured cell")
     p.add_argument("--warmup", type=float, default=1.0, help="seconds of unmeasured load before each cell")
-    p.add_argument("--only", default=",".join(SCENARIOS), help=f"scenarios, from {','.join(SCENARIOS)}")
+    p.add_argument("--only", default=",".join(SCENARIOS),
+                   help=f"scenarios, from {','.join(SCENARIOS + ROUTED_SCENARIOS)}")
     p.add_argument("--conc", default="1,16,64", help="concurrency levels")
     p.add_argument("--gateways", default="", help="only these gateways (default: all available)")
     p.add_argument("--no-peers", action="store_true", help="leave llama-stack and LiteLLM out")
@@ -140,7 +141,7 @@ def start_all(gateways: list[Gateway], result: dict[str, Any]) -> list[Gateway]:
 def run_checks(gateways: list[Gateway], scenarios: list[str], result: dict[str, Any]) -> bool:
     all_ok = True
     for gateway in gateways:
-        problems = {s: check(gateway.url(s), s, gateway.model_for(s)) for s in scenarios}
+        problems = {s: check(gateway.url(s), s, gateway.model_for(s)) for s in scenarios if serves(gateway.name, s)}
         result["checks"][gateway.name] = problems
         bad = {s: p for s, p in problems.items() if p}
         all_ok &= not bad
@@ -195,9 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         args.rounds, args.duration, args.warmup, args.conc = 1, 1.0, 0.0, "4"
     scenarios = [s for s in args.only.split(",") if s]
-    unknown = set(scenarios) - set(SCENARIOS)
+    unknown = set(scenarios) - set(SCENARIOS) - set(ROUTED_SCENARIOS)
     if unknown:
-        sys.exit(f"unknown scenarios {sorted(unknown)}; choose from {SCENARIOS}")
+        sys.exit(f"unknown scenarios {sorted(unknown)}; choose from {SCENARIOS + ROUTED_SCENARIOS}")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     out = Path(args.out)
     tmp = out / "tmp" / stamp

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Run llama-stack's Together integration plan against relaystack, with llama-stack's options.
+# Run llama-stack's integration plans against relaystack, with llama-stack's options.
 #
 #   ./scripts/integration-tests.sh --stack-config server:ci-tests --setup together \
 #       --subdirs inference --pattern openai [--inference-mode replay|record|live] [-- <pytest args>]
+#   ./scripts/integration-tests.sh --setup ollama --subdirs inference     # llama-stack v0.7.1's
 #
 # maps onto
 #
-#   pytest tests/reference_plan -k openai --record-mode replay
+#   pytest tests/reference_plan -k openai --record-mode replay           # --setup together
+#   pytest tests/reference_plan_v071 --record-mode replay                 # --setup ollama
 #
-# The plan starts its own `relaystack run` (tests/reference_plan/conftest.py) over
-# tests/recordings/together. Replay needs no key (TOGETHER_API_KEY is not passed to the server);
-# record and live call api.together.xyz and need TOGETHER_API_KEY.
+# Each plan starts its own `relaystack run` over its recordings (tests/recordings/together,
+# tests/recordings/llamastack-v0.7.1). Replay needs no key; record and live call the real
+# services: Together needs TOGETHER_API_KEY, the Ollama plan an Ollama at OLLAMA_URL.
 set -euo pipefail
 
 usage() {
@@ -19,7 +21,7 @@ usage() {
 Options:
   --stack-config CFG     server:ci-tests (the plan's built-in run config), or server:PATH / PATH
                          to a run.yaml of your own; library mode is not supported
-  --setup NAME           together (the only setup the plan has)
+  --setup NAME           together (the seed's plan) or ollama (llama-stack v0.7.1's inference run)
   --subdirs LIST         comma-separated; inference is the only subdir
   --pattern EXPR         pytest -k expression
   --inference-mode MODE  replay (default), record or live
@@ -54,7 +56,11 @@ done
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
-[[ "$setup" == "together" ]] || die "--setup $setup: only 'together' has a plan here"
+case "$setup" in
+    together) plan="tests/reference_plan" ;;
+    ollama) plan="tests/reference_plan_v071" ;;
+    *) die "--setup $setup: the plans here are 'together' and 'ollama'" ;;
+esac
 case "$mode" in replay|record|live) ;; *) die "--inference-mode $mode: choose replay, record or live" ;; esac
 
 case "$stack_config" in
@@ -71,14 +77,14 @@ paths=()
 IFS=',' read -ra wanted <<< "$subdirs"
 for subdir in "${wanted[@]}"; do
     case "$subdir" in
-        inference) paths+=("tests/reference_plan") ;;
+        inference) paths+=("$plan") ;;
         "") ;;
         *) die "--subdirs: '$subdir' has no plan here (only inference)" ;;
     esac
 done
 [[ ${#paths[@]} -gt 0 ]] || die "--subdirs: nothing to run"
 
-if [[ "$mode" != "replay" && -z "${TOGETHER_API_KEY:-}" ]]; then
+if [[ "$setup" == "together" && "$mode" != "replay" && -z "${TOGETHER_API_KEY:-}" ]]; then
     die "--inference-mode $mode calls api.together.xyz: set TOGETHER_API_KEY"
 fi
 

@@ -18,6 +18,8 @@ EMBED_DIM = 8
 MODEL_IDS = ("bench-chat", "bench-embed", "bench-sse50", "bench-sse500", "bench-ttfb")
 # the upstream path prefix each streaming model's provider points at
 STREAM_PREFIXES = {"bench-sse50": ("sse50", 50), "bench-sse500": ("sse500", 500)}
+# scenario -> a model with two deployments on the chat body (bench/configs): both up / the first down
+ROUTED_MODELS = {"chat2": "bench-chat-2d", "chat2down": "bench-chat-down"}
 USAGE = {"prompt_tokens": 12, "completion_tokens": 16, "total_tokens": 28}
 
 
@@ -110,17 +112,31 @@ def write_tree(root: Path) -> Path:
     return root
 
 
+# the model each front-end scenario names (its upstream answer is chat's or sse500's)
+MODELS_BY_SCENARIO = {"responses": "bench-chat", "responses500": "bench-sse500", "messages": "bench-chat",
+                      "messages500": "bench-sse500"}
+
+
 def request_body(scenario: str, model: str | None = None) -> bytes | None:
     """What the client POSTs for a scenario (None for GET); ``model`` overrides the model id
     for a peer that names models its own way (llama-stack: ``provider_id/model``)."""
     messages = [{"role": "user", "content": "Say hello to the benchmark."}]
-    if scenario == "chat":
-        return _dumps({"model": model or "bench-chat", "messages": messages, "max_tokens": 32}).encode()
+    if scenario == "chat" or scenario in ROUTED_MODELS:
+        model = model or ROUTED_MODELS.get(scenario, "bench-chat")
+        return _dumps({"model": model, "messages": messages, "max_tokens": 32}).encode()
     if scenario in ("sse50", "sse500", "ttfb"):
         model = model or f"bench-{scenario}"
         return _dumps({"model": model, "messages": messages, "stream": True}).encode()
     if scenario == "completions":
         return _dumps({"model": model or "bench-chat", "prompt": "Hello", "max_tokens": 16}).encode()
+    if scenario in ("responses", "responses500"):
+        stream = scenario == "responses500"
+        return _dumps({"model": model or MODELS_BY_SCENARIO[scenario], "input": "Say hello to the benchmark.",
+                       "max_output_tokens": 32, "stream": stream}).encode()
+    if scenario in ("messages", "messages500"):
+        stream = scenario == "messages500"
+        return _dumps({"model": model or MODELS_BY_SCENARIO[scenario], "messages": messages, "max_tokens": 32,
+                       "stream": stream}).encode()
     if scenario == "embed":
         return _dumps({"model": model or "bench-embed", "input": "bench input"}).encode()
     if scenario == "models":

@@ -16,7 +16,7 @@ from harness.bodies import request_body
 from harness.gateways import Gateway
 from harness.load import Target, run_load
 from harness.procs import RssSampler
-from harness.scenarios import method
+from harness.scenarios import method, serves
 from harness.upstream import Upstream
 
 
@@ -84,13 +84,15 @@ def run_matrix(gateways: list[Gateway], upstream: Upstream, *, scenarios: list[s
                rounds: int, duration: float, warmup: float, load_cpus: str, tool: str, body_dir: Path,
                log: Callable[[str], None]) -> list[dict[str, Any]]:
     cells: list[dict[str, Any]] = []
-    total = rounds * len(scenarios) * len(concs) * len(gateways)
+    total = rounds * len(concs) * sum(serves(g.name, s) for s in scenarios for g in gateways)
     started = time.monotonic()
     for rnd in range(rounds):
         for scenario in scenarios:
             for conc in concs:
                 shift = rnd % len(gateways)
                 for gateway in gateways[shift:] + gateways[:shift]:
+                    if not serves(gateway.name, scenario):
+                        continue
                     cell = run_cell(gateway, upstream, scenario, conc, duration=duration, warmup=warmup,
                                     load_cpus=load_cpus, tool=tool, body_dir=body_dir)
                     cell["round"] = rnd + 1

@@ -28,6 +28,18 @@ def _ratio(cells: list[dict[str, Any]], gateway: str, scenario: str, conc: int, 
     return _median(ratios)
 
 
+def _across_scenarios(cells: list[dict[str, Any]], gateway: str, scenario: str, base: str, conc: int,
+                      field: str) -> float | None:
+    """Median over rounds of one gateway's scenario[field] / base[field] (same round)."""
+    by_round: dict[int, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for c in cells:
+        if c["gateway"] == gateway and c["conc"] == conc and c["scenario"] in (scenario, base):
+            by_round[c.get("round", 1)][c["scenario"]] = c
+    ratios = [r[scenario][field] / r[base][field] for r in by_round.values()
+              if scenario in r and base in r and r[base].get(field) and r[scenario].get(field) is not None]
+    return _median(ratios)
+
+
 def _cpu_ratio(cells: list[dict[str, Any]], gateway: str, scenario: str, conc: int) -> float | None:
     """Capacity on a dedicated core relative to raw: raw's CPU/req over the gateway's (same round)."""
     return _ratio(cells, "raw", scenario, conc, "cpu_per_req_us", gateway)
@@ -89,7 +101,7 @@ def _row(rows: list[dict[str, Any]], scenario: str, conc: int, gateway: str) -> 
 
 
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Issue 5's targets that this run measured: name, measured value, goal, verdict."""
+    """The targets this run measured: name, measured value, goal, verdict."""
     rows, out = result.get("rows", []), []
 
     def add(name: str, value: float | None, goal: str, ok: bool | None) -> None:
@@ -106,6 +118,17 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         if row["conc"] == 16 and row["gateway"].startswith("relaystack") and row["p99_x_raw"] is not None:
             add(f"{row['scenario']} c=16 {row['gateway']}: p99 x raw", row["p99_x_raw"], "<= 3",
                 row["p99_x_raw"] <= 3)
+    cells = result.get("cells", [])
+    for scenario, floor, what in (("chat2", 0.95, "both up"), ("chat2down", 0.8, "the first refusing connections")):
+        for gateway in (STORE_ON, "relaystack-nostore"):
+            ratio = _across_scenarios(cells, gateway, scenario, "chat", 16, "rps")
+            if ratio is not None:
+                add(f"{scenario} c=16 {gateway}, two deployments ({what}): req/s x chat (one)", ratio,
+                    f">= {floor}", ratio >= floor)
+            by_cpu = _across_scenarios(cells, gateway, "chat", scenario, 16, "cpu_per_req_us")
+            if by_cpu is not None:
+                add(f"{scenario} c=16 {gateway}: x chat by CPU/req (dedicated-core estimate)", by_cpu,
+                    f">= {floor}", by_cpu >= floor)
     ttfb = result.get("ttfb", {}).get(STORE_ON)
     if ttfb:
         first = ttfb["first_event_s"]
@@ -133,7 +156,7 @@ def render(result: dict[str, Any]) -> str:
              f"Machine: {meta['machine']}.", ""]
     lines += [f"Note: {n}" for n in meta.get("notes", [])] + [""]
     if tlist := result.get("targets"):
-        lines += ["## Targets (issue 5)", "", "| target | measured | goal | verdict |", "|---|---:|---|---|"]
+        lines += ["## Targets", "", "| target | measured | goal | verdict |", "|---|---:|---|---|"]
         for t in tlist:
             verdict = {True: "pass", False: "**FAIL**", None: "n/a"}[t["ok"]]
             lines.append(f"| {t['target']} | {_fmt(t['value'], '.3g')} | {t['goal']} | {verdict} |")

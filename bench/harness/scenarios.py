@@ -2,6 +2,11 @@
 
 A check is strict on what a client relies on: status 200, valid JSON or SSE, the model id the
 client sent, every streamed token in order, a final ``finish_reason: "stop"`` and ``data: [DONE]``.
+
+The front-end scenarios (``responses``, ``messages`` and their 500-event streams) ask relaystack's
+``/v1/responses`` and ``/v1/messages`` for the same upstream answers as ``chat`` and ``sse500``;
+gateways reached by path (the upstream, the raw relay) serve the chat route instead, so a
+front-end's ratio to the raw relay prices the translation (checks: ``harness.frontend_checks``).
 """
 
 from __future__ import annotations
@@ -15,14 +20,28 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness.bodies import CHAT_TEXT, EMBED_DIM, STREAM_PREFIXES, request_body, stream_text
+from harness.bodies import CHAT_TEXT, EMBED_DIM, ROUTED_MODELS, STREAM_PREFIXES, request_body, stream_text
+from harness.frontend_checks import FRONTENDS, check_frontend
 
-SCENARIOS = ("chat", "sse50", "sse500", "embed", "completions", "models")
+SCENARIOS = ("chat", "sse50", "sse500", "embed", "completions", "models", *FRONTENDS)
+# chat through a model with two deployments (issue 10), relaystack only, not in the default matrix:
+# chat2 both healthy, chat2down the first refusing connections. --only chat,chat2,chat2down
+ROUTED_SCENARIOS = tuple(ROUTED_MODELS)
 ENDPOINTS = {"chat": "chat/completions", "sse50": "chat/completions", "sse500": "chat/completions",
              "ttfb": "chat/completions", "embed": "embeddings", "completions": "completions",
-             "models": "models"}
+             "models": "models", **FRONTENDS, **{s: "chat/completions" for s in ROUTED_MODELS}}
 MODELS = {"chat": "bench-chat", "sse50": "bench-sse50", "sse500": "bench-sse500", "ttfb": "bench-ttfb",
-          "embed": "bench-embed", "completions": "bench-chat"}
+          "embed": "bench-embed", "completions": "bench-chat", "responses": "bench-chat",
+          "responses500": "bench-sse500", "messages": "bench-chat", "messages500": "bench-sse500",
+          **ROUTED_MODELS}
+# the upstream path prefix of a streaming scenario, for gateways reached by path
+_STREAM_PATHS = {"sse50": "sse50", "sse500": "sse500", "ttfb": "ttfb", "responses500": "sse500",
+                 "messages500": "sse500"}
+
+
+def serves(gateway: str, scenario: str) -> bool:
+    """Only relaystack has the two-deployment models."""
+    return scenario not in ROUTED_MODELS or gateway.startswith("relaystack")
 
 
 def authorization() -> str:
@@ -39,9 +58,10 @@ def url_for(base: str, api_prefix: str, scenario: str, *, by_path: bool) -> str:
     """``by_path``: a gateway that does not route by model (the upstream itself, the raw relay)
     reaches a streaming body through its own upstream path prefix (``/sse500/v1``)."""
     prefix = api_prefix
-    if by_path and scenario in ("sse50", "sse500", "ttfb"):
-        prefix = f"/{scenario}/v1"
-    return f"{base}{prefix}/{ENDPOINTS[scenario]}"
+    if by_path and scenario in _STREAM_PATHS:
+        prefix = f"/{_STREAM_PATHS[scenario]}/v1"
+    endpoint = "chat/completions" if by_path and scenario in FRONTENDS else ENDPOINTS[scenario]
+    return f"{base}{prefix}/{endpoint}"
 
 
 def fetch(url: str, scenario: str, model: str | None = None, timeout: float = 30.0) -> tuple[int, str, bytes]:
@@ -65,6 +85,14 @@ def check(url: str, scenario: str, model: str | None = None) -> list[str]:
         return [f"request failed: {exc}"]
     if status != 200:
         return [f"status {status}: {body[:300]!r}"]
+    if scenario in FRONTENDS:
+        if url.endswith("/chat/completions"):  # a gateway reached by path answers the chat route
+            chat_like = "sse500" if scenario.endswith("500") else "chat"
+            if chat_like == "sse500":
+                return check_sse(kind, body, accepted, STREAM_PREFIXES["bench-sse500"][1])
+            return _check_json(chat_like, json.loads(body), accepted, model)
+        streamed = stream_text(STREAM_PREFIXES["bench-sse500"][1])
+        return check_frontend(scenario, kind, body, accepted, CHAT_TEXT, streamed)
     if scenario in ("sse50", "sse500"):
         return check_sse(kind, body, accepted, STREAM_PREFIXES[MODELS[scenario]][1])
     try:
@@ -85,7 +113,7 @@ def _check_json(scenario: str, doc: Any, accepted: set[str | None], model: str |
         return problems
     if doc.get("model") not in accepted:
         problems.append(f"model {doc.get('model')!r}, expected {' or '.join(map(repr, sorted(accepted)))}")
-    if scenario == "chat":
+    if scenario == "chat" or scenario in ROUTED_MODELS:
         choice = (doc.get("choices") or [{}])[0]
         if doc.get("object") != "chat.completion" or choice.get("message", {}).get("content") != CHAT_TEXT:
             problems.append(f"not the upstream's chat completion: {str(doc)[:200]}")

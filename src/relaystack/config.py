@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from relaystack.envsubst import substitute
 from relaystack.errors import ConfigError
 from relaystack.gateway.settings import AuthSettings, CorsSettings, Price, QuotaSettings, TracingSettings
+from relaystack.recording.settings import RecordMode
+from relaystack.routing_config import DeploymentConfig, RoutingConfig, describe_errors, resolve_routing
 
 __all__ = [
     "ModelConfig",
@@ -25,11 +29,16 @@ __all__ = [
     "RecordingConfig",
     "RunConfig",
     "ServerConfig",
+    "StateConfig",
     "StorageConfig",
     "default_home",
     "load_config",
+    "load_run_config",
     "parse_config",
 ]
+
+# `relaystack run` without a config file (or with "default") serves the built-in distribution
+DEFAULT_CONFIG = "default"
 
 log = logging.getLogger("relaystack.config")
 
@@ -57,15 +66,18 @@ class ProviderConfig(_Strict):
     provider_id: str
     provider_type: str
     config: dict[str, Any] = Field(default_factory=dict)
-    module: str | None = None
 
 
 class ModelConfig(_Strict):
     model_id: str | None = None
     provider_id: str | None = None
     provider_model_id: str | None = None
-    model_type: Literal["llm", "embedding"] = "llm"
+    model_type: Literal["llm", "embedding", "rerank"] = "llm"
     metadata: dict[str, Any] = Field(default_factory=dict)
+    # several places that serve this model, instead of provider_id (see relaystack.routing_config)
+    deployments: list[DeploymentConfig] | None = None
+    # this model's overrides of the top-level routing: section
+    routing: dict[str, Any] | None = None
 
 
 class ServerConfig(BaseModel):
@@ -78,6 +90,18 @@ class ServerConfig(BaseModel):
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     # stop reading a request body that trickles slower than this (slowloris)
     body_timeout_s: float = Field(30.0, gt=0)
+    # request line + headers above this get 431 and the connection is closed
+    max_header_bytes: int = Field(32 * 1024, ge=1024, le=1024 * 1024)
+    # a connection must deliver a request's headers within this (slow-loris clients are cut)
+    header_timeout_s: float = Field(10.0, gt=0)
+    # an idle keep-alive connection is closed after this
+    keepalive_timeout_s: float = Field(5.0, gt=0)
+    # open connections per worker process; beyond it a new connection gets 503 and is closed
+    max_connections: int = Field(2048, ge=1)
+    # requests in progress per worker process (streams included); beyond it: 503 with Retry-After
+    max_concurrent_requests: int = Field(1024, ge=1)
+    # one line per request on the relaystack.access logger (INFO)
+    access_log: bool = True
     # the gateway (relaystack.gateway.settings): keys, quotas, CORS, metrics, traces
     auth: AuthSettings | None = None
     quota: QuotaSettings | None = None
@@ -91,11 +115,26 @@ class ServerConfig(BaseModel):
 
 
 class StorageConfig(_Strict):
+    # sqlite (default: one file, one machine) or postgres (several instances share it)
+    backend: Literal["sqlite", "postgres"] = "sqlite"
     # directory for every SQLite file; default ~/.relaystack (or $RELAYSTACK_HOME)
     dir: Path | None = None
     # store every chat completion unless the request says store: false
     inference_store: bool = True
     db_path: Path | None = None
+    # postgres: the DSN (postgresql://user:pass@host:5432/db); default $RELAYSTACK_POSTGRES_DSN
+    dsn: str | None = Field(None, repr=False)
+    # postgres: connections per instance (each worker process has its own pool)
+    pool_size: int = Field(10, ge=1, le=200)
+
+    def resolved_dsn(self, env: Mapping[str, str] | None = None) -> str:
+        dsn = self.dsn or (os.environ if env is None else env).get("RELAYSTACK_POSTGRES_DSN")
+        if not dsn:
+            raise ConfigError(
+                "storage.backend is postgres but no DSN is set: set storage.dsn in the run config "
+                "(e.g. dsn: ${env.RELAYSTACK_POSTGRES_DSN}) or the RELAYSTACK_POSTGRES_DSN environment variable."
+            )
+        return dsn
 
     def resolved_db_path(self) -> Path:
         if self.db_path is not None:
@@ -103,8 +142,20 @@ class StorageConfig(_Strict):
         return (self.dir.expanduser() if self.dir else default_home()) / "relaystack.db"
 
 
+class StateConfig(_Strict):
+    """Shared fast state (rate-limit counters, cooldowns, invalidations); see relaystack.state."""
+
+    # redis://host:6379/0; default $RELAYSTACK_REDIS_URL; none: in-process state
+    redis_url: str | None = Field(None, repr=False)
+    # every Redis key and channel starts with this (several deployments can share one Redis)
+    prefix: str = "relaystack:"
+
+    def resolved_redis_url(self, env: Mapping[str, str] | None = None) -> str | None:
+        return self.redis_url or (os.environ if env is None else env).get("RELAYSTACK_REDIS_URL") or None
+
+
 class RecordingConfig(_Strict):
-    mode: Literal["live", "record", "replay"] = "live"
+    mode: RecordMode = RecordMode.LIVE
     dir: Path | None = None
 
 
@@ -116,7 +167,10 @@ class RunConfig(_Strict):
     models: list[ModelConfig] = Field(default_factory=list)
     server: ServerConfig = Field(default_factory=ServerConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
     recording: RecordingConfig = Field(default_factory=RecordingConfig)
+    # retries, fallbacks, timeouts, cooldowns; when absent, a model without deployments is relayed as is
+    routing: RoutingConfig | None = None
     # US dollars per million tokens, by the model id clients send (usage and budgets)
     pricing: dict[str, Price] = Field(default_factory=dict)
     # where the file came from, for messages
@@ -135,6 +189,14 @@ class RunConfig(_Strict):
     @property
     def inference_providers(self) -> list[ProviderConfig]:
         return self.providers.get("inference", [])
+
+
+def load_run_config(config: str | None) -> RunConfig:
+    """``relaystack run``'s CONFIG argument: a run.yaml path, or the built-in default."""
+    if config is None or config == DEFAULT_CONFIG:
+        text = resources.files("relaystack.distributions").joinpath("default.yaml").read_text()
+        return parse_config(yaml.safe_load(text), source="<built-in default>")
+    return load_config(Path(config))
 
 
 def load_config(path: str | Path) -> RunConfig:
@@ -160,6 +222,10 @@ def parse_config(raw: Any, *, source: str = "<config>", env: dict[str, str] | No
     except ValidationError as exc:
         raise ConfigError(_describe_validation_error(source, exc)) from None
     _check_models_reference_providers(config)
+    _check_routing(config)
+    if not config.inference_providers:
+        log.warning("%s configures no inference provider: this server serves no models. Add one under "
+                    "providers.inference (see examples/run.yaml).", source)
     return config
 
 
@@ -184,7 +250,8 @@ def _adapt_llama_stack_sections(raw: dict[str, Any], source: str) -> dict[str, A
             continue
         if not isinstance(entries, list):
             raise ConfigError(f"{source}: providers.inference must be a list, found {type(entries).__name__}.")
-        kept[api] = [e for e in entries if not (isinstance(e, dict) and e.get("provider_id") is None)]
+        kept[api] = [_drop_module(e, source) for e in entries
+                     if not (isinstance(e, dict) and e.get("provider_id") is None)]
     out["providers"] = kept
     out["storage"] = _adapt_storage(out, source)
     _check_tls(out.get("server"), source)
@@ -199,6 +266,15 @@ def _check_tls(server: Any, source: str) -> None:
     if given and not {"tls_certfile", "tls_keyfile"} <= given:
         raise ConfigError(f"{source}: server.tls_certfile and server.tls_keyfile are needed together for HTTPS "
                           f"(got only {sorted(given)}).")
+
+
+def _drop_module(entry: Any, source: str) -> Any:
+    """llama-stack's ``module:`` names an external provider package; relaystack loads none."""
+    if isinstance(entry, dict) and "module" in entry:
+        entry = {k: v for k, v in entry.items() if k != "module"}
+        log.warning("%s: provider '%s': 'module' (external provider packages) is not supported; ignored.",
+                    source, entry.get("provider_id"))
+    return entry
 
 
 def _adapt_storage(out: dict[str, Any], source: str) -> dict[str, Any]:
@@ -220,7 +296,9 @@ def _adapt_storage(out: dict[str, Any], source: str) -> dict[str, Any]:
 def _check_models_reference_providers(config: RunConfig) -> None:
     ids = [p.provider_id for p in config.inference_providers]
     for index, model in enumerate(config.models):
-        if model.provider_id is None:
+        if model.deployments is not None:
+            _check_deployments(config, index, model, ids)
+        elif model.provider_id is None:
             if len(ids) != 1:
                 raise ConfigError(
                     f"{config.source}: models[{index}].provider_id is required when there is not exactly "
@@ -238,6 +316,46 @@ def _check_models_reference_providers(config: RunConfig) -> None:
             )
         if model.model_id is None and model.provider_model_id is None:
             raise ConfigError(f"{config.source}: models[{index}] needs model_id or provider_model_id.")
+
+
+def _check_deployments(config: RunConfig, index: int, model: ModelConfig, ids: list[str]) -> None:
+    where = f"{config.source}: models[{index}]"
+    if not model.model_id:
+        raise ConfigError(f"{where} has deployments and needs a model_id: the id clients send.")
+    if model.provider_id is not None or model.provider_model_id is not None:
+        raise ConfigError(
+            f"{where} ('{model.model_id}'): give either provider_id/provider_model_id or deployments, not both "
+            "(each deployment names its provider_id and provider_model_id)."
+        )
+    if not model.deployments:
+        raise ConfigError(f"{where} ('{model.model_id}'): deployments is empty; list at least one.")
+    seen: set[str] = set()
+    for position, deployment in enumerate(model.deployments):
+        name = deployment.display_name
+        if name in seen:
+            raise ConfigError(
+                f"{where}.deployments[{position}]: the name '{name}' is used twice in '{model.model_id}'; "
+                "give each deployment a unique name."
+            )
+        seen.add(name)
+        if deployment.provider_id not in ids:
+            log.warning(
+                "%s.deployments[%d] refers to provider '%s', which is not configured or disabled; skipped.",
+                where, position, deployment.provider_id,
+            )
+
+
+def _check_routing(config: RunConfig) -> None:
+    """Each model's routing: laid over the global section must be valid: fail at start-up, not later."""
+    for index, model in enumerate(config.models):
+        if model.routing is None:
+            continue
+        try:
+            resolve_routing(config.routing, model.routing)
+        except ValidationError as exc:
+            lines = describe_errors(f"models[{index}].routing", exc)
+            message = f"{config.source}: invalid routing for model '{model.model_id}':\n" + "\n".join(lines)
+            raise ConfigError(message) from None
 
 
 def _describe_validation_error(source: str, exc: ValidationError) -> str:

@@ -13,10 +13,27 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["Operation", "RequestContext"]
+__all__ = ["Attempt", "Operation", "RequestContext"]
 
 # what the upstream is asked for; the front-ends (responses, messages) map onto "chat"
-Operation = Literal["chat", "completion", "embeddings"]
+Operation = Literal["chat", "completion", "embeddings", "rerank"]
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One call to one deployment (the router appends one per try; the access log reads them)."""
+
+    deployment: str  # the deployment's name (its provider id unless named in run.yaml)
+    provider_id: str
+    started: float  # time.monotonic()
+    duration_s: float = 0.0
+    # "ok" (an answer, or a stream's first event, came), "error" (retryable failure),
+    # "refused" (an error no other attempt can fix), "cancelled"
+    outcome: str = "ok"
+    status: int | None = None  # the HTTP status the attempt ended with (504 timeout, 502 connect)
+    error_code: str | None = None  # e.g. upstream_timeout, upstream_unreachable, rate_limit_exceeded
+    # what the router did next: "retry" (same deployment), "fallback" (the next one) or None
+    then: str | None = None
 
 
 @dataclass(slots=True)
@@ -34,7 +51,16 @@ class RequestContext:
     # -- filled in as the request goes -----------------------------------------------------
     model: str | None = None  # the caller's model id
     provider_id: str | None = None  # the provider that served (the last one tried)
+    deployment: str | None = None  # the deployment that served (the last one tried)
     attempts: int = 0
+    # every attempt of a routed model, in order (empty for a model relayed without routing)
+    attempt_log: list[Attempt] = field(default_factory=list)
+    # X-Relaystack-Max-Attempts: the client caps this request's attempts (1: no retry, no fallback)
+    max_attempts: int | None = None
     stream: bool = False
     usage: dict[str, Any] | None = None
     status: int | None = None
+    # the error's code when the request failed (e.g. "upstream_unreachable"): health and the access log
+    error_code: str | None = None
+    # extra fields a layer wants on the request's access line (e.g. the router's attempts)
+    log_fields: dict[str, Any] | None = None

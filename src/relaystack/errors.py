@@ -14,14 +14,14 @@ OpenAI's error envelope needs: an HTTP ``status``, an OpenAI ``type``, an option
     ├── NotFoundError (404)
     │   ├── ModelNotFoundError          names close matches
     │   └── CompletionNotFoundError
-    ├── ConflictError (409)
+    ├── ConflictError (409)             e.g. cancelling a response that already finished
     ├── RequestTooLargeError (413)
     ├── RateLimitError (429)            keeps the upstream's Retry-After
     ├── UpstreamError (upstream status) an upstream 4xx/5xx passed through
     ├── UpstreamConnectionError (502)   could not reach the upstream
     ├── UpstreamProtocolError (502)     the upstream answered something that is not its API
     ├── UpstreamTimeoutError (504)
-    ├── ReplayMissError (500)           replay mode and no recording matches
+    ├── ReplayMissError (404)           replay mode and no recording matches (a status SDKs do not retry)
     ├── NotImplementedYetError (501)
     └── ServiceUnavailableError (503)   e.g. a local model still loading
 """
@@ -54,6 +54,9 @@ __all__ = [
     "UpstreamError",
     "UpstreamProtocolError",
     "UpstreamTimeoutError",
+    "error_body",
+    "error_code_for_status",
+    "error_type_for_status",
 ]
 
 
@@ -145,7 +148,8 @@ class CompletionNotFoundError(NotFoundError):
 
 class ConflictError(RelaystackError):
     status = 409
-    type = "conflict_error"
+    type = "invalid_request_error"
+    default_code = "conflict"
 
 
 class RequestTooLargeError(RelaystackError):
@@ -175,7 +179,7 @@ class UpstreamError(RelaystackError):
     ) -> None:
         super().__init__(message, param=param, code=code, headers=headers)
         self._status = status
-        self._type = type or _type_for_status(status)
+        self._type = type or error_type_for_status(status)
 
     @property
     def status_code(self) -> int:
@@ -204,8 +208,11 @@ class UpstreamTimeoutError(RelaystackError):
 
 
 class ReplayMissError(RelaystackError):
-    status = 500
-    type = "api_error"
+    """404, not 500: the OpenAI SDK retries 408, 409, 429 and every 5xx, which would only triple the
+    time to the same clear message."""
+
+    status = 404
+    type = "not_found_error"
     default_code = "recording_not_found"
 
 
@@ -221,15 +228,37 @@ class ServiceUnavailableError(RelaystackError):
     default_code = "service_unavailable"
 
 
-def _type_for_status(status: int) -> str:
-    return {
-        400: "invalid_request_error",
-        401: "authentication_error",
-        403: "permission_error",
-        404: "not_found_error",
-        409: "conflict_error",
-        413: "invalid_request_error",
-        422: "invalid_request_error",
-        429: "rate_limit_error",
-    }.get(status, "api_error" if status >= 500 else "invalid_request_error")
+# The one map from an HTTP status to OpenAI's error ``type`` (and, below, a default ``code``),
+# for errors relaystack synthesises or passes through without a type of their own.
+_STATUS_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+_STATUS_CODES = {
+    408: "request_timeout",
+    413: "request_too_large",
+    429: "rate_limit_exceeded",
+    431: "request_header_fields_too_large",
+    503: "service_unavailable",
+}
 
+
+def error_type_for_status(status: int) -> str:
+    return _STATUS_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+
+
+def error_code_for_status(status: int) -> str | None:
+    return _STATUS_CODES.get(status, "internal_error" if status >= 500 else None)
+
+
+def error_body(status: int, message: str, *, code: str | None = None) -> dict[str, Any]:
+    """OpenAI's error envelope for ``status``, for errors made outside the ``RelaystackError`` tree
+    (the connection guard, injected faults)."""
+    return {"error": {"message": message, "type": error_type_for_status(status), "param": None,
+                      "code": code if code is not None else error_code_for_status(status)}}

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from relaystack.config import ModelConfig
@@ -22,25 +23,43 @@ from relaystack.errors import (
     NotFoundError,
     RelaystackError,
 )
+from relaystack.health import HealthBook
 from relaystack.providers.base import CallContext, ModelEntry, ModelType, Provider
+from relaystack.routing_config import DeploymentConfig
 from relaystack.storage.base import Store
 
-__all__ = ["Registry"]
+__all__ = ["Deployment", "Registry"]
 
 log = logging.getLogger("relaystack.registry")
 
 _SYNC_EVERY_S = 1.0
 
 
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """One place a model with ``deployments:`` is served: the entry a provider is called with, plus
+    what the router picks and times it by."""
+
+    name: str
+    entry: ModelEntry  # identifier: the model's id; provider_id / provider_resource_id: this deployment's
+    config: DeploymentConfig
+
+
 class Registry:
-    def __init__(self, providers: Iterable[Provider], store: Store | None = None) -> None:
+    def __init__(
+        self, providers: Iterable[Provider], store: Store | None = None, health: HealthBook | None = None
+    ) -> None:
         self.providers: dict[str, Provider] = {p.provider_id: p for p in providers}
         self._store = store
+        # each provider's last discovery outcome goes here (GET /v1/health)
+        self.health = health if health is not None else HealthBook()
         self._config: dict[str, ModelEntry] = {}
         self._static: dict[str, ModelEntry] = {}
         self._listed: dict[str, dict[str, ModelEntry]] = {}
         self._registered: dict[str, ModelEntry] = {}
         self._models: dict[str, ModelEntry] = {}
+        # model id -> its deployments (models declared with `deployments:` in the run config)
+        self._deployments: dict[str, tuple[Deployment, ...]] = {}
         self._store_version = -1
         self._next_sync = 0.0
         self._refresh_tasks: list[asyncio.Task[None]] = []
@@ -49,6 +68,9 @@ class Registry:
     # -- building ------------------------------------------------------------------------
     def add_config_models(self, models: Iterable[ModelConfig]) -> None:
         for cfg in models:
+            if cfg.deployments is not None:
+                self._add_deployments(cfg)
+                continue
             provider_id = cfg.provider_id or next(iter(self.providers), None)
             if provider_id not in self.providers:
                 continue  # disabled provider: already warned about by the config loader
@@ -58,6 +80,29 @@ class Registry:
                 identifier, provider_id, resource, cfg.model_type, dict(cfg.metadata), "config"
             )
         self._rebuild()
+
+    def _add_deployments(self, cfg: ModelConfig) -> None:
+        identifier = cfg.model_id or ""
+        deployments = []
+        for dep in cfg.deployments or ():
+            if dep.provider_id not in self.providers:
+                continue  # disabled provider: already warned about by the config loader
+            resource = dep.provider_model_id or _strip_prefix(identifier, dep.provider_id)
+            entry = ModelEntry(identifier, dep.provider_id, resource, cfg.model_type, dict(cfg.metadata), "config")
+            deployments.append(Deployment(dep.display_name, entry, dep))
+        if not deployments:
+            log.warning("Model '%s': none of its deployments has a configured provider; not served.", identifier)
+            return
+        self._deployments[identifier] = tuple(deployments)
+        # listed as its first deployment (GET /v1/models shows one entry per model id)
+        self._config[identifier] = deployments[0].entry
+
+    def deployments(self, model: str) -> tuple[Deployment, ...] | None:
+        """The deployments of a model declared with ``deployments:``; None for any other model."""
+        return self._deployments.get(model)
+
+    def deployment_table(self) -> dict[str, tuple[Deployment, ...]]:
+        return dict(self._deployments)
 
     async def start(self) -> None:
         for provider in self.providers.values():
@@ -79,18 +124,22 @@ class Registry:
 
     async def refresh(self, provider: Provider) -> None:
         """Ask one provider for its models. Never raises: start-up must survive a down upstream."""
+        health = self.health[provider.provider_id]
         try:
             listed = await provider.list_models()
         except RelaystackError as exc:
+            health.discovery_failed(exc)
             log.warning("Model discovery for provider '%s' failed: %s", provider.provider_id, exc.message)
             return
         except Exception as exc:  # a provider bug must not take the server down
+            health.discovery_failed(exc)
             log.warning("Model discovery for provider '%s' failed: %s", provider.provider_id, type(exc).__name__)
             return
         if listed is None:
             return
+        health.discovered(len(listed))
         self._listed[provider.provider_id] = {e.identifier: e for e in listed}
-        log.info("Provider '%s' lists %d models.", provider.provider_id, len(listed))
+        log.debug("Provider '%s' lists %d models.", provider.provider_id, len(listed))
         self._rebuild()
 
     async def _refresh_loop(self, provider: Provider) -> None:
@@ -139,7 +188,7 @@ class Registry:
                 f"Model '{model}' belongs to provider '{entry.provider_id}', which is not configured."
             )
         if entry.model_type != kind and entry.source != "routed":
-            used_for = "chat and completions" if kind == "llm" else "embeddings"
+            used_for = {"llm": "chat and completions", "embedding": "embeddings", "rerank": "rerank"}[kind]
             raise ModelTypeError(
                 f"Model '{model}' is an {entry.model_type} model and cannot be used for {used_for}.", param="model"
             )
@@ -228,8 +277,8 @@ class Registry:
             )
         resource = body.get("provider_model_id") or _strip_prefix(model_id, provider_id)
         model_type = body.get("model_type") or "llm"
-        if model_type not in ("llm", "embedding"):
-            raise InvalidRequestError("'model_type' must be 'llm' or 'embedding'.", param="model_type")
+        if model_type not in ("llm", "embedding", "rerank"):
+            raise InvalidRequestError("'model_type' must be 'llm', 'embedding' or 'rerank'.", param="model_type")
         metadata = body.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise InvalidRequestError("'metadata' must be an object.", param="metadata")
@@ -238,7 +287,7 @@ class Registry:
                 "Embedding models need metadata.embedding_dimension.", param="metadata.embedding_dimension"
             )
         identifier = model_id if model_id != resource else f"{provider_id}/{resource}"
-        kind: ModelType = "embedding" if model_type == "embedding" else "llm"
+        kind = _model_type(model_type)
         return ModelEntry(identifier, provider_id, resource, kind, metadata, "registered")
 
     # -- sharing registrations between worker processes -------------------------------------
@@ -270,6 +319,10 @@ class Registry:
         self._rebuild()
 
 
+def _model_type(value: Any) -> ModelType:
+    return "embedding" if value == "embedding" else "rerank" if value == "rerank" else "llm"
+
+
 def _strip_prefix(model_id: str, provider_id: str) -> str:
     prefix = provider_id + "/"
     return model_id[len(prefix):] if model_id.startswith(prefix) else model_id
@@ -289,6 +342,6 @@ def _entry_to_dict(entry: ModelEntry) -> dict[str, Any]:
 def _entry_from_dict(row: dict[str, Any]) -> ModelEntry:
     return ModelEntry(
         row["identifier"], row["provider_id"], row["provider_resource_id"],
-        "embedding" if row.get("model_type") == "embedding" else "llm",
+        _model_type(row.get("model_type")),
         row.get("metadata") or {}, "registered", int(row.get("created") or time.time()),
     )

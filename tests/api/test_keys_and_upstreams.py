@@ -67,10 +67,17 @@ def test_unregistered_provider_prefixed_model_routes_with_a_header_key(
 def test_the_key_is_never_in_logs_providers_or_the_store(keyless: tuple[FakeTogether, RunningServer]) -> None:
     fake, server = keyless
     header = {"X-LlamaStack-Provider-Data": json.dumps({"together_api_key": CANARY})}
-    httpx.post(f"{server.base_url}/v1/chat/completions", headers=header,
-               json={"model": CHAT_MODEL, "messages": HELLO, "stream": True})
+    streamed = httpx.post(f"{server.base_url}/v1/chat/completions", headers=header,
+                          json={"model": CHAT_MODEL, "messages": HELLO, "stream": True})
+    # the key really was used (a refused or unsent key would make the checks below prove nothing)
+    assert streamed.status_code == 200 and '"finish_reason":"stop"' in streamed.text.replace(" ", "")
+    assert fake.last_request.api_key == CANARY
+    stored = httpx.get(f"{server.base_url}/v1/chat/completions").json()["data"]
+    assert stored, "the streamed completion was stored, so the store is searched for the key too"
     fake.fail_next(401)
-    httpx.post(f"{server.base_url}/v1/chat/completions", headers=header, json={"model": CHAT_MODEL, "messages": HELLO})
+    refused = httpx.post(f"{server.base_url}/v1/chat/completions", headers=header,
+                         json={"model": CHAT_MODEL, "messages": HELLO})
+    assert refused.status_code == 401
     providers = httpx.get(f"{server.base_url}/v1/providers").text
     assert CANARY not in providers
     assert CANARY not in server.log()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import importlib
 import json
+import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,5 +141,32 @@ def test_faults_on_replay(recorded: tuple[Path, Path, dict[str, object]], tmp_pa
         bad = httpx.post(f"{server.base_url}/v1/chat/completions", json={"model": CHAT_MODEL, "messages": HELLO},
                          headers={"X-Relaystack-Fault": "explode=yes"})
         assert bad.status_code == 400 and "cut-after" in bad.json()["error"]["message"]
+        # a fault that cannot happen to this request is refused, not silently skipped
+        for fault in ("cut-after=2", "malformed-after=1", "status=429;cut-after=1"):
+            inapplicable = httpx.post(f"{server.base_url}/v1/chat/completions", headers={"X-Relaystack-Fault": fault},
+                                      json={"model": CHAT_MODEL, "messages": HELLO})
+            assert inapplicable.status_code == 400, (fault, inapplicable.text)
+            assert inapplicable.json()["error"]["param"] == "X-Relaystack-Fault"
+        # position 0 of a JSON answer exists: the connection drops before it
+        dropped = httpx.post(f"{server.base_url}/v1/chat/completions", headers={"X-Relaystack-Fault": "cut-after=0"},
+                             json={"model": CHAT_MODEL, "messages": HELLO})
+        assert dropped.status_code == 502
+    finally:
+        server.stop()
+
+
+def test_a_replay_miss_is_not_retried_by_the_openai_sdk(
+    recorded: tuple[Path, Path, dict[str, object]], tmp_path: Path
+) -> None:
+    config, recordings, _ = recorded
+    server = start(config, tmp_path, "replay", recordings)
+    try:
+        client = openai.OpenAI(base_url=server.base_url + "/v1", api_key="unused", max_retries=2)
+        with pytest.raises(openai.NotFoundError) as info:
+            client.chat.completions.create(model=CHAT_MODEL, messages=[{"role": "user", "content": "never recorded"}])
+        assert "No recording matches" in str(info.value) and "record-mode record" in str(info.value)
+        time.sleep(0.5)
+        misses = [line for line in server.log().splitlines() if "replay miss" in line]
+        assert len(misses) == 1, server.log()  # one request: the SDK did not retry it
     finally:
         server.stop()

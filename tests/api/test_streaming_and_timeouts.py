@@ -18,14 +18,20 @@ HELLO = [{"role": "user", "content": "one two three four five six"}]
 
 def test_first_chunk_arrives_while_the_upstream_is_still_streaming(stack: Stack) -> None:
     stack.fake.slow_stream(0.3)
-    with httpx.stream("POST", f"{stack.base_url}/v1/chat/completions",
-                      json={"model": CHAT_MODEL, "messages": HELLO, "stream": True}) as response:
-        for line in response.iter_lines():
-            if line.startswith("data: "):
-                # not buffered whole: the upstream has not finished when the first event is here
-                assert stack.fake.open_streams == 1 and stack.fake.streams_completed == 0
-                break
-    stack.fake.slow_stream(0)
+    first_event = None
+    try:
+        with httpx.stream("POST", f"{stack.base_url}/v1/chat/completions",
+                          json={"model": CHAT_MODEL, "messages": HELLO, "stream": True}) as response:
+            assert response.status_code == 200
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    first_event = line
+                    # not buffered whole: the upstream has not finished when the first event is here
+                    assert stack.fake.open_streams == 1 and stack.fake.streams_completed == 0
+                    break
+    finally:
+        stack.fake.slow_stream(0)
+    assert first_event is not None and orjson.loads(first_event[6:])["object"] == "chat.completion.chunk"
 
 
 @pytest.fixture(scope="module")

@@ -149,7 +149,8 @@ def _chat_plan(body: dict[str, Any]) -> _Plan:
         split_tokens(chat_reply_text(messages)), _positive_int(body, "max_tokens", "max_completion_tokens")
     )
     plan = _Plan(new_completion_id(), int(time.time()), entry["id"], n, tokens, finish, prompt_token_count(messages))
-    tool = _chosen_tool(body)
+    answers_tool = isinstance(messages[-1], dict) and messages[-1].get("role") == "tool"
+    tool = None if answers_tool else _chosen_tool(body)
     if tool is not None:
         plan.finish_reason = "tool_calls"
         plan.tool_call = {

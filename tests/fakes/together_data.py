@@ -135,6 +135,9 @@ def last_user_text(messages: list[dict[str, Any]]) -> str:
 
 
 def chat_reply_text(messages: list[dict[str, Any]]) -> str:
+    last = messages[-1] if messages and isinstance(messages[-1], dict) else {}
+    if last.get("role") == "tool":  # a tool result came back: the model answers from it
+        return f"The tool said: {content_text(last.get('content'))}"
     return f"You said: {last_user_text(messages)}"
 
 

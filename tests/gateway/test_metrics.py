@@ -122,3 +122,19 @@ def test_local_model_queue_depth_and_state(tmp_path: Path) -> None:
     assert value(text, "relaystack_local_model_state", model="local/a", state="ready") == 0
     assert value(text, "relaystack_local_model_state", model="local/b", state="failed") == 1
     assert "no weights" not in text
+
+
+def test_the_routers_own_counts_are_exported_as_deltas() -> None:
+    from relaystack.router.stats import RouterStats
+
+    stats = RouterStats()
+    metrics = PrometheusTelemetry(router_stats=stats)
+    stats.count("m", "primary", "attempt")
+    stats.count("m", "primary", "failure")
+    stats.count("m", "backup", "fallback")
+    text = metrics.render().decode()
+    assert value(text, "relaystack_router_events_total", model="m", deployment="primary", event="attempt") == 1
+    assert value(text, "relaystack_router_events_total", deployment="backup", event="fallback") == 1
+    stats.count("m", "primary", "attempt")
+    text = metrics.render().decode()
+    assert value(text, "relaystack_router_events_total", model="m", deployment="primary", event="attempt") == 2

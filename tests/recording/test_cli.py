@@ -175,3 +175,29 @@ def test_import_rejects_broken_and_leaky_files_and_keeps_existing_ones(shared_co
 def test_import_of_a_folder_without_recordings_fails(tmp_path: Path) -> None:
     result = CliRunner().invoke(recordings, ["import", str(tmp_path), "--dir", str(tmp_path / "d")])
     assert result.exit_code == 1 and "No recordings under" in result.output
+
+
+def test_verify_works_on_any_folder_without_tests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files laid out flat (no responses/ folder), checked from a directory with no tests/ at all."""
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for path in SHARED_FILES:
+        shutil.copy(path, flat / path.name)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(recordings, ["verify", "--dir", str(flat)])
+    assert result.exit_code == 0, result.output
+    assert f"{len(SHARED_FILES)} recording(s): {len(SHARED_FILES)} ok, 0 failed" in result.output
+    assert "usage not checked" in result.output
+    leaky = json.loads((flat / SHARED_FILES[0].name).read_text())
+    leaky["request"]["headers"] = {"Authorization": "Bearer sk-live0123456789abcdefgh"}
+    (flat / "leaky.json").write_text(json.dumps(leaky))
+    (flat / "broken.json").write_text("{")
+    result = CliRunner().invoke(recordings, ["verify", "--dir", str(flat)])
+    assert result.exit_code == 1
+    assert "leaky: FAIL" in result.output and "broken: FAIL: does not parse" in result.output
+
+
+def test_list_on_a_missing_folder_is_an_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(recordings, ["list", "--dir", str(tmp_path / "missing")])
+    assert result.exit_code == 1
+    assert "No recordings folder at" in result.output and "--dir" in result.output

@@ -143,7 +143,7 @@ async def test_a_miss_names_the_request_the_file_and_how_to_record(caplog: pytes
     with pytest.raises(ReplayMissError) as info:
         await replayer().send(post(TOGETHER, "/chat/completions", body))
     err = info.value
-    assert err.status_code == 500 and err.code == "recording_not_found"
+    assert err.status_code == 404 and err.code == "recording_not_found"
     message = err.to_dict()["error"]["message"]
     assert "POST /v1/chat/completions" in message and SEED_BODY["model"] in message
     expected = identity_of_request(post(TOGETHER, "/chat/completions", body)).short_hash

@@ -88,11 +88,22 @@ def test_openai_completion_non_streaming(
         assert text == recordings.completion_text(body)
 
 
+# fill-in-the-middle: the text between prompt and suffix names the country (the reference's check)
+SUFFIX_CASE = {"content": "The capital of ", "suffix": "is Paris."}
+
+
 @pytest.mark.parametrize("test_case", ["inference:completion:suffix"])
-def test_openai_completion_non_streaming_suffix(text_model_id: str, test_case: str) -> None:
+def test_openai_completion_non_streaming_suffix(llama_stack_client: Any, text_model_id: str, test_case: str) -> None:
     # the reference runs this only for qwen2.5-coder:1.5b on ollama (fill-in-the-middle)
     if text_model_id != "qwen2.5-coder:1.5b":
         pytest.skip(f"Suffix is not supported for the model: {text_model_id}.")
+    response = llama_stack_client.completions.create(
+        model=text_model_id, prompt=SUFFIX_CASE["content"], suffix=SUFFIX_CASE["suffix"], stream=False, max_tokens=10
+    )
+    assert len(response.choices) > 0
+    text = response.choices[0].text
+    assert len(text) > 5
+    assert "france" in text.lower()
 
 
 @pytest.mark.parametrize("test_case", ["inference:completion:sanity"])

@@ -1,4 +1,4 @@
-"""A second process using the same SQLite file (run by test_store_processes.py, not collected).
+"""A second process using the same SQLite file or PostgreSQL database (run by tests, not collected).
 
     store_child.py models-put DB IDENTIFIER      register a model, print the models version
     store_child.py models-show DB                print {"version": ..., "models": [...]}
@@ -18,6 +18,8 @@ from pathlib import Path
 
 import orjson
 
+from relaystack.storage.base import Store
+from relaystack.storage.postgres import PgSettings, PostgresStore
 from relaystack.storage.sqlite import SqliteStore
 
 
@@ -25,21 +27,21 @@ def row(cid: str) -> dict[str, object]:
     return {"id": cid, "object": "chat.completion", "created": int(time.time()), "model": "child", "choices": []}
 
 
-async def models_put(store: SqliteStore, identifier: str) -> None:
+async def models_put(store: Store, identifier: str) -> None:
     await store.put_model({"identifier": identifier, "provider_id": "child"})
     print(store.models_version(), flush=True)
 
 
-async def models_show(store: SqliteStore) -> None:
+async def models_show(store: Store) -> None:
     print(orjson.dumps({"version": store.models_version(), "models": await store.load_models()}).decode())
 
 
-async def put_many(store: SqliteStore, prefix: str, count: int) -> None:
+async def put_many(store: Store, prefix: str, count: int) -> None:
     await asyncio.gather(*(store.put_completion(row(f"{prefix}-{i}"), []) for i in range(count)))
     print(f"done {count}", flush=True)
 
 
-async def put_until_killed(store: SqliteStore, acks_before_kill: int) -> None:
+async def put_until_killed(store: Store, acks_before_kill: int) -> None:
     counter = itertools.count()
     acked = 0
     out = sys.stdout
@@ -59,8 +61,9 @@ async def put_until_killed(store: SqliteStore, acks_before_kill: int) -> None:
 
 
 async def main(argv: list[str]) -> None:
-    command, db = argv[0], Path(argv[1])
-    store = SqliteStore(db)
+    command, db = argv[0], argv[1]
+    # DB is a SQLite path or a PostgreSQL DSN
+    store: Store = PostgresStore(PgSettings(db)) if db.startswith("postgresql:") else SqliteStore(Path(db))
     await store.start()
     try:
         if command == "models-put":

@@ -1,9 +1,6 @@
-"""Streamed completions are stored as their events and read back assembled, by both stores."""
+"""Streamed completions are stored as their events and read back assembled, by every store."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import orjson
 import pytest
@@ -29,12 +26,7 @@ def events(completion_id: str, text: list[str], *, tool: bool = False) -> bytes:
     return b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MemoryStore | SqliteStore]:
-    made = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "s.db")
-    await made.start()
-    yield made
-    await made.stop()
+# the `store` fixture (tests/storage/conftest.py) runs these against every implementation
 
 
 async def test_a_stored_stream_reads_back_assembled(store: MemoryStore | SqliteStore) -> None:

@@ -1,4 +1,4 @@
-"""The shared test setup: the server issue's run.yaml and a fake Together behind relaystack."""
+"""The shared test setup: a llama-stack Together run.yaml and a fake Together behind relaystack."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ EMBED_MODEL = "together/togethercomputer/m2-bert-80M-32k-retrieval"
 
 
 def issue_config(**together_config: Any) -> dict[str, Any]:
-    """The run.yaml of the server issue, verbatim but for the provider config overrides."""
+    """A llama-stack-style run.yaml for Together (as examples/run.yaml), with provider config overrides."""
     config: dict[str, Any] = {
         "api_key": "${env.TOGETHER_API_KEY:=}",
         "base_url": "${env.TOGETHER_BASE_URL:=https://api.together.xyz/v1}",

@@ -85,7 +85,7 @@ def test_llama_stack_inference_store_path_is_read(tmp_path: Path) -> None:
     assert parse_config(raw, env={}).storage.resolved_db_path() == tmp_path / "store.db"
 
 
-def test_the_issue_example_config_loads(tmp_path: Path) -> None:
+def test_the_example_config_loads(tmp_path: Path) -> None:
     example = Path(__file__).parents[2] / "examples" / "run.yaml"
     config = load_config(example)
     assert [p.provider_type for p in config.inference_providers] == ["remote::together"]

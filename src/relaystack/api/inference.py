@@ -29,6 +29,7 @@ from relaystack.api.asgi import (
     send_error,
     send_raw_json,
 )
+from relaystack.api.rerank import check_rerank
 from relaystack.api.validate import check_chat, check_completion, check_embeddings
 from relaystack.chat_stream import first_event
 from relaystack.context import Operation, RequestContext
@@ -43,6 +44,7 @@ from relaystack.errors import (
 from relaystack.gateway import Gate, OpenGate
 from relaystack.gateway.usage import has_usage, stream_usage
 from relaystack.providers.base import StreamReply
+from relaystack.recording.faults import FaultSpec
 from relaystack.router import Router
 from relaystack.storage.base import Store
 from relaystack.telemetry import current as telemetry
@@ -80,16 +82,26 @@ class _Kind:
 CHAT = _Kind("chat", check_chat, stored=True)
 COMPLETION = _Kind("completion", check_completion, stored=False)
 EMBEDDINGS = _Kind("embeddings", check_embeddings, stored=False)
+RERANK = _Kind("rerank", check_rerank, stored=False)
+
+
+# called once per request when it ended (ctx.status set): the access log and provider health
+RequestEnded = Callable[[Scope, RequestContext], None]
+
+# nginx's "client closed request": the status a request gets when its client went away
+CLIENT_CLOSED = 499
 
 
 class InferenceRoutes:
     def __init__(
-        self, router: Router, store: Store | None, settings: InferenceSettings, gate: Gate | None = None
+        self, router: Router, store: Store | None, settings: InferenceSettings, gate: Gate | None = None,
+        on_end: RequestEnded | None = None,
     ) -> None:
         self.router = router
         self.store = store
         self.settings = settings
         self.gate: Gate = gate or OpenGate()
+        self.on_end = on_end
 
     async def chat(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._handle(CHAT, scope, receive, send)
@@ -100,54 +112,67 @@ class InferenceRoutes:
     async def embeddings(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._handle(EMBEDDINGS, scope, receive, send)
 
+    async def rerank(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._handle(RERANK, scope, receive, send)
+
     async def _handle(self, kind: _Kind, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = RequestContext(kind.name)
         try:
             raw = await read_body(scope, receive, self.settings.max_body_bytes, self.settings.body_timeout_s)
             body = parse_json_object(raw)
             ctx.model = kind.check(body)
-            ctx.stream = body.get("stream") is True
-            ctx.provider_data = _provider_data(scope)
-            ctx.fault = self._fault(scope)
+            ctx.stream = body.get("stream") is True and kind is not EMBEDDINGS
+            ctx.provider_data = provider_data_header(scope)
+            ctx.fault = self._fault(scope, ctx.stream)
+            ctx.max_attempts = _max_attempts(scope)
             await self.gate.admit(scope, ctx)
             # llama-stack never sent [DONE] and its client (0.2.x) fails to parse it
             done = b"" if header(scope, b"x-llamastack-client-version") else _DONE
         except RelaystackError as exc:
-            ctx.status = exc.status_code
+            note_failure(ctx, exc)
             await send_error(send, exc)
+            self._ended(scope, ctx)
             telemetry().request_done(scope["path"], ctx)
             return
-        watcher = _DisconnectWatcher(receive)
+        watcher = DisconnectWatcher(receive)
         try:
             await self._serve(kind, body, ctx, watcher.wrap(send), done)
         except asyncio.CancelledError:
             if not watcher.disconnected:
                 raise
+            ctx.status, ctx.error_code = CLIENT_CLOSED, "client_closed_request"
             log.debug("Client went away; %s request cancelled.", kind.name)
         finally:
             watcher.stop()
             # every path settles before its last byte; this catches cancellations (idempotent)
             if getattr(ctx.principal, "settled", True) is False:
                 await self.gate.settle(ctx)
+            self._ended(scope, ctx)
             telemetry().request_done(scope["path"], ctx)
+
+    def _ended(self, scope: Scope, ctx: RequestContext) -> None:
+        if self.on_end is not None:
+            self.on_end(scope, ctx)
 
     async def _serve(self, kind: _Kind, body: dict[str, Any], ctx: RequestContext, send: Send, done: bytes) -> None:
         try:
+            if kind.stored and self._should_store(body):
+                self._check_store()
             routed = await self.router.send(kind.name, body, ctx)
             reply = routed.reply
             if isinstance(reply, StreamReply):
                 await self._stream(kind, reply, body, ctx, send, done)
                 return
-            extra = None
+            extra = _routing_headers(ctx)
             ctx.status = reply.status
             ctx.usage = reply.data.get("usage") if isinstance(reply.data.get("usage"), dict) else None
             self.gate.begin_settle(ctx)  # the usage write rides with the completion's commit
             if kind.stored and self._should_store(body) and not await self._store(reply.data, body):
-                extra = _STORE_FAILED
+                extra += _STORE_FAILED
             await self.gate.settle(ctx)
             await send_raw_json(send, reply.status, orjson.dumps(reply.data), _with_limits(ctx, extra))
         except RelaystackError as exc:
-            ctx.status = exc.status_code
+            note_failure(ctx, exc)
             if isinstance(exc, _UPSTREAM_FAILURES):
                 telemetry().upstream_error(ctx.provider_id or "", exc.status_code)
             await self.gate.settle(ctx)
@@ -156,7 +181,10 @@ class InferenceRoutes:
             raise
         except Exception:
             log.exception("Unexpected error serving %s for model %s", kind.name, ctx.model)
-            await send_error(send, internal_error())
+            error = internal_error()
+            note_failure(ctx, error)
+            await self.gate.settle(ctx)
+            await send_error(send, error)
 
     async def _stream(
         self, kind: _Kind, reply: StreamReply, body: dict[str, Any], ctx: RequestContext, send: Send, done: bytes
@@ -179,7 +207,7 @@ class InferenceRoutes:
                     telemetry().first_token(ctx, time.monotonic() - ctx.started)
                 await send({"type": "http.response.body", "body": block, "more_body": True})
         except RelaystackError as exc:
-            ctx.status = exc.status_code
+            note_failure(ctx, exc)
             telemetry().stream_failure(ctx.provider_id or "", _failure_reason(exc))
             await self.gate.settle(ctx)
             await _end_with_error(send, exc, started)
@@ -188,10 +216,11 @@ class InferenceRoutes:
             raise
         except Exception:
             log.exception("Unexpected error relaying a %s stream for model %s", kind.name, ctx.model)
-            ctx.status = 500
+            error = internal_error()
+            note_failure(ctx, error)
             telemetry().stream_failure(ctx.provider_id or "", "internal")
             await self.gate.settle(ctx)
-            await _end_with_error(send, internal_error(), started)
+            await _end_with_error(send, error, started)
             return
         finally:
             aclose = getattr(blocks, "aclose", None)
@@ -210,6 +239,14 @@ class InferenceRoutes:
             await self._store_stream(b"".join(keep), body, ctx.model or "")
         await self.gate.settle(ctx)
         await send({"type": "http.response.body", "body": done, "more_body": False})
+
+    def _check_store(self) -> None:
+        """A store known to be down (PostgreSQL unreachable) refuses with 503 before the upstream
+        is called: nothing is generated that could not be stored."""
+        assert self.store is not None
+        error = self.store.health().error
+        if error is not None:
+            raise error
 
     def _should_store(self, body: dict[str, Any]) -> bool:
         return self.store is not None and body.get("store") is not False
@@ -242,7 +279,7 @@ class InferenceRoutes:
             log.error("Could not store streamed chat completion: %s", exc)
             telemetry().store_failure("stream")
 
-    def _fault(self, scope: Scope) -> str | None:
+    def _fault(self, scope: Scope, stream: bool) -> str | None:
         value = header(scope, b"x-relaystack-fault")
         if value is None:
             return None
@@ -251,20 +288,47 @@ class InferenceRoutes:
                 "X-Relaystack-Fault is only honoured in replay mode (relaystack run --record-mode replay).",
                 param="X-Relaystack-Fault",
             )
-        return value.decode("latin-1")
+        text = value.decode("latin-1")
+        FaultSpec.parse(text).check_applies(stream=stream)  # a 400 now, not a fault silently skipped
+        return text
 
 
-def _with_limits(ctx: RequestContext, extra: list[tuple[bytes, bytes]] | None) -> list[tuple[bytes, bytes]] | None:
+def note_failure(ctx: RequestContext, exc: RelaystackError) -> None:
+    ctx.status = exc.status_code
+    ctx.error_code = exc.code or exc.type
+
+
+def _routing_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
+    """Which provider (and deployment) answered, after how many attempts."""
+    headers = [(b"x-relaystack-attempts", str(ctx.attempts).encode())]
+    if ctx.provider_id is not None:
+        headers.append((b"x-relaystack-provider", ctx.provider_id.encode()))
+    if ctx.deployment is not None:
+        headers.append((b"x-relaystack-deployment", ctx.deployment.encode()))
+    return headers
+
+
+def _max_attempts(scope: Scope) -> int | None:
+    """X-Relaystack-Max-Attempts: N caps this request's attempts (1: no retry, no fallback)."""
+    raw = header(scope, b"x-relaystack-max-attempts")
+    if raw is None:
+        return None
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise InvalidRequestError(
+            "X-Relaystack-Max-Attempts must be a whole number >= 1 (1: a single attempt, no retry, no fallback).",
+            param="X-Relaystack-Max-Attempts",
+        )
+    return int(raw)
+
+
+def _with_limits(ctx: RequestContext, extra: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """The answer's headers plus the caller's x-ratelimit-* (when its key has limits)."""
     limits = getattr(ctx.principal, "headers", None)
-    if not limits:
-        return extra
-    return [*extra, *limits] if extra else limits
+    return [*extra, *limits] if limits else extra
 
 
 def _sse_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
-    limits = getattr(ctx.principal, "headers", None)
-    return [*_SSE_HEADERS, *limits] if limits else _SSE_HEADERS
+    return _with_limits(ctx, _SSE_HEADERS + _routing_headers(ctx))
 
 
 def _failure_reason(exc: RelaystackError) -> str:
@@ -288,7 +352,7 @@ async def _end_with_error(send: Send, exc: RelaystackError, started: bool) -> No
     await send({"type": "http.response.body", "body": event, "more_body": False})
 
 
-def _provider_data(scope: Scope) -> dict[str, Any] | None:
+def provider_data_header(scope: Scope) -> dict[str, Any] | None:
     raw = header(scope, b"x-llamastack-provider-data") or header(scope, b"x-ogx-provider-data")
     if raw is None:
         return None
@@ -302,10 +366,11 @@ def _provider_data(scope: Scope) -> dict[str, Any] | None:
             'X-LlamaStack-Provider-Data must be a JSON object, e.g. {"together_api_key": "..."}.',
             param="X-LlamaStack-Provider-Data",
         )
+    data.pop("__test_id", None)  # a test harness's marker (recording/testid.py), never a provider's
     return data
 
 
-class _DisconnectWatcher:
+class DisconnectWatcher:
     """Cancels the request's task when the client disconnects before the response is complete."""
 
     __slots__ = ("_task", "complete", "disconnected")

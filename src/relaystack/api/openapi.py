@@ -11,9 +11,11 @@ from typing import Any
 
 from relaystack import __version__
 
-__all__ = ["PREFIXES", "openapi_document"]
+__all__ = ["PREFIXES", "RERANK_PATHS", "openapi_document"]
 
 PREFIXES = ("/v1", "/v1/openai/v1")
+# llama-stack serves rerank at /v1alpha (0.3+); its 0.2.x client posts to /v1
+RERANK_PATHS = ("/v1alpha/inference/rerank", "/v1/inference/rerank")
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _OBJ: dict[str, Any] = {"type": "object", "additionalProperties": True}
@@ -65,9 +67,64 @@ _EMBEDDINGS = _request(["model", "input"], {
 })
 _REGISTER = _request(["model_id"], {
     "model_id": {"type": "string"}, "provider_id": {"type": "string"},
-    "provider_model_id": {"type": "string"}, "model_type": {"type": "string", "enum": ["llm", "embedding"]},
+    "provider_model_id": {"type": "string"}, "model_type": {"type": "string", "enum": ["llm", "embedding", "rerank"]},
     "metadata": _OBJ,
 })
+_RERANK_ITEM = {"oneOf": [{"type": "string"}, _OBJ]}
+_RERANK = _request(["model", "query", "items"], {
+    "model": {"type": "string"},
+    "query": _RERANK_ITEM,
+    "items": {"type": "array", "minItems": 1, "items": _RERANK_ITEM},
+    "max_num_results": {"type": "integer", "minimum": 1},
+})
+_RESPONSE = _request(["model", "input"], {
+    "model": {"type": "string"},
+    "input": {"oneOf": [{"type": "string"}, {"type": "array", "items": _OBJ}]},
+    "instructions": {"type": "string"}, "previous_response_id": {"type": "string"},
+    "stream": {"type": "boolean"}, "store": {"type": "boolean"}, "tools": {"type": "array", "items": _OBJ},
+})
+_MESSAGE = _request(["model", "messages", "max_tokens"], {
+    "model": {"type": "string"}, "max_tokens": {"type": "integer", "minimum": 1},
+    "messages": {"type": "array", "minItems": 1, "items": _OBJ}, "system": {}, "stream": {"type": "boolean"},
+    "tools": {"type": "array", "items": _OBJ},
+})
+_COUNT_TOKENS = _request(["model", "messages"], {"model": {"type": "string"}, "messages": {"type": "array"}})
+
+
+def _frontend_paths(prefix: str) -> dict[str, Any]:
+    """The Responses API (OpenAI errors) and Anthropic's Messages API (Anthropic errors)."""
+    response_id = [_path_param("response_id")]
+    return {
+        f"{prefix}/responses": {
+            "post": _op("Create a response (OpenAI Responses API; typed SSE events with stream: true)", _RESPONSE,
+                        sse=True),
+            "get": _op("List stored responses", params=[
+                _query("after", {"type": "string"}), _query("limit", {"type": "integer"}),
+                _query("model", {"type": "string"}), _query("order", {"type": "string", "enum": ["asc", "desc"]}),
+            ]),
+        },
+        f"{prefix}/responses/{{response_id}}": {
+            "get": _op("Get a stored response", params=response_id),
+            "delete": _op("Delete a stored response", params=response_id),
+        },
+        f"{prefix}/responses/{{response_id}}/input_items": {
+            "get": _op("List a stored response's input items (its conversation so far)", params=[
+                *response_id, _query("after", {"type": "string"}), _query("before", {"type": "string"}),
+                _query("limit", {"type": "integer"}), _query("order", {"type": "string", "enum": ["asc", "desc"]}),
+            ]),
+        },
+        f"{prefix}/responses/{{response_id}}/cancel": {
+            "post": _op("Cancel a background response (none run here: 409 for a stored one)", params=response_id),
+        },
+        f"{prefix}/messages": {
+            "post": _op("Create a message (Anthropic Messages API; Anthropic's SSE events with stream: true)",
+                        _MESSAGE, sse=True),
+        },
+        f"{prefix}/messages/count_tokens": {
+            "post": _op("Count a message's input tokens (exact for local models, else a labelled estimate)",
+                        _COUNT_TOKENS),
+        },
+    }  # fmt: skip
 
 
 _KEY = _request([], {
@@ -129,6 +186,22 @@ def openapi_document() -> dict[str, Any]:
         }
         paths[f"{prefix}/health"] = {"get": _op("Health and readiness")}
         paths[f"{prefix}/version"] = {"get": _op("Server version")}
+        paths.update(_frontend_paths(prefix))
+    routes = _op("List every route served (llama-stack's inspect API)", params=[
+        _query("api_filter", {"type": "string", "enum": ["v1", "v1alpha", "v1beta", "deprecated"]})])
+    paths["/v1/inspect/routes"] = {"get": routes}
+    # llama-stack 0.7's admin namespace
+    paths["/v1alpha/admin/providers"] = {"get": _op("List providers (secrets masked)")}
+    paths["/v1alpha/admin/providers/{provider_id}"] = {
+        "get": _op("Get a provider", params=[_path_param("provider_id")]),
+    }
+    paths["/v1alpha/admin/inspect/routes"] = {"get": routes}
+    paths["/v1alpha/admin/health"] = {"get": _op("Health and readiness")}
+    paths["/v1alpha/admin/version"] = {"get": _op("Server version")}
+    for path in RERANK_PATHS:
+        paths[path] = {"post": _op(
+            'Rerank items by relevance to a query: {"data": [{"index", "relevance_score"}]}, best first', _RERANK,
+        )}
     paths.update(_gateway_paths())
     return {
         "openapi": "3.1.0",

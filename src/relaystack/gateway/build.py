@@ -88,12 +88,14 @@ def build_gateway(
     provider_of: Callable[[str], str | None],
     is_local: Callable[[str], bool],
     local_providers: Iterable[Any] = (),
+    workers: int = 1,
+    router_stats: Any = None,
     environ: Mapping[str, str] | None = None,
 ) -> GatewayParts:
     env = os.environ if environ is None else environ
     parts = GatewayParts(gate=OpenGate(), cors=resolve_cors(cors))
     if metrics:
-        parts.metrics = _prometheus(local_providers)
+        parts.metrics = _prometheus(local_providers, router_stats)
         parts.routes.append(Route("/metrics", _metrics_endpoint(parts.metrics), methods=["GET"]))
     if tracing is not None:
         from relaystack.gateway.tracing import Tracing
@@ -103,7 +105,6 @@ def build_gateway(
         return parts
     if not isinstance(store, KeyStore):
         raise ConfigError("server.auth/server.quota need a store that keeps keys and usage (SQLite or memory).")
-    workers = _workers(env)
     parts.counters = _counters(auth, store, db_path, workers)
     accountant = Accountant(store, Pricing(pricing, is_local))
     authenticator = None
@@ -118,10 +119,10 @@ def build_gateway(
     return parts
 
 
-def _prometheus(local_providers: Iterable[Any]) -> Any:
+def _prometheus(local_providers: Iterable[Any], router_stats: Any) -> Any:
     from relaystack.gateway.metrics import PrometheusTelemetry
 
-    return PrometheusTelemetry(local_providers)
+    return PrometheusTelemetry(local_providers, router_stats)
 
 
 def _metrics_endpoint(metrics: Any) -> Callable[[Request], Any]:
@@ -132,11 +133,6 @@ def _metrics_endpoint(metrics: Any) -> Callable[[Request], Any]:
                         headers={"content-type": CONTENT_TYPE})
 
     return endpoint
-
-
-def _workers(env: Mapping[str, str]) -> int:
-    value = env.get("RELAYSTACK_WORKERS", "1")
-    return int(value) if value.isdigit() else 1
 
 
 def _counters(auth: AuthSettings | None, store: Any, db_path: Path | None, workers: int) -> Counters:

@@ -66,13 +66,16 @@ def multiprocess_dir() -> str | None:
 class PrometheusTelemetry(Telemetry):
     enabled = True
 
-    def __init__(self, local_providers: Iterable[Any] = ()) -> None:
+    def __init__(self, local_providers: Iterable[Any] = (), router_stats: Any = None) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self._multiprocess = multiprocess_dir()
         self._local = list(local_providers)
         self._refresh_task: asyncio.Task[None] | None = None
         self._models: set[str] = set()
         self._tallies: dict[tuple[str, str, str, str], _Tally] = {}
+        # the router counts its own events (router/stats.py): read at each flush, as deltas
+        self._router_stats = router_stats
+        self._router_seen: dict[tuple[str, str, str], int] = {}
         self._bounds = _LATENCY_BUCKETS
         self._build(self.registry)
 
@@ -100,6 +103,9 @@ class PrometheusTelemetry(Telemetry):
                                  ["model", "from_provider", "to_provider"], registry=r)
         self.cooldowns = Counter("relaystack_cooldowns", "Deployments taken out of rotation.",
                                  ["provider", "model"], registry=r)
+        self.router_events = Counter(
+            "relaystack_router_events", "The router's attempts, failures, retries, fallbacks, cooldowns, probes, "
+            "skips and exhausted requests, by model and deployment.", ["model", "deployment", "event"], registry=r)
         self.local_queue = Gauge("relaystack_local_model_queue_depth", "Requests queued or running on a local model.",
                                  ["model"], registry=r, multiprocess_mode="livesum")
         self.local_state = Gauge("relaystack_local_model_state", "Workers whose local model is in this state.",
@@ -127,6 +133,7 @@ class PrometheusTelemetry(Telemetry):
 
     def flush(self) -> None:
         """Add the tallies to the Prometheus values (the histogram's own sum and buckets)."""
+        self._flush_router()
         tallies, self._tallies = self._tallies, {}
         for (route, model, provider, status), tally in tallies.items():
             self.requests.labels(route, model, provider, status).inc(tally.count)
@@ -135,6 +142,15 @@ class PrometheusTelemetry(Telemetry):
                 for kind, amount in zip(_TOKEN_KINDS, (tally.prompt, tally.completion, tally.cached), strict=True):
                     if amount:
                         self.tokens.labels(model, provider, kind).inc(amount)
+
+    def _flush_router(self) -> None:
+        if self._router_stats is None:
+            return
+        for (model, deployment, event), count in self._router_stats.counts.items():
+            seen = self._router_seen.get((model, deployment, event), 0)
+            if count > seen:
+                self.router_events.labels(self._bounded(model), deployment, event).inc(count - seen)
+                self._router_seen[(model, deployment, event)] = count
 
     def route_done(self, route: str, status: int, seconds: float) -> None:
         self.requests.labels(route, "", "", str(status)).inc()

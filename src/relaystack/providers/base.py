@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from relaystack.errors import NotImplementedYetError
+from relaystack.errors import InvalidRequestError, NotImplementedYetError
 
 __all__ = [
     "CallContext",
@@ -26,7 +26,7 @@ __all__ = [
     "sse_event",
 ]
 
-ModelType = Literal["llm", "embedding"]
+ModelType = Literal["llm", "embedding", "rerank"]
 ModelSource = Literal["config", "listed", "registered", "builtin", "routed"]
 
 
@@ -70,6 +70,10 @@ class CallContext:
     requested_model: str
     provider_data: dict[str, Any] | None = None
     fault: str | None = None
+    # the API the client spoke (RequestContext.api): "openai", "responses", "messages"
+    api: str = "openai"
+    # the router's per-deployment connect timeout (routing timeouts.connect_s); None: the provider's own
+    connect_timeout_s: float | None = None
 
     @property
     def upstream_model(self) -> str:
@@ -145,6 +149,19 @@ class Provider:
 
     async def embeddings(self, body: dict[str, Any], call: CallContext) -> JsonReply:
         raise NotImplementedYetError(f"Provider '{self.provider_id}' does not serve embeddings.")
+
+    async def rerank(self, body: dict[str, Any], call: CallContext) -> JsonReply:
+        """llama-stack's rerank: ``{"data": [{"index", "relevance_score"}, ...]}``, best first."""
+        raise InvalidRequestError(
+            f"Provider '{self.provider_id}' ({self.provider_type}) does not serve rerank.",
+            param="model", code="unsupported_operation",
+        )
+
+    def secrets(self, call: CallContext | None = None) -> tuple[str, ...]:
+        """Every credential value of a call (configured key, per-request key, exchanged tokens,
+        signing keys) that must never appear in a response, log line, stored row or recording.
+        The redaction layer scrubs what this returns; a provider with credentials overrides it."""
+        return ()
 
     def public_config(self) -> dict[str, Any]:
         """The provider's config with every secret masked."""

@@ -7,7 +7,7 @@ import sys
 from array import array
 from typing import Any
 
-__all__ = ["decode_base64_embedding", "encode_base64_embedding", "encode_base64_embeddings"]
+__all__ = ["encode_base64_embedding", "encode_base64_embeddings"]
 
 
 def encode_base64_embedding(values: list[float]) -> str:
@@ -15,14 +15,6 @@ def encode_base64_embedding(values: list[float]) -> str:
     if sys.byteorder == "big":
         packed.byteswap()
     return base64.b64encode(packed.tobytes()).decode("ascii")
-
-
-def decode_base64_embedding(text: str) -> list[float]:
-    packed = array("f")
-    packed.frombytes(base64.b64decode(text))
-    if sys.byteorder == "big":
-        packed.byteswap()
-    return packed.tolist()
 
 
 def encode_base64_embeddings(response: dict[str, Any]) -> None:

@@ -4,13 +4,17 @@ A plain OpenAI-compatible upstream needs no code: a catalog row (``providers.cat
 or a run.yaml entry. This base gives each provider:
 
 - one pooled HTTP client, through the upstream seam (so record/replay sees everything);
-- discovery from ``GET /models`` with ``allowed_models`` and a refresh interval, quiet
-  when no key is configured; static models from config; per-model embedding metadata;
+- typed config (``providers.settings``), one line naming the key for a bad value;
+- discovery from ``GET /models`` with ``allowed_models`` and a refresh interval; listed ids
+  typed from the row's data (known embedding models with their dimensions);
 - the request forwarded with exactly the fields the client set, the caller's model id
   mapped to the upstream's, plus the provider's declared fixes (override ``prepare_*``);
-- a per-request key from ``X-LlamaStack-Provider-Data`` under the provider's field, used
-  for that request and provider only, never logged, stored or recorded;
-- upstream errors mapped to the same status in OpenAI's error shape.
+- what the provider cannot do (its row's capabilities) refused with a 400 before any call;
+- the call's key: per request from ``X-LlamaStack-Provider-Data`` under the provider's
+  field, else the configured one, else none (no ``Authorization`` header for a provider
+  that needs no key), applied by the provider's pluggable ``Auth`` (``providers.auth``);
+- upstream errors mapped to the same status in OpenAI's error shape, with every secret of
+  the call (``secrets()``) redacted.
 """
 
 from __future__ import annotations
@@ -19,16 +23,20 @@ import logging
 from typing import Any, ClassVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from relaystack.errors import (
     ConfigError,
     MissingApiKeyError,
+    ReplayMissError,
     UpstreamError,
     UpstreamProtocolError,
 )
-from relaystack.providers.base import CallContext, JsonReply, ModelEntry, Provider, Reply, StreamReply
+from relaystack.providers.auth import Auth, bearer
+from relaystack.providers.base import CallContext, JsonReply, ModelEntry, ModelType, Provider, Reply, StreamReply
 from relaystack.providers.embeddings_codec import encode_base64_embeddings
+from relaystack.providers.rerank import RerankQuery, parse_rerank, ranked
+from relaystack.providers.settings import RemoteSettings, parse_settings
+from relaystack.providers.spec import Capabilities, Operation, ProviderSpec
 from relaystack.providers.sse_relay import RelayRules, hidden_events, relay_sse
 from relaystack.upstream.base import Timeouts, Upstream, UpstreamRequest, UpstreamResponse
 
@@ -36,59 +44,57 @@ __all__ = ["OpenAICompatProvider", "OpenAICompatSettings"]
 
 log = logging.getLogger("relaystack.providers")
 
-
-class OpenAICompatSettings(BaseModel):
-    """The ``config:`` block of a remote provider in run.yaml."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-    base_url: str | None = None
-    api_key: SecretStr | None = None
-    allowed_models: list[str] | None = None
-    refresh_models: bool = True
-    refresh_interval_s: float = Field(300.0, gt=0)
-    connect_timeout_s: float = Field(10.0, gt=0)
-    read_timeout_s: float = Field(600.0, gt=0)
-    extra_headers: dict[str, str] = Field(default_factory=dict)
+OpenAICompatSettings = RemoteSettings  # the name earlier code imported
 
 
 class OpenAICompatProvider(Provider):
     provider_type: ClassVar[str] = "remote::openai-compat"
-    default_base_url: ClassVar[str | None] = None
-    # the key under which X-LlamaStack-Provider-Data carries a per-request API key
-    provider_data_api_key_field: ClassVar[str | None] = None
-    # the environment variable named in "missing key" errors
-    api_key_env: ClassVar[str | None] = None
-    # upstream id -> {embedding_dimension, context_length}: listed ids found here are embedding models
-    embedding_model_metadata: ClassVar[dict[str, dict[str, int]]] = {}
+    Settings: ClassVar[type[RemoteSettings]] = RemoteSettings
 
-    def __init__(self, provider_id: str, config: dict[str, Any], upstream: Upstream) -> None:
+    def __init__(self, provider_id: str, config: dict[str, Any], upstream: Upstream,
+                 spec: ProviderSpec | None = None) -> None:
         super().__init__(provider_id)
-        known = set(OpenAICompatSettings.model_fields) | {"url", "api_token"}
-        if unknown := sorted(set(config) - known):
-            log.warning("Provider '%s': config keys %s are not used by relaystack.", provider_id, unknown)
-        if config.get("url") and not config.get("base_url"):
-            config = {**config, "base_url": config["url"]}  # llama-stack's older key
-        if config.get("api_token") and not config.get("api_key"):
-            config = {**config, "api_key": config["api_token"]}
-        try:
-            self.settings = OpenAICompatSettings.model_validate(config)
-        except ValidationError as exc:
-            raise ConfigError(f"providers.inference[{provider_id}].config: {exc.errors()[0]['msg']}") from None
-        base_url = self.settings.base_url or self.default_base_url
-        if not base_url:
-            raise ConfigError(f"Provider '{provider_id}' ({self.provider_type}) needs config.base_url.")
-        self.base_url = base_url.rstrip("/")
+        self.spec = spec or _spec_of(type(self))
+        self.settings = parse_settings(self.Settings, provider_id, dict(config))
+        self.label = self.spec.label(provider_id)
         self.upstream = upstream
+        self.capabilities: Capabilities = self.spec.capabilities
+        self.embedding_models: dict[str, dict[str, int]] = {k: dict(v) for k, v in self.spec.embedding_models.items()}
+        self._config_key = self.settings.key()
+        self._config_secrets: tuple[str, ...] = (self._config_key,) if self._config_key else ()
+        self.key_required = self.spec.key_required
+        self.base_url = self.resolve_base_url().rstrip("/")
         self._timeouts = Timeouts(self.settings.connect_timeout_s, self.settings.read_timeout_s)
-        secret = self.settings.api_key.get_secret_value() if self.settings.api_key else ""
-        self._config_key = secret or None
+        self._headers = {**self.spec.default_headers, **self.settings.extra_headers}
+        self.auth: Auth = self.make_auth()
         # set by the composition root when replaying recordings: no request leaves the
-        # machine, so a missing key must not stop a replayed test suite
+        # machine, so no call needs (or sends) a credential
         self.credentials_optional = False
 
+    # -- hooks for a provider's own layout and auth --------------------------------------------
+    def resolve_base_url(self) -> str:
+        base_url = self.settings.base_url or self.spec.base_url
+        if not base_url:
+            raise ConfigError(f"{self.label} needs config.base_url (or url): the address of its OpenAI-compatible API.")
+        return base_url
+
+    def make_auth(self) -> Auth:
+        return bearer()
+
+    def url_for(self, path: str, call: CallContext | None) -> str:
+        return self.base_url + path
+
+    def generate_url(self, path: str, stream: bool, call: CallContext) -> str:
+        """The URL of a chat or completion call (an API with a separate streaming path overrides it)."""
+        return self.url_for(path, call)
+
     # -- lifecycle, discovery ----------------------------------------------------------------
+    async def start(self) -> None:
+        if self.key_required and self._config_key is None and not self.credentials_optional:
+            log.warning("%s has no API key: %s", self.label, self._missing_key_hint())
+
     async def stop(self) -> None:
+        await self.auth.aclose()
         await self.upstream.aclose()
 
     @property
@@ -99,49 +105,79 @@ class OpenAICompatProvider(Provider):
         allowed = self.settings.allowed_models
         return allowed is None or upstream_model in allowed
 
+    def can_list(self) -> bool:
+        """Whether discovery can run without a caller's key (listing needs a credential)."""
+        return self.credentials_optional or self._config_key is not None or not self.key_required
+
     async def list_models(self) -> list[ModelEntry] | None:
-        if self._config_key is None:
-            log.debug("Provider '%s' has no configured key: model discovery skipped.", self.provider_id)
+        if not self.can_list():
+            log.debug("%s has no configured key: model discovery skipped.", self.label)
             return None
-        response = await self._send("GET", "/models", None, None, stream=False)
-        raw = await response.read()
-        if response.status >= 400:
-            raise self._error_from(response.status, raw, response.headers, None)
         try:
-            listing = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise UpstreamProtocolError(f"Provider '{self.provider_id}': GET /models did not return JSON.") from None
+            listing = await self.fetch_json("GET", self.listing_url(), None, anonymous=not self.listing_needs_auth)
+        except ReplayMissError:
+            log.info("%s: no recorded model listing to replay; models come from the config.", self.label)
+            return None
         return [e for e in self.models_from_listing(listing) if self.allows(e.provider_resource_id)]
+
+    # False for an API whose model listing is public (watsonx's model specs)
+    listing_needs_auth: ClassVar[bool] = True
+
+    def listing_url(self) -> str:
+        return self.url_for("/models", None)
 
     def models_from_listing(self, listing: Any) -> list[ModelEntry]:
         items = listing.get("data", []) if isinstance(listing, dict) else []
         return [self.entry_for(str(item["id"])) for item in items if isinstance(item, dict) and "id" in item]
 
-    def entry_for(self, upstream_id: str, **extra_metadata: Any) -> ModelEntry:
+    def model_type_for(self, upstream_id: str) -> ModelType:
+        return "embedding" if upstream_id in self.embedding_models else "llm"
+
+    def entry_for(self, upstream_id: str, model_type: ModelType | None = None, **extra_metadata: Any) -> ModelEntry:
         identifier = f"{self.provider_id}/{upstream_id}"
-        if upstream_id in self.embedding_model_metadata:
-            metadata = {**self.embedding_model_metadata[upstream_id], **extra_metadata}
-            return ModelEntry(identifier, self.provider_id, upstream_id, "embedding", metadata, "listed")
-        return ModelEntry(identifier, self.provider_id, upstream_id, "llm", dict(extra_metadata), "listed")
+        kind = model_type or self.model_type_for(upstream_id)
+        metadata = {**self.embedding_models.get(upstream_id, {}), **extra_metadata} if kind == "embedding" else {
+            **extra_metadata}
+        return ModelEntry(identifier, self.provider_id, upstream_id, kind, metadata, "listed")
 
     # -- inference ------------------------------------------------------------------------------
     async def chat_completion(self, body: dict[str, Any], call: CallContext) -> Reply:
-        return await self._generate("/chat/completions", self.prepare_chat(body, call), call)
+        self.check("chat", body)
+        upstream_body = self.prepare_chat(self._strip(body), call)
+        return await self._generate("/chat/completions", upstream_body, call, body.get("stream") is True)
 
     async def completion(self, body: dict[str, Any], call: CallContext) -> Reply:
-        return await self._generate("/completions", self.prepare_completion(body, call), call)
+        self.check("completion", body)
+        upstream_body = self.prepare_completion(self._strip(body), call)
+        return await self._generate("/completions", upstream_body, call, body.get("stream") is True)
 
     async def embeddings(self, body: dict[str, Any], call: CallContext) -> JsonReply:
+        self.check("embeddings", body)
         wanted_format = body.get("encoding_format")
         upstream_body = self.prepare_embeddings(body, call)
-        response = await self._send("POST", "/embeddings", upstream_body, call, stream=False)
+        response = await self._send("POST", self.url_for("/embeddings", call), upstream_body, call, stream=False)
         data = await self._read_json(response, call)
-        data["model"] = call.requested_model
         data = self.fix_embeddings_response(data, call)
+        data["model"] = call.requested_model
         sent_format = upstream_body.get("encoding_format")
         if wanted_format == "base64" and sent_format != "base64":
             encode_base64_embeddings(data)
         return JsonReply(data)
+
+    async def rerank(self, body: dict[str, Any], call: CallContext) -> JsonReply:
+        self.check("rerank", body)
+        query = parse_rerank(body)
+        url, upstream_body = self.rerank_request(query, call)
+        data = await self.fetch_json("POST", url, upstream_body, call)
+        return JsonReply({"data": ranked(self.rerank_results(data), query.max_num_results)})
+
+    def check(self, operation: Operation, body: dict[str, Any]) -> None:
+        self.capabilities.check(operation, body, self.label)
+
+    def _strip(self, body: dict[str, Any]) -> dict[str, Any]:
+        if not self.capabilities.stream_options and "stream_options" in body:
+            return {k: v for k, v in body.items() if k != "stream_options"}
+        return body
 
     # -- hooks a provider overrides for its quirks ---------------------------------------------
     def prepare_chat(self, body: dict[str, Any], call: CallContext) -> dict[str, Any]:
@@ -162,10 +198,25 @@ class OpenAICompatProvider(Provider):
     def relay_rules(self, body: dict[str, Any], call: CallContext) -> RelayRules:
         return RelayRules(call.requested_model)
 
+    def rerank_request(self, query: RerankQuery, call: CallContext) -> tuple[str, dict[str, Any]]:
+        """The URL and body of an upstream rerank call (Jina/Cohere style by default)."""
+        body: dict[str, Any] = {"model": call.upstream_model, "query": query.query, "documents": query.items}
+        if query.max_num_results is not None:
+            body["top_n"] = query.max_num_results
+        return self.url_for("/rerank", call), body
+
+    def rerank_results(self, data: dict[str, Any]) -> list[tuple[int, float]]:
+        results = data.get("results")
+        if not isinstance(results, list):
+            raise UpstreamProtocolError(f"{self.label}: the rerank answer has no 'results' list.")
+        try:
+            return [(int(r["index"]), float(r["relevance_score"])) for r in results]
+        except (KeyError, TypeError, ValueError):
+            raise UpstreamProtocolError(f"{self.label}: a rerank result lacks 'index' or 'relevance_score'.") from None
+
     # -- plumbing -------------------------------------------------------------------------------
-    async def _generate(self, path: str, upstream_body: dict[str, Any], call: CallContext) -> Reply:
-        stream = upstream_body.get("stream") is True
-        response = await self._send("POST", path, upstream_body, call, stream=stream)
+    async def _generate(self, path: str, upstream_body: dict[str, Any], call: CallContext, stream: bool) -> Reply:
+        response = await self._send("POST", self.generate_url(path, stream, call), upstream_body, call, stream=stream)
         if not stream or response.status >= 400:
             data = await self._read_json(response, call)
             data["model"] = call.requested_model
@@ -177,35 +228,64 @@ class OpenAICompatProvider(Provider):
         rules = self.relay_rules(upstream_body, call)
         return StreamReply(relay_sse(response, rules), response.aclose, lambda: hidden_events(rules))
 
+    async def fetch_json(self, method: str, url: str, body: dict[str, Any] | None,
+                         call: CallContext | None = None, *, auth: Auth | None = None, anonymous: bool = False) -> Any:
+        """One non-streamed call; the parsed JSON answer (any JSON value) or the upstream's error.
+        ``auth`` replaces the provider's scheme for this call (an endpoint that authenticates otherwise);
+        ``anonymous`` sends no credentials at all (an endpoint that needs none)."""
+        response = await self._send(method, url, body, call, stream=False, auth=auth, anonymous=anonymous)
+        raw = await response.read()
+        if response.status >= 400:
+            raise self._error_from(response.status, raw, response.headers, call)
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise UpstreamProtocolError(
+                f"{self.label} answered {method} {url.split('?')[0].rsplit('/', 1)[-1]} with a body that is not JSON."
+            ) from None
+
     async def _send(
-        self, method: str, path: str, body: dict[str, Any] | None, call: CallContext | None, *, stream: bool
+        self, method: str, url: str, body: dict[str, Any] | None, call: CallContext | None, *, stream: bool,
+        auth: Auth | None = None, anonymous: bool = False,
     ) -> UpstreamResponse:
-        headers = {"Authorization": f"Bearer {self._api_key(call)}", **self.settings.extra_headers}
+        headers = dict(self._headers)
         if body is not None:
             headers["Content-Type"] = "application/json"
         if stream:
             headers["Accept"] = "text/event-stream"
+        timeouts = self._timeouts
+        if call is not None and call.connect_timeout_s is not None:
+            timeouts = Timeouts(call.connect_timeout_s, timeouts.read)
         request = UpstreamRequest(
-            method, self.base_url + path, headers, orjson.dumps(body) if body is not None else None, body,
-            stream, self._timeouts, call.fault if call else None,
+            method, url, headers, orjson.dumps(body) if body is not None else None, body,
+            stream, timeouts, call.fault if call else None, self.settings.tls_verify,
         )
+        if not (self.credentials_optional or anonymous):
+            key = self._key(call)
+            if key is None and self.key_required:
+                raise MissingApiKeyError(f"No API key for {self.label}: {self._missing_key_hint()}")
+            await (auth or self.auth).apply(request, key)
+            request.secrets = self.secrets(call)
         return await self.upstream.send(request)
 
-    def _api_key(self, call: CallContext | None) -> str:
-        field = self.provider_data_api_key_field
-        if call is not None and field and call.provider_data:
-            value = call.provider_data.get(field)
-            if isinstance(value, str) and value:
-                return value
-        if self._config_key:
-            return self._config_key
-        if self.credentials_optional:
-            return "replay-without-a-key"
-        where = f" or set {self.api_key_env}" if self.api_key_env else ""
+    def _key(self, call: CallContext | None) -> str | None:
+        """The call's key: the per-request one under the provider's field, else the configured one."""
+        value = _provider_data_key(call, self.spec.key_field)
+        return value or self._config_key
+
+    def _missing_key_hint(self) -> str:
+        field, env = self.spec.key_field, self.spec.key_env
+        where = f" or set {env}" if env else ""
         header = f' or send the header X-LlamaStack-Provider-Data: {{"{field}": "<API_KEY>"}}' if field else ""
-        raise MissingApiKeyError(
-            f"No API key for provider '{self.provider_id}': set config.api_key in the run config{where}{header}."
-        )
+        return f"set config.api_key in the run config{where}{header}."
+
+    def secrets(self, call: CallContext | None = None) -> tuple[str, ...]:
+        per_call = _provider_data_key(call, self.spec.key_field)
+        derived = self.auth.secrets()
+        if per_call is None and not derived:
+            return self._config_secrets  # the common case, on the hot path: nothing to build
+        found = [self._config_key, per_call, *derived]
+        return tuple(dict.fromkeys(s for s in found if s))
 
     async def _read_json(self, response: UpstreamResponse, call: CallContext) -> dict[str, Any]:
         raw = await response.read()
@@ -224,11 +304,12 @@ class OpenAICompatProvider(Provider):
     def _error_from(
         self, status: int, raw: bytes, headers: Any, call: CallContext | None
     ) -> UpstreamError:
+        # some upstreams echo the credentials they were given: never pass them on, in any field
+        secrets = [s for s in self.secrets(call) if len(s) >= 8]
+        if status == 401:
+            self.auth.invalidate(self._key(call))  # an exchanged token is refused: exchange again next time
         message, type_, param, code = _parse_error_body(raw)
-        # some upstreams echo the key they were given in their error message: never pass it on
-        for key in {self._config_key, _provider_data_key(call, self.provider_data_api_key_field)}:
-            if key and len(key) >= 8:
-                message = message.replace(key, "***")
+        message, type_, param, code = (_redact(v, secrets) for v in (message, type_, param, code))
         passed: dict[str, str] = {}
         for name in ("Retry-After", "retry-after-ms"):
             if value := headers.get(name):
@@ -237,20 +318,34 @@ class OpenAICompatProvider(Provider):
         return UpstreamError(text, status=status, type=type_, param=param, code=code, headers=passed)
 
     def public_config(self) -> dict[str, Any]:
-        return {
-            "base_url": self.base_url,
-            "api_key": "********" if self._config_key else None,
-            "allowed_models": self.settings.allowed_models,
-            "refresh_models": self.settings.refresh_models,
-            "provider_data_api_key_field": self.provider_data_api_key_field,
-        }
+        shown: dict[str, Any] = {"base_url": self.base_url}
+        for name, value in self.settings.model_dump(exclude={"base_url"}).items():
+            if name in self.settings.secret_keys:
+                value = "********" if value else None
+            shown[name] = value
+        shown["provider_data_api_key_field"] = self.spec.key_field
+        return shown
+
+
+def _spec_of(cls: type[OpenAICompatProvider]) -> ProviderSpec:
+    from relaystack.providers.catalog import CATALOG
+
+    return CATALOG[cls.provider_type]
 
 
 def _provider_data_key(call: CallContext | None, field: str | None) -> str | None:
     if call is None or not field or not call.provider_data:
         return None
     value = call.provider_data.get(field)
-    return value if isinstance(value, str) else None
+    return value if isinstance(value, str) and value else None
+
+
+def _redact(value: Any, secrets: list[str]) -> Any:
+    if not isinstance(value, str):
+        return value
+    for secret in secrets:
+        value = value.replace(secret, "***")
+    return value
 
 
 def _parse_error_body(raw: bytes) -> tuple[str, str | None, str | None, str | None]:
@@ -259,9 +354,12 @@ def _parse_error_body(raw: bytes) -> tuple[str, str | None, str | None, str | No
     except orjson.JSONDecodeError:
         # never echo a non-JSON body: it may be an HTML error page from an intermediate proxy
         return "the upstream's error body was not JSON", None, None, None
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        data = data[0]  # some APIs (Gemini's) wrap the error object in a list
     error = data.get("error", data) if isinstance(data, dict) else data
     if isinstance(error, dict):
-        message = error.get("message") or error.get("detail") or "no message"
+        message = (error.get("message") or error.get("detail") or error.get("errorMessage")
+                   or _first_error(error) or "no message")
         code = error.get("code")
         return (
             str(message)[:2000],
@@ -270,3 +368,11 @@ def _parse_error_body(raw: bytes) -> tuple[str, str | None, str | None, str | No
             str(code) if code is not None else None,
         )
     return str(error)[:2000], None, None, None
+
+
+def _first_error(error: dict[str, Any]) -> str | None:
+    """watsonx-style ``{"errors": [{"code", "message"}]}``."""
+    errors = error.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        return str(errors[0].get("message") or errors[0].get("code") or "") or None
+    return None

@@ -1,6 +1,6 @@
 """Together AI (``remote::together``): the shared base plus every quirk of Together's API.
 
-| quirk (llama-stack-spec.md §3.6)                                   | what relaystack does                          |
+| quirk (as llama-stack handles them)                                | what relaystack does                          |
 |--------------------------------------------------------------------|-----------------------------------------------|
 | Q1 ``GET /models`` is a bare JSON array with a ``type`` per model  | read it; embeddings get their metadata; types  |
 |                                                                    | it cannot serve (image, audio, rerank...) skip |
@@ -16,13 +16,13 @@
 from __future__ import annotations
 
 import logging
-from functools import partial
-from typing import Any, ClassVar
+from typing import Any
 
 from relaystack.errors import InvalidRequestError, UnsupportedParameterError
 from relaystack.providers.base import CallContext, ModelEntry
 from relaystack.providers.openai_compat import OpenAICompatProvider
 from relaystack.providers.sse_relay import RelayRules
+from relaystack.providers.stream_usage import usage_rules
 
 __all__ = ["TogetherProvider"]
 
@@ -37,7 +37,6 @@ TOGETHER_EMBEDDING_MODELS: dict[str, dict[str, int]] = {
     "intfloat/multilingual-e5-large-instruct": {"embedding_dimension": 1024, "context_length": 512},
 }
 _LLM_TYPES = frozenset({"chat", "language", "code"})
-_USAGE_OBJECT = (b'"usage":{', b'"usage": {')
 _OBJECT_FIXES = (
     (b'"object":"completion.chunk"', b'"object":"text_completion"'),
     (b'"object": "completion.chunk"', b'"object": "text_completion"'),
@@ -46,10 +45,6 @@ _OBJECT_FIXES = (
 
 class TogetherProvider(OpenAICompatProvider):
     provider_type = "remote::together"
-    default_base_url = "https://api.together.xyz/v1"
-    provider_data_api_key_field = "together_api_key"
-    api_key_env = "TOGETHER_API_KEY"
-    embedding_model_metadata: ClassVar[dict[str, dict[str, int]]] = TOGETHER_EMBEDDING_MODELS
 
     def models_from_listing(self, listing: Any) -> list[ModelEntry]:
         if not isinstance(listing, list):  # Together might one day adopt OpenAI's shape
@@ -61,7 +56,7 @@ class TogetherProvider(OpenAICompatProvider):
             model_id, model_type = item["id"], item.get("type")
             extra = {"context_length": item["context_length"]} if item.get("context_length") else {}
             if model_type == "embedding":
-                if model_id not in TOGETHER_EMBEDDING_MODELS:
+                if model_id not in self.embedding_models:
                     log.debug("Together embedding model %s has no known dimension: skipped.", model_id)
                     continue
                 entries.append(self.entry_for(model_id))
@@ -97,15 +92,8 @@ class TogetherProvider(OpenAICompatProvider):
         return data
 
     def relay_rules(self, body: dict[str, Any], call: CallContext) -> RelayRules:
-        options = body.get("stream_options")
-        include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        rules = RelayRules(
-            call.requested_model,
-            replacements=_OBJECT_FIXES if "prompt" in body else (),
-            needs_parse=_USAGE_OBJECT,
-        )
-        rules.edit_event = _split_usage if include_usage else partial(_hide_usage, rules)
-        return rules
+        rules = RelayRules(call.requested_model, replacements=_OBJECT_FIXES if "prompt" in body else ())
+        return usage_rules(rules, body)
 
 
 def _refuse_streamed_n(body: dict[str, Any]) -> None:
@@ -114,21 +102,3 @@ def _refuse_streamed_n(body: dict[str, Any]) -> None:
         raise InvalidRequestError(
             "Together does not support n > 1 when streaming; set stream to false or n to 1.", param="n"
         )
-
-
-def _hide_usage(rules: RelayRules, event: dict[str, Any]) -> list[dict[str, Any]]:
-    """Unasked usage: not shown to the client, kept for the stored completion."""
-    if event.get("usage"):
-        rules.hidden.append({"id": event.get("id"), "choices": [], "usage": event["usage"]})
-    event["usage"] = None
-    return [event] if event.get("choices") else []
-
-
-def _split_usage(event: dict[str, Any]) -> list[dict[str, Any]]:
-    """Together's finish chunk carries usage; OpenAI sends it in a final chunk with no choices."""
-    if not event.get("choices"):
-        return [event]
-    usage = event.get("usage")
-    event["usage"] = None
-    trailer: dict[str, Any] = {k: event[k] for k in ("id", "object", "created", "model") if k in event}
-    return [event, {**trailer, "choices": [], "usage": usage}]

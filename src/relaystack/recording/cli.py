@@ -1,12 +1,13 @@
 """``relaystack recordings ...``: look at, check and import recordings.
 
-``verify`` decides that a recording is *used* as follows: with ``--used-log FILE`` (the
+``verify --dir DIR`` works on any folder: every recording file parses and holds no secret.
+It also checks that each recording is *used* when asked to: with ``--used-log FILE`` (the
 ids replay appends when ``RELAYSTACK_RECORDINGS_USED_LOG`` / ``pytest
 --recordings-used-log`` is set), used means "replayed by that run" - exact, and the
-recommended CI check. Without a log it falls back to a grep: the recording's prompt
-(first line of the last user message, the completion prompt or the embedding input, up to
-40 characters) must appear in some ``*.py`` file under ``--tests``; a model list counts as
-used if a test mentions ``models.list`` or ``/models``.
+recommended CI check. With ``--tests DIR`` it is a grep: the recording's prompt (first
+line of the last user message, the completion prompt or the embedding input, up to 40
+characters) must appear in some ``*.py`` file under DIR; a model list counts as used if a
+test mentions ``models.list`` or ``/models``.
 """
 
 from __future__ import annotations
@@ -32,8 +33,11 @@ _DIR_HELP = (
 )
 
 
-def _directory(value: Path | None) -> Path:
-    return RecordingSettings.from_env(None, value, os.environ).directory
+def _directory(value: Path | None, *, must_exist: bool = True) -> Path:
+    directory = RecordingSettings.from_env(None, value, os.environ).directory
+    if must_exist and not directory.is_dir():
+        raise click.ClickException(f"No recordings folder at {directory} (give an existing one with --dir).")
+    return directory
 
 
 @click.group("recordings")
@@ -86,6 +90,8 @@ def show_cmd(recording_id: str, dir_: Path | None, raw: bool) -> None:
     click.echo(f"file:      {rec.path}")
     click.echo(f"request:   {ident.method} {ident.url}")
     click.echo(f"model:     {ident.model or '-'}")
+    if rec.per_test:
+        click.echo(f"test id:   {rec.test_id or '- (shared: made outside any test)'}")
     click.echo(f"streaming: {'yes' if rec.replays_as_stream else 'no'}")
     click.echo("body:")
     click.echo(_indent(json.dumps(ident.body, indent=2, ensure_ascii=False)))
@@ -114,16 +120,17 @@ def _indent(text: str) -> str:
 
 @recordings.command("verify")
 @click.option("--dir", "dir_", type=click.Path(path_type=Path), default=None, help=_DIR_HELP)
-@click.option("--tests", "tests_dir", type=click.Path(path_type=Path), default=Path("tests"),
-              show_default=True, help="Test sources to grep for each recording's prompt (without --used-log).")
+@click.option("--tests", "tests_dir", type=click.Path(path_type=Path), default=None,
+              help="Also check each recording is used: its prompt appears in a test under this folder.")
 @click.option("--used-log", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Ids replayed by a test run (RELAYSTACK_RECORDINGS_USED_LOG); 'used' = listed there.")
-def verify_cmd(dir_: Path | None, tests_dir: Path, used_log: Path | None) -> None:
-    """Every recording parses, holds no secret and is used by some test. Exit 1 otherwise."""
+              help="Also check each recording is used: replayed by a test run (RELAYSTACK_RECORDINGS_USED_LOG).")
+def verify_cmd(dir_: Path | None, tests_dir: Path | None, used_log: Path | None) -> None:
+    """Every recording parses and holds no secret (and, with --used-log or --tests, is used). Exit 1 otherwise."""
     directory = _directory(dir_)
-    paths = recording_files(directory)
+    # llama-stack's layout (responses/*.json), else any JSON file under the folder
+    paths = recording_files(directory) or sorted(p for p in directory.rglob("*.json") if not p.name.startswith("."))
     if not paths:
-        raise click.ClickException(f"No recordings under {directory} (expected responses/*.json).")
+        raise click.ClickException(f"No recordings under {directory} (no .json file).")
     is_used = _usage_checker(tests_dir, used_log, directory)
     failed = 0
     for i, path in enumerate(paths, 1):
@@ -132,7 +139,8 @@ def verify_cmd(dir_: Path | None, tests_dir: Path, used_log: Path | None) -> Non
         extra = f" ({'; '.join(notes)})" if notes else ""
         click.echo(f"[{i}/{len(paths)}] {path.stem}: {status}{extra}")
         failed += bool(problems)
-    click.echo(f"{len(paths)} recording(s): {len(paths) - failed} ok, {failed} failed")
+    click.echo(f"{len(paths)} recording(s): {len(paths) - failed} ok, {failed} failed"
+               + ("" if is_used is not None else " (usage not checked: pass --used-log or --tests)"))
     if failed:
         raise SystemExit(1)
 
@@ -146,22 +154,27 @@ def _check(path: Path, is_used: Any) -> tuple[list[str], list[str]]:
     except (ValueError, RecordingFormatError) as exc:
         return [f"does not parse ({exc})"], notes
     problems.extend(find_secrets(text))
-    if path.stem != rec.identity.short_hash and not path.stem.startswith("models-"):
-        notes.append(f"name is not the request hash {rec.identity.short_hash}: llama-stack will not find it")
-    used, why = is_used(rec)
-    if not used:
-        problems.append(f"not used by any test ({why})")
+    if not rec.has_expected_name:
+        wanted = rec.identity.per_test_hash if rec.per_test else rec.identity.short_hash
+        notes.append(f"name is not the request hash {wanted}: llama-stack will not find it")
+    if is_used is not None:
+        used, why = is_used(rec)
+        if not used:
+            problems.append(f"not used by any test ({why})")
     return problems, notes
 
 
-def _usage_checker(tests_dir: Path, used_log: Path | None, directory: Path) -> Any:
+def _usage_checker(tests_dir: Path | None, used_log: Path | None, directory: Path) -> Any:
+    if used_log is None and tests_dir is None:
+        return None
     if used_log is not None:
         if not used_log.is_file():
             raise click.ClickException(f"--used-log {used_log} does not exist (run the tests in replay mode first).")
         ids = {line.strip() for line in used_log.read_text(encoding="utf-8").splitlines() if line.strip()}
         return lambda rec: (rec.id in ids, f"not replayed in {used_log.name}")
+    assert tests_dir is not None
     if not tests_dir.is_dir():
-        raise click.ClickException(f"--tests {tests_dir} is not a directory; pass --tests or --used-log.")
+        raise click.ClickException(f"--tests {tests_dir} is not a directory.")
     sources = "\n".join(
         p.read_text(encoding="utf-8", errors="replace")
         for p in sorted(tests_dir.rglob("*.py"))
@@ -185,7 +198,7 @@ def _usage_checker(tests_dir: Path, used_log: Path | None, directory: Path) -> A
 @click.option("--overwrite", is_flag=True, help="Replace recordings that exist with different content.")
 def import_cmd(src_dir: Path, dir_: Path | None, overwrite: bool) -> None:
     """Validate and copy a llama-stack recordings folder (responses/*.json) here, unchanged."""
-    target_dir = responses_dir(_directory(dir_))
+    target_dir = responses_dir(_directory(dir_, must_exist=False))
     paths = recording_files(src_dir)
     if not paths:
         raise click.ClickException(f"No recordings under {src_dir} (expected responses/*.json).")

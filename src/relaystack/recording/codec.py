@@ -6,15 +6,29 @@ llama-stack's reader (import the class, ``model_validate``) rebuilds them; a str
 list of its chunk objects. ``__data__`` holds the upstream's JSON as it arrived (not a
 ``model_dump``), so replay gives back exactly what the provider sent, vendor fields included.
 
+The later generation (llama-stack v0.3+) adds a top-level ``"test_id"`` (and an
+``"id_normalization_mapping"``, applied when read), and may record a provider error as
+``{"body": null, "is_exception": true, "exception_data": {...}, "exception_message": "..."}``
+(``exception_data`` as llama-stack's ``serialize_exception``: ``category``, ``type``,
+``message``, ``status_code``, ``body``; relaystack adds the exact HTTP ``http_body`` and the
+``headers`` a client acts on, such as ``Retry-After``). A stream that broke keeps the chunks
+that came before the error. Native Ollama answers are typed as the Ollama SDK's objects.
+A non-JSON answer (an image a provider downloaded) is ``{"body": {"content_type", "base64"},
+"is_binary": true}``: relaystack's own extension, for calls llama-stack does not record.
+
 Model lists are a list of ``openai.types.model.Model`` objects with ``is_streaming: true``:
 that is how llama-stack's recorder stores ``models.list()`` (it drains the page iterator and
 replays it by iteration). When the upstream wrapped the list in an envelope
 (``{"object": "list", "data": [...]}``) the envelope's other keys are kept under
 ``response.envelope`` so replay can rebuild the same shape; Together's bare array has none.
+llama-stack's later generation drops the envelope (it drains the OpenAI SDK's page), so such a
+listing replays as OpenAI's page ``{"object": "list", "data": [...]}``, unless relaystack wrote
+it and marked a bare array with ``"envelope": null``.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +39,7 @@ from relaystack.recording.identity import Identity, identity_of_record
 
 __all__ = [
     "DONE_EVENT",
+    "ERROR_HEADERS",
     "TYPE_CHAT",
     "TYPE_CHUNK",
     "TYPE_COMPLETION",
@@ -33,6 +48,7 @@ __all__ = [
     "Recording",
     "RecordingFormatError",
     "SSECollector",
+    "build_binary_response",
     "build_response",
     "compact_json",
     "dump_document",
@@ -48,6 +64,10 @@ TYPE_CHUNK = "openai.types.chat.chat_completion_chunk.ChatCompletionChunk"
 TYPE_COMPLETION = "openai.types.completion.Completion"
 TYPE_EMBEDDINGS = "openai.types.create_embedding_response.CreateEmbeddingResponse"
 TYPE_MODEL = "openai.types.model.Model"
+# the Ollama SDK's objects for its native calls, as llama-stack types them
+_NATIVE_TYPES = {"/api/ps": "ollama._types.ProcessResponse", "/api/tags": "ollama._types.ListResponse"}
+# the response headers an error keeps: what a client or a router acts on, never a credential
+ERROR_HEADERS = ("retry-after", "retry-after-ms", "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
 
 DONE_EVENT = b"data: [DONE]\n\n"
 
@@ -75,12 +95,18 @@ def sse_event(obj: Any) -> bytes:
     return b"data: " + compact_json(obj) + b"\n\n"
 
 
-def dump_document(request: dict[str, Any], response: dict[str, Any]) -> str:
-    """llama-stack's on-disk text: ``json.dump(..., indent=2)`` plus a trailing newline."""
+def dump_document(
+    request: dict[str, Any], response: dict[str, Any], *, per_test: bool = False, test_id: str | None = None
+) -> str:
+    """llama-stack's on-disk text: ``json.dump(..., indent=2)`` plus a trailing newline.
+    ``per_test``: the later generation's document (``test_id`` first, a normalisation map last)."""
+    if per_test:
+        doc = {"test_id": test_id, "request": request, "response": response, "id_normalization_mapping": {}}
+        return json.dumps(doc, indent=2) + "\n"
     return json.dumps({"request": request, "response": response}, indent=2) + "\n"
 
 
-def _type_for(operation: str | None, *, chunk: bool) -> str | None:
+def type_for(operation: str | None, *, chunk: bool) -> str | None:
     if operation == "/chat/completions":
         return TYPE_CHUNK if chunk else TYPE_CHAT
     if operation == "/completions":
@@ -90,14 +116,23 @@ def _type_for(operation: str | None, *, chunk: bool) -> str | None:
     return None
 
 
-def build_response(operation: str | None, payload: Any, *, streaming: bool) -> dict[str, Any]:
+def build_response(
+    operation: str | None, payload: Any, *, streaming: bool, endpoint: str = ""
+) -> dict[str, Any]:
     """The ``response`` object for an upstream answer (a JSON value, or a stream's chunk list)."""
     if streaming:
         chunks = list(payload)
-        return {"body": [typed(_type_for(operation, chunk=True), c) for c in chunks], "is_streaming": True}
+        return {"body": [typed(type_for(operation, chunk=True), c) for c in chunks], "is_streaming": True}
     if operation == "/models":
         return _model_list_response(payload)
-    return {"body": typed(_type_for(operation, chunk=False), payload), "is_streaming": False}
+    type_name = type_for(operation, chunk=False) or _NATIVE_TYPES.get(endpoint)
+    return {"body": typed(type_name, payload), "is_streaming": False}
+
+
+def build_binary_response(content_type: str, data: bytes) -> dict[str, Any]:
+    """A non-JSON answer (a downloaded image), kept byte for byte."""
+    body = {"content_type": content_type, "base64": base64.b64encode(data).decode("ascii")}
+    return {"body": body, "is_streaming": False, "is_binary": True}
 
 
 def _model_list_response(payload: Any) -> dict[str, Any]:
@@ -124,11 +159,58 @@ class Recording:
     is_streaming: bool
     body: Any
     envelope: dict[str, Any] | None = None
+    # a model listing that was a bare JSON array on the wire (said by "envelope": null)
+    bare_list: bool = False
+    # later generation: the document has a top-level "test_id" (its value may be null)
+    per_test: bool = False
+    # a recorded failure: exception_data (plus "exception_message"), see build_error_response
+    exception: dict[str, Any] | None = None
+    is_binary: bool = False
     _events: list[bytes] | None = field(default=None, repr=False)
 
     @property
     def id(self) -> str:
         return self.path.stem
+
+    @property
+    def test_id(self) -> str | None:
+        return self.identity.test_id
+
+    @property
+    def is_exception(self) -> bool:
+        return self.exception is not None
+
+    @property
+    def error_status(self) -> int | None:
+        """The HTTP status of a recorded error; None for a transport failure."""
+        status = self.exception.get("status_code") if self.exception else None
+        return status if isinstance(status, int) and 400 <= status <= 599 else None
+
+    def error_body(self) -> Any:
+        """The recorded error's HTTP body: as sent when relaystack recorded it, else rebuilt the
+        way the OpenAI SDK unwrapped it (``{"error": body}``)."""
+        data = self.exception or {}
+        if "http_body" in data:
+            return data["http_body"]
+        body = data.get("body")
+        if isinstance(body, dict):
+            return {"error": body}
+        return {"error": {"message": str(body or data.get("message") or "upstream error"), "type": data.get("type")}}
+
+    def error_headers(self) -> dict[str, str]:
+        headers = (self.exception or {}).get("headers")
+        if not isinstance(headers, dict):
+            return {}
+        return {str(k): str(v) for k, v in headers.items() if str(k).lower() in ERROR_HEADERS}
+
+    def error_message(self) -> str:
+        data = self.exception or {}
+        return str(data.get("message") or data.get("exception_message") or "the recorded call failed")
+
+    def binary(self) -> tuple[str, bytes]:
+        """``(content_type, bytes)`` of a binary recording."""
+        body = self.body if isinstance(self.body, dict) else {}
+        return str(body.get("content_type") or "application/octet-stream"), base64.b64decode(body.get("base64", ""))
 
     @property
     def operation(self) -> str | None:
@@ -141,6 +223,16 @@ class Recording:
     @property
     def replays_as_stream(self) -> bool:
         return self.is_streaming and not self.is_model_list and isinstance(self.body, list)
+
+    @property
+    def has_expected_name(self) -> bool:
+        """Whether the file is named as llama-stack would look it up (seed: 12 hex; later: the
+        64-hex hash with the test id, ``models-<hash>-<digest>`` for listings)."""
+        stem = self.path.stem
+        if self.per_test:
+            wanted = self.identity.per_test_hash
+            return stem == wanted or stem.startswith(f"models-{wanted}-")
+        return stem == self.identity.short_hash or stem.startswith("models-")
 
     def items(self) -> list[Any]:
         """Stream chunks / listed models as wire JSON (also from a page object ``{"data": [...]}``)."""
@@ -158,7 +250,11 @@ class Recording:
             page = untyped(self.body)
             if isinstance(page, dict):
                 return {**page, "data": items}
-            return {**self.envelope, "data": items} if self.envelope is not None else items
+            if self.envelope is not None:
+                return {**self.envelope, "data": items}
+            if self.per_test and not self.bare_list:
+                return {"object": "list", "data": items}
+            return items
         if isinstance(self.body, list):
             return self.items()
         return untyped(self.body)
@@ -186,16 +282,37 @@ def parse_document(doc: Any, path: Path) -> Recording:
     if not isinstance(streaming, bool):
         raise RecordingFormatError(f"{path.name}: response.is_streaming must be true or false")
     body = response["body"]
-    if streaming and not isinstance(body, list):
+    exception = _exception_of(response, path)
+    if streaming and not isinstance(body, list) and not (exception and body is None):
         raise RecordingFormatError(f"{path.name}: a streaming response.body must be a list of chunks")
+    test_id = doc.get("test_id")
+    if test_id is not None and not isinstance(test_id, str):
+        raise RecordingFormatError(f"{path.name}: test_id must be a string or null")
     envelope = response.get("envelope")
     return Recording(
         path=path,
-        identity=identity_of_record(request),
+        identity=identity_of_record(request, test_id),
         is_streaming=streaming,
         body=body,
         envelope=envelope if isinstance(envelope, dict) else None,
+        bare_list="envelope" in response and envelope is None,
+        per_test="test_id" in doc,
+        exception=exception,
+        is_binary=response.get("is_binary") is True and isinstance(body, dict),
     )
+
+
+def _exception_of(response: dict[str, Any], path: Path) -> dict[str, Any] | None:
+    if response.get("is_exception") is not True:
+        return None
+    data = response.get("exception_data")
+    if data is not None and not isinstance(data, dict):
+        raise RecordingFormatError(f"{path.name}: response.exception_data must be an object")
+    found = dict(data or {})
+    message = response.get("exception_message")
+    if isinstance(message, str):
+        found.setdefault("exception_message", message)
+    return found
 
 
 def load_recording(path: Path) -> Recording:
@@ -203,7 +320,22 @@ def load_recording(path: Path) -> Recording:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise RecordingFormatError(f"{path.name}: not readable JSON ({type(exc).__name__}: {exc})") from exc
-    return parse_document(doc, path)
+    return parse_document(_normalized_ids(doc), path)
+
+
+def _normalized_ids(doc: Any) -> Any:
+    """llama-stack's reader: every original id of ``id_normalization_mapping`` replaced by its
+    normalised form, everywhere in the document."""
+    mapping = doc.get("id_normalization_mapping") if isinstance(doc, dict) else None
+    if not isinstance(mapping, dict) or not mapping:
+        return doc
+    text = json.dumps(doc)
+    for normalized, original in mapping.items():
+        if isinstance(normalized, str) and isinstance(original, str) and original:
+            text = text.replace(original, normalized)
+    fixed = json.loads(text)
+    fixed["id_normalization_mapping"] = {}
+    return fixed
 
 
 class SSECollector:

@@ -10,6 +10,8 @@ A fault spec is a ``;``-separated list of ``key=value`` items (the value of the
     malformed-after=N    after N chunks, send one malformed event: ``data: {not json``
     status=CODE          answer CODE (400-599) with an OpenAI-shaped error body instead
     retry-after=SECONDS  with status: a Retry-After header
+    deployment=NAME      only attempts on that deployment of a routed model get the rest
+                         (the router applies it: ``deployment=primary;status=503``)
 
 Examples: ``cut-after=3``, ``stall=2.5``, ``malformed-after=2``, ``status=429;retry-after=2``.
 A non-streaming body counts as one chunk.
@@ -22,13 +24,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from relaystack.errors import InvalidRequestError
+from relaystack.errors import InvalidRequestError, error_body
 
 __all__ = ["FAULT_GRAMMAR", "MALFORMED_EVENT", "FaultSpec", "fault_error_body", "stall"]
 
 FAULT_GRAMMAR = (
     "key=value items separated by ';': cut-after=N, stall=SECONDS, stall-after=N, malformed-after=N, "
-    "status=400..599, retry-after=SECONDS (with status). Example: 'status=429;retry-after=2'"
+    "status=400..599, retry-after=SECONDS (with status), deployment=NAME. Example: 'status=429;retry-after=2'"
 )
 MALFORMED_EVENT = b"data: {not json\n\n"
 MAX_STALL_S = 600.0
@@ -42,6 +44,7 @@ class FaultSpec:
     malformed_after: int | None = None
     status: int | None = None
     retry_after: float | None = None
+    deployment: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> FaultSpec:
@@ -70,9 +73,24 @@ class FaultSpec:
             raise _invalid(text, "stall-after needs a stall")
         return cls(**values)
 
-    @property
-    def affects_stream(self) -> bool:
-        return self.cut_after is not None or self.malformed_after is not None or self.stall is not None
+    def check_applies(self, *, stream: bool) -> None:
+        """Raise ``InvalidRequestError`` (400) if this fault cannot happen to the request: a fault
+        silently skipped would make a test pass that proves nothing. A JSON answer is one chunk,
+        so on a non-streamed request only position 0 exists (``cut-after=0``: the connection
+        drops before the answer)."""
+        positions = (("cut-after", self.cut_after), ("malformed-after", self.malformed_after),
+                     ("stall-after", self.stall_after if self.stall is not None else None))
+        if self.status is not None:
+            for key, value in positions[:2]:
+                if value is not None:
+                    raise _invalid(str(self), f"{key} cannot apply: with status= the upstream sends no chunks")
+            return
+        if stream:
+            return
+        for key, value in positions:
+            if value:
+                raise _invalid(str(self), f"{key}={value} cannot apply to a non-streamed request, whose answer is "
+                                          "one chunk (use 0, or send \"stream\": true)")
 
     def __str__(self) -> str:
         parts = []
@@ -134,6 +152,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "malformed-after": ("malformed_after", _count),
     "status": ("status", _status),
     "retry-after": ("retry_after", _seconds),
+    "deployment": ("deployment", str),
 }
 
 
@@ -150,23 +169,7 @@ async def stall(seconds: float) -> None:
     await asyncio.sleep(seconds)
 
 
-_ERROR_TYPES = {429: ("rate_limit_error", "rate_limit_exceeded"), 503: ("api_error", "service_unavailable")}
-
-
 def fault_error_body(spec: FaultSpec) -> dict[str, Any]:
     """The OpenAI-shaped error an upstream would send for ``status=...``."""
     status = spec.status or 500
-    if status in _ERROR_TYPES:
-        err_type, code = _ERROR_TYPES[status]
-    elif status >= 500:
-        err_type, code = "api_error", "internal_error"
-    else:
-        err_type, code = "invalid_request_error", None
-    return {
-        "error": {
-            "message": f"Injected fault: the upstream answered {status} (X-Relaystack-Fault: {spec}).",
-            "type": err_type,
-            "param": None,
-            "code": code,
-        }
-    }
+    return error_body(status, f"Injected fault: the upstream answered {status} (X-Relaystack-Fault: {spec}).")

@@ -11,7 +11,22 @@ Two different things live here on purpose:
   same, so recomputing the shared recordings' names from their request fields works.
 * ``match_key`` is what replay compares. It forgives what does not change the upstream's
   answer: JSON key order, float noise (rounded to 5 decimals, like llama-stack HEAD),
-  the doubled ``/v1``, an empty ``extra_body`` that never went on the wire, the host.
+  the doubled ``/v1``, an empty ``extra_body`` that never went on the wire, a field set to
+  ``null`` versus left out (llama-stack drops the nulls of messages it re-serialises), the host.
+
+Two recording generations name files differently (docs/recording.md):
+
+* the seed generation: ``responses/<first 12 hex of llama_hash>.json``;
+* the later one (llama-stack v0.3 onward): ``<per_test_hash>.json``, the full sha256 of the same
+  fields plus ``test_id`` (the pytest node id the test sent as ``__test_id``), with the body
+  normalised (floats, also inside strings, rounded to 5 places; watsonx's
+  ``extra_body.project_id`` and Bedrock's ``stream_options`` left out). Model listings leave
+  the test id out on llama-stack's shared endpoints (``/api/tags``, ``/v1/models``,
+  ``/v1/openai/v1/models``); at v0.7.1 an OpenAI-compatible listing is at ``/v1/v1/models``,
+  so it keeps it.
+
+Ollama's native calls (``/api/ps``, ``/api/tags``, ...) are named as llama-stack's recorder
+names the Ollama SDK's calls: method ``POST`` whatever went on the wire, the path as endpoint.
 """
 
 from __future__ import annotations
@@ -27,6 +42,8 @@ from relaystack.upstream.base import UpstreamRequest
 
 __all__ = [
     "KNOWN_OPERATIONS",
+    "NATIVE_ENDPOINTS",
+    "SHARED_ENDPOINTS",
     "Identity",
     "canonical_body",
     "identity_of_record",
@@ -35,12 +52,26 @@ __all__ = [
     "match_key",
     "normalize_path",
     "operation_of",
+    "per_test_hash",
 ]
 
 # the OpenAI operations llama-stack's recorder intercepts, longest suffix first
 KNOWN_OPERATIONS = ("/chat/completions", "/completions", "/embeddings", "/models")
+# Ollama SDK calls llama-stack records: path on the wire -> the endpoint it writes
+NATIVE_ENDPOINTS = {
+    "/api/ps": "/api/ps",
+    "/api/tags": "/api/tags",
+    "/api/pull": "/api/pull",
+    "/api/show": "/api/show",
+    "/api/generate": "/api/generate",
+    "/api/chat": "/api/chat",
+    "/api/embed": "/api/embeddings",
+}
+# endpoints whose recordings are shared by every test (llama-stack hashes them without test id)
+SHARED_ENDPOINTS = ("/api/tags", "/v1/models", "/v1/openai/v1/models")
 FLOAT_DECIMALS = 5
 _DOUBLE_V1 = re.compile(r"(?:/v1)+(?=/|$)")
+_FLOAT_IN_STRING = re.compile(r"(-?\d+\.\d{4,})")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +83,8 @@ class Identity:
     endpoint: str
     body: dict[str, Any]
     model: str
+    # the pytest node id of the test that made the call (later generation); None: no test
+    test_id: str | None = None
 
     @property
     def path(self) -> str:
@@ -63,7 +96,17 @@ class Identity:
 
     @property
     def short_hash(self) -> str:
+        """The seed generation's file name."""
         return self.hash[:12]
+
+    @property
+    def per_test_hash(self) -> str:
+        """The later generation's file name (64 hex)."""
+        return per_test_hash(self.method, self.url, self.body, self.test_id)
+
+    @property
+    def is_model_list(self) -> bool:
+        return self.operation == "/models" or self.endpoint == "/api/tags"
 
     @property
     def operation(self) -> str | None:
@@ -90,6 +133,39 @@ def llama_hash(method: str, path: str, body: Any) -> str:
     return hashlib.sha256(json.dumps(normalized, sort_keys=True).encode()).hexdigest()
 
 
+def per_test_hash(method: str, url: str, body: Any, test_id: str | None) -> str:
+    """llama-stack's (v0.3+) ``normalize_inference_request``: see the module docstring."""
+    parts = urlsplit(url)
+    bedrock = "bedrock" in (parts.hostname or "")
+    normalized: dict[str, Any] = {
+        "method": method.upper(),
+        "endpoint": parts.path,
+        "body": _hash_body(body, drop_stream_options=bedrock),
+    }
+    if parts.path not in SHARED_ENDPOINTS:
+        normalized["test_id"] = test_id
+    return hashlib.sha256(json.dumps(normalized, sort_keys=True).encode()).hexdigest()
+
+
+def _hash_body(value: Any, *, drop_stream_options: bool = False, root: bool = True) -> Any:
+    if isinstance(value, dict):
+        out = {k: _hash_body(v, root=False) for k, v in value.items()}
+        if drop_stream_options:
+            out.pop("stream_options", None)
+        if root:
+            for extra in ("extra_body", "extra_query"):
+                if isinstance(out.get(extra), dict):
+                    out[extra].pop("project_id", None)
+        return out
+    if isinstance(value, list | tuple):
+        return [_hash_body(v, root=False) for v in value]
+    if isinstance(value, float):
+        return round(value, FLOAT_DECIMALS)
+    if isinstance(value, str):
+        return _FLOAT_IN_STRING.sub(lambda m: f"{float(m.group(0)):.5f}", value)
+    return value
+
+
 def operation_of(path: str) -> str | None:
     """``/chat/completions`` for any path ending in it (``/v1/...``, ``/openai/v1/...``)."""
     trimmed = path.rstrip("/")
@@ -99,13 +175,18 @@ def operation_of(path: str) -> str | None:
     return None
 
 
-def identity_of_request(request: UpstreamRequest) -> Identity:
-    """The identity llama-stack's recorder would give the same call made through the OpenAI SDK."""
+def identity_of_request(request: UpstreamRequest, test_id: str | None = None) -> Identity:
+    """The identity llama-stack's recorder would give the same call made through the OpenAI SDK
+    (or, for Ollama's native API, the Ollama SDK)."""
     parts = urlsplit(request.url)
     path = parts.path.rstrip("/") or "/"
     op = operation_of(path)
     body = _request_body(request)
-    if op is None:
+    native = _native_of(path)
+    if native is not None:
+        suffix, endpoint = native
+        method, llama_path = "POST", path[: -len(suffix)] + endpoint
+    elif op is None:
         method, llama_path, endpoint = request.method.upper(), path, path
     else:
         # llama-stack: url = str(client.base_url).rstrip("/") + "/v1" + op
@@ -119,10 +200,17 @@ def identity_of_request(request: UpstreamRequest) -> Identity:
     # no userinfo, query or fragment: they can carry credentials (?key=...)
     url = f"{parts.scheme}://{host}{llama_path}"
     model = body.get("model") if isinstance(body.get("model"), str) else ""
-    return Identity(method=method, url=url, endpoint=endpoint, body=body, model=model or "")
+    return Identity(method=method, url=url, endpoint=endpoint, body=body, model=model or "", test_id=test_id)
 
 
-def identity_of_record(request: dict[str, Any]) -> Identity:
+def _native_of(path: str) -> tuple[str, str] | None:
+    for suffix, endpoint in NATIVE_ENDPOINTS.items():
+        if path.endswith(suffix):
+            return suffix, endpoint
+    return None
+
+
+def identity_of_record(request: dict[str, Any], test_id: str | None = None) -> Identity:
     """The identity stored in a recording file (ours or llama-stack's), taken as written."""
     body = request.get("body")
     model = request.get("model")
@@ -134,6 +222,7 @@ def identity_of_record(request: dict[str, Any]) -> Identity:
         endpoint=str(request.get("endpoint", "")),
         body=body if isinstance(body, dict) else {},
         model=model if isinstance(model, str) else "",
+        test_id=test_id,
     )
 
 
@@ -163,7 +252,7 @@ def canonical_body(body: Any) -> Any:
 
 def _canonical(value: Any) -> Any:
     if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in value.items()}
+        return {str(k): _canonical(v) for k, v in value.items() if v is not None}
     if isinstance(value, list | tuple):
         return [_canonical(v) for v in value]
     if isinstance(value, float):

@@ -17,6 +17,7 @@ appends the ids it served to FILE, for ``relaystack recordings verify --used-log
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -83,8 +84,8 @@ def pytest_configure(config: pytest.Config) -> None:
         environ[ENV_USED_LOG] = str(Path(used_log).resolve())
     settings = RecordingSettings.from_env(mode_flag, dir_flag, environ)
     if not settings.directory.is_absolute():
-        settings = RecordingSettings(settings.mode, (config.invocation_params.dir / settings.directory).resolve(),
-                                     settings.used_log)
+        directory = (config.invocation_params.dir / settings.directory).resolve()
+        settings = dataclasses.replace(settings, directory=directory)
     config.stash[_SETTINGS_KEY] = settings
 
 

@@ -74,6 +74,7 @@ def secrets_of_request(request: UpstreamRequest) -> list[str]:
             if token and scheme.lower() in ("bearer", "basic", "token"):
                 found.append(token.strip())
     found.extend(_url_secrets(request.url))
+    found.extend(request.secrets)  # what the provider declared (exchanged keys, signing secrets)
     if isinstance(request.json, dict):
         found.extend(_key_field_values(request.json))
     return [s for s in dict.fromkeys(found) if len(s) >= MIN_SECRET_LEN]

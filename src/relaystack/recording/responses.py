@@ -1,8 +1,9 @@
 """The two ``UpstreamResponse`` implementations of the recorder.
 
-``ReplayResponse`` is synthesised from a recording (plus an optional fault);
-``CapturingResponse`` relays a live response piece by piece while keeping a copy, and
-hands the copy over only when the body ended normally.
+``ReplayResponse`` is synthesised from a recording (plus an optional fault, or the failure
+a recorded stream ended with); ``CapturingResponse`` relays a live response piece by piece
+while keeping a copy, and hands the copy over when the body ended normally (or, if asked,
+what came before the upstream broke off).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from relaystack.errors import UpstreamConnectionError
+from relaystack.errors import RelaystackError, UpstreamConnectionError
 from relaystack.recording import faults
 from relaystack.recording.codec import DONE_EVENT, SSECollector
 from relaystack.recording.faults import MALFORMED_EVENT, FaultSpec
@@ -24,7 +25,7 @@ __all__ = ["Capture", "CapturingResponse", "ReplayResponse"]
 class ReplayResponse:
     """A response whose body is a list of pieces: SSE events (then ``[DONE]``) or one JSON body."""
 
-    __slots__ = ("_closed", "_fault", "_pieces", "_stream", "headers", "status")
+    __slots__ = ("_closed", "_end_error", "_fault", "_pieces", "_stream", "headers", "status")
 
     def __init__(
         self,
@@ -34,6 +35,7 @@ class ReplayResponse:
         *,
         stream: bool,
         fault: FaultSpec | None = None,
+        end_error: RelaystackError | None = None,
     ) -> None:
         self.status = status
         # case-insensitive like aiohttp's: callers ask for "Retry-After" or "content-type"
@@ -41,6 +43,8 @@ class ReplayResponse:
         self._pieces = pieces
         self._stream = stream
         self._fault = fault
+        # a recorded stream that broke: raised after its pieces, instead of [DONE]
+        self._end_error = end_error
         self._closed = False
 
     async def read(self) -> bytes:
@@ -55,6 +59,8 @@ class ReplayResponse:
             if self._closed:
                 return
             yield piece
+        if self._end_error is not None:
+            raise self._end_error
         if self._stream:
             if fault is not None:
                 async for extra in self._apply(fault, len(self._pieces)):
@@ -89,7 +95,7 @@ class Capture:
 class CapturingResponse:
     """Relays the inner response unchanged (nothing is buffered before it is yielded)."""
 
-    __slots__ = ("_completed", "_inner", "_on_complete", "_streaming", "headers", "status")
+    __slots__ = ("_completed", "_inner", "_on_complete", "_on_failure", "_streaming", "headers", "status")
 
     def __init__(
         self,
@@ -97,10 +103,13 @@ class CapturingResponse:
         *,
         streaming: bool,
         on_complete: Callable[[Capture], Awaitable[None]],
+        on_failure: Callable[[Capture, RelaystackError], Awaitable[None]] | None = None,
     ) -> None:
         self._inner = inner
         self._streaming = streaming
         self._on_complete = on_complete
+        # called with what came before the upstream broke off mid-body (then the error propagates)
+        self._on_failure = on_failure
         self._completed = False
         self.status = inner.status
         self.headers: Mapping[str, str] = inner.headers
@@ -119,16 +128,23 @@ class CapturingResponse:
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         collector = SSECollector() if self._streaming else None
         buffer = bytearray()
-        async for chunk in self._inner.iter_chunks():
-            if collector is not None:
-                collector.feed(chunk)
-                if collector.done and not self._completed:
-                    # written before [DONE] is passed on: relays stop reading at [DONE] and
-                    # never resume this generator
-                    await self._complete(Capture(True, payloads=list(collector.payloads), done=True))
-            else:
-                buffer += chunk
-            yield chunk
+        try:
+            async for chunk in self._inner.iter_chunks():
+                if collector is not None:
+                    collector.feed(chunk)
+                    if collector.done and not self._completed:
+                        # written before [DONE] is passed on: relays stop reading at [DONE] and
+                        # never resume this generator
+                        await self._complete(Capture(True, payloads=list(collector.payloads), done=True))
+                else:
+                    buffer += chunk
+                yield chunk
+        except RelaystackError as exc:
+            if self._on_failure is not None and not self._completed:
+                self._completed = True
+                payloads = list(collector.payloads) if collector is not None else []
+                await self._on_failure(Capture(self._streaming, bytes(buffer), payloads), exc)
+            raise
         # reached when the upstream body ended normally and the caller read it all
         if collector is not None:
             collector.close()

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from relaystack.errors import ConfigError
+from relaystack.recording.layout import RecordingFormat
 
 __all__ = [
     "DEFAULT_RECORDINGS_DIR",
     "ENV_DIR",
+    "ENV_FORMAT",
     "ENV_LLAMA_DIR",
     "ENV_LLAMA_MODE",
     "ENV_MODE",
@@ -32,6 +34,8 @@ ENV_LLAMA_MODE = "LLAMA_STACK_TEST_INFERENCE_MODE"
 ENV_LLAMA_DIR = "LLAMA_STACK_TEST_RECORDING_DIR"
 # when set, every replayed recording id is appended to this file (read by `recordings verify`)
 ENV_USED_LOG = "RELAYSTACK_RECORDINGS_USED_LOG"
+# which generation record mode writes: auto (the folder's files decide), seed, per-test
+ENV_FORMAT = "RELAYSTACK_RECORDING_FORMAT"
 
 DEFAULT_RECORDINGS_DIR = Path("tests/recordings")
 
@@ -62,6 +66,8 @@ class RecordingSettings:
     directory: Path
     # optional: append the ids of replayed recordings here (see `relaystack recordings verify`)
     used_log: Path | None = None
+    # the generation new recordings are written in (layout.RecordingFormat)
+    format: RecordingFormat = RecordingFormat.AUTO
 
     @classmethod
     def from_env(
@@ -93,7 +99,9 @@ class RecordingSettings:
         )
         directory = Path(dir_text).expanduser() if dir_text else DEFAULT_RECORDINGS_DIR
         used = environ.get(ENV_USED_LOG)
-        return cls(mode=mode, directory=directory, used_log=Path(used) if used else None)
+        fmt_text = (environ.get(ENV_FORMAT) or "").strip()
+        fmt = RecordingFormat.parse(fmt_text, source=ENV_FORMAT) if fmt_text else RecordingFormat.AUTO
+        return cls(mode=mode, directory=directory, used_log=Path(used) if used else None, format=fmt)
 
 
 def _first(*candidates: tuple[str | None, str]) -> tuple[str | None, str]:

@@ -1,10 +1,17 @@
 """The recordings directory: an in-memory index for replay, atomic writes for record.
 
-Layout (llama-stack's): ``<dir>/responses/<hash12>.json``. The reader also accepts a
-directory of suites (``<dir>/<suite>/responses/*.json``, e.g. ``tests/recordings/together``)
-and a ``responses`` folder given directly; files are matched by their *request*, not by
-name, so llama-stack's ``models-<hash>-<digest>.json`` files are found too. New files are
-always written to ``<dir>/responses/``.
+Layouts (llama-stack's two generations, see layout.py): ``<dir>/responses/<hash12>.json``, and
+per-test folders ``<root>/<test folder>/recordings/<hash64>.json`` with the shared fallback
+``<dir>/recordings/``. The reader takes both, anywhere under ``<dir>`` (a directory of suites
+such as ``tests/recordings`` included); files are matched by their *request* and *test id*,
+not by name, so llama-stack's ``models-<hash>-<digest>.json`` files are found too.
+
+Matching a request that carries a test id: that test's recordings, else those made outside
+any test (the seed generation's, the fallback folder's); never another test's. Without a test
+id: every recording with the same request, as before. Model listings merge all that match.
+
+Writing: the seed format (``responses/``, successes only) or the per-test one (errors too), as
+``RecordingFormat`` says; ``auto`` follows the files already there (an empty folder: seed).
 
 The index is built once at start-up and re-scanned (only changed files are re-read) when a
 request misses, so a recording added while the server runs is found without a restart.
@@ -13,16 +20,23 @@ request misses, so a recording added while the server runs is found without a re
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from relaystack.recording.codec import Recording, RecordingFormatError, dump_document, load_recording
 from relaystack.recording.identity import Identity
+from relaystack.recording.layout import (
+    RecordingFormat,
+    fallback_dir,
+    per_test_dir,
+    recording_files,
+    responses_dir,
+)
 from relaystack.recording.redact import SecretSet, find_secrets
 
 __all__ = ["RecordingSecretError", "RecordingStore", "atomic_write_text", "recording_files", "responses_dir"]
@@ -32,19 +46,6 @@ log = logging.getLogger("relaystack.recording")
 
 class RecordingSecretError(RuntimeError):
     """The persister found a credential left after scrubbing and refused to write."""
-
-
-def responses_dir(directory: Path) -> Path:
-    return directory if directory.name == "responses" else directory / "responses"
-
-
-def recording_files(directory: Path) -> list[Path]:
-    """Every recording file under ``directory`` (see the module docstring), sorted."""
-    if directory.name == "responses":
-        candidates: Iterable[Path] = directory.glob("*.json")
-    else:
-        candidates = (p for p in directory.rglob("*.json") if p.parent.name == "responses")
-    return sorted(p for p in candidates if not p.name.startswith("."))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -72,8 +73,10 @@ class _Entry:
 
 
 class RecordingStore:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, fmt: RecordingFormat = RecordingFormat.AUTO) -> None:
         self.directory = directory
+        self.requested_format = fmt
+        self._format: RecordingFormat | None = None if fmt is RecordingFormat.AUTO else fmt
         self._files: dict[Path, _Entry] = {}
         self._by_key: dict[str, list[Recording]] = {}
 
@@ -116,33 +119,105 @@ class RecordingStore:
     def broken(self) -> dict[Path, str]:
         return {p: e.error for p, e in self._files.items() if e.error is not None}
 
-    def find(self, identity: Identity, key: str, *, rescan: bool = True) -> list[Recording]:
-        """All recordings for this request (several only for model lists), best first."""
-        found = self._by_key.get(key)
+    def find(self, identity: Identity, *, rescan: bool = True) -> list[Recording]:
+        """The recordings that answer this request (several only for model lists), best first."""
+        found = self._matching(identity)
         if not found and rescan:
             self.scan()
-            found = self._by_key.get(key)
-        if not found:
-            return []
-        # the file llama-stack itself would read first, then by name: deterministic
-        return sorted(found, key=lambda r: (r.id != identity.short_hash, str(r.path)))
+            found = self._matching(identity)
+        own = per_test_dir(self.directory, identity.test_id) if identity.test_id else None
+
+        def rank(rec: Recording) -> tuple[bool, bool, str]:
+            # the test's own folder, then the file llama-stack itself would read, then by path
+            name = identity.per_test_hash if rec.per_test else identity.short_hash
+            return (own is not None and rec.path.parent != own, rec.id != name, str(rec.path))
+
+        return sorted(found, key=rank)
+
+    def _matching(self, identity: Identity) -> list[Recording]:
+        same = self._by_key.get(identity.match_key(), [])
+        if identity.test_id is None:
+            return list(same)
+        return [r for r in same if r.test_id == identity.test_id] or [r for r in same if r.test_id is None]
+
+    def candidates(self, identity: Identity) -> list[Recording]:
+        """What a miss is compared with: the recordings of the same test, if it has any."""
+        if identity.test_id is not None:
+            mine = [r for r in self.recordings if r.test_id == identity.test_id]
+            if mine:
+                return mine
+        return self.recordings
 
     # -- writing -------------------------------------------------------------------
 
-    def path_for(self, identity: Identity) -> Path:
-        return responses_dir(self.directory) / f"{identity.short_hash}.json"
+    @property
+    def format(self) -> RecordingFormat:
+        """The generation new recordings are written in (``auto`` resolved on first use)."""
+        if self._format is None:
+            if not self._files:
+                self.scan()
+            found = [e.recording for e in self._files.values() if e.recording is not None]
+            per_test = any(r.per_test for r in found)
+            self._format = RecordingFormat.PER_TEST if per_test else RecordingFormat.SEED
+            log.info("record: writing the %s format in %s (%s)", self._format.value, self.directory,
+                     "as the files there" if found else "an empty folder")
+        return self._format
 
-    def write(self, identity: Identity, response: dict[str, Any], secrets: SecretSet) -> Path:
-        """Scrub, check, and atomically write one recording; returns its path."""
+    def path_for(self, identity: Identity, response: dict[str, Any] | None = None) -> Path:
+        if self.format is RecordingFormat.SEED:
+            return responses_dir(self.directory) / f"{identity.short_hash}.json"
+        name = identity.per_test_hash
+        if identity.is_model_list and response is not None:
+            name = f"models-{name}-{model_digest(identity, response)}"
+        folder = per_test_dir(self.directory, identity.test_id) if identity.test_id else None
+        if identity.test_id and folder is None:
+            log.warning("record: test id %r is not a relative path; writing to the shared folder", identity.test_id)
+        return (folder or fallback_dir(self.directory)) / f"{name}.json"
+
+    def write(self, identity: Identity, response: dict[str, Any], secrets: SecretSet) -> Path | None:
+        """Scrub, check, and atomically write one recording; returns its path (None: a recorded
+        success is never replaced by an error)."""
+        per_test = self.format is RecordingFormat.PER_TEST
+        if per_test and identity.operation == "/models" and "envelope" not in response:
+            # a bare array on the wire; without the mark a later-generation listing replays as a page
+            response = {**response, "envelope": None}
+        path = self.path_for(identity, response)
+        if response.get("is_exception") and _holds_success(path):
+            log.warning("record: %s already holds a success; the error is not written over it", path)
+            return None
         request = secrets.scrub(identity.to_record())
-        text = dump_document(request, secrets.scrub(response))
+        text = dump_document(request, secrets.scrub(response), per_test=per_test, test_id=identity.test_id)
         leftovers = secrets.scan_text(text) + find_secrets(text)
         if leftovers:
             # never reached unless scrubbing has a hole: refuse rather than leak
             raise RecordingSecretError(
-                f"not writing {identity.short_hash}.json: {len(leftovers)} credential-like value(s) "
+                f"not writing {path.name}: {len(leftovers)} credential-like value(s) "
                 f"remain after scrubbing ({leftovers[0]})"
             )
-        path = self.path_for(identity)
         atomic_write_text(path, text)
         return path
+
+
+def model_digest(identity: Identity, response: dict[str, Any]) -> str:
+    """llama-stack's ``models-<hash>-<digest>``: 8 hex of the sorted, ``|``-joined model ids."""
+    body = response.get("body")
+    items: Any = body if isinstance(body, list) else []
+    if isinstance(body, dict):
+        page = body.get("__data__", body)
+        items = page.get("models", page.get("data", [])) if isinstance(page, dict) else []
+    if not isinstance(items, list):
+        items = []
+    key = "model" if identity.endpoint == "/api/tags" else "id"
+    ids = set()
+    for item in items:
+        data = item.get("__data__", item) if isinstance(item, dict) else {}
+        if isinstance(data, dict) and data.get(key) is not None:
+            ids.add(str(data[key]))
+    return hashlib.sha256("|".join(sorted(ids)).encode()).hexdigest()[:8]
+
+
+def _holds_success(path: Path) -> bool:
+    try:
+        return not load_recording(path).is_exception
+    except (RecordingFormatError, OSError):
+        return False

@@ -75,6 +75,16 @@ def _finish_choice(acc: dict[str, Any]) -> dict[str, Any]:
 
 def summarize(rec: Recording) -> dict[str, Any]:
     """What ``show`` prints for the response side."""
+    if rec.is_exception:
+        error: dict[str, Any] = {"status": rec.error_status, "message": rec.error_message()}
+        if rec.error_status is not None:
+            error["body"] = rec.error_body()
+        if rec.is_streaming and isinstance(rec.body, list):
+            error["after_stream"] = reassemble(rec.items())
+        return {"error": error}
+    if rec.is_binary:
+        content_type, raw = rec.binary()
+        return {"binary": {"content_type": content_type, "bytes": len(raw)}}
     if rec.replays_as_stream:
         return {"stream": reassemble(rec.items())}
     if rec.is_model_list:

@@ -39,7 +39,21 @@ MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO meta (key, value) VALUES ('models_version', 0);
     """,
-    # v2. virtual keys and usage totals (storage/sqlite_keys.py). A key row never holds the
+    # v2. stored Responses API answers (storage/sqlite_responses.py); ordered like chat_completions
+    """
+    CREATE TABLE responses (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        id          TEXT    NOT NULL UNIQUE,
+        created     INTEGER NOT NULL,  -- the response's created_at
+        model       TEXT    NOT NULL,
+        response    BLOB    NOT NULL,  -- the response object, UTF-8 JSON
+        input_items BLOB    NOT NULL,  -- the conversation's input items, UTF-8 JSON
+        messages    BLOB    NOT NULL   -- the conversation as chat messages, UTF-8 JSON
+    );
+    CREATE INDEX responses_order ON responses (created, seq);
+    CREATE INDEX responses_model_order ON responses (model, created, seq);
+    """,
+    # v3. virtual keys and usage totals (storage/sqlite_keys.py). A key row never holds the
     # secret, only its HMAC; usage is one row per (day, key, model, provider), added to in place.
     """
     CREATE TABLE api_keys (

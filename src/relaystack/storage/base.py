@@ -1,15 +1,41 @@
-"""What relaystack persists, as a Protocol. ``storage.sqlite`` is the default implementation."""
+"""What relaystack persists, as a Protocol. ``storage.sqlite`` is the default implementation.
+
+Implementations: ``sqlite.SqliteStore`` (default; one file shared by the worker processes of one
+machine), ``memory.MemoryStore`` (tests, ``db_path: ":memory:"``) and ``postgres.PostgresStore``
+(``storage.backend: postgres``; shared by several instances). ``tests/storage`` runs the same
+contract tests against all three.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
-__all__ = ["CompletionPage", "KeyStore", "Store", "UsageRow"]
+from relaystack.errors import RelaystackError
+
+__all__ = ["CompletionPage", "KeyStore", "ResponseStore", "Store", "StoreHealth", "StoredResponse", "UsageRow"]
 
 
 class CompletionPage(dict[str, Any]):
     """``{"object": "list", "data": [...], "has_more": bool, "first_id": str, "last_id": str}``"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreHealth:
+    """The store's state as /v1/health shows it; ``error`` is what a request gets while it is down."""
+
+    backend: str
+    error: RelaystackError | None = None
+    detail: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"backend": self.backend, "status": "OK" if self.error is None else "unavailable",
+                **(self.detail or {})}
 
 
 class Store(Protocol):
@@ -18,6 +44,10 @@ class Store(Protocol):
 
     async def stop(self) -> None:
         """Flush every queued write, then close."""
+
+    def health(self) -> StoreHealth:
+        """Cheap (no I/O: called per request). A store that knows its database is unreachable
+        says so here, so a request that would be stored is refused before the upstream call."""
 
     # -- stored chat completions ------------------------------------------------------
     async def put_completion(self, completion: dict[str, Any], input_messages: list[Any]) -> None:
@@ -65,6 +95,52 @@ class Store(Protocol):
 
     def models_version(self) -> int:
         """A number that changes whenever any process changed the registered models. Cheap."""
+
+
+# -- stored responses (POST /v1/responses), a separate part of the contract ------------------
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """One stored Responses API answer and what continuing it needs."""
+
+    response: dict[str, Any]  # the ``response`` object as the client got it (``id``, ``created_at``, ``model``)
+    # the conversation's input items up to this response, chronological: the previous
+    # response's items and output, then this request's input (GET .../input_items pages them)
+    input_items: list[Any]
+    # the chat messages the conversation amounts to, this response's output included (but not
+    # its ``instructions``): ``previous_response_id`` continues from exactly these
+    messages: list[Any]
+
+
+@runtime_checkable
+class ResponseStore(Protocol):
+    """Stored responses, for ``previous_response_id`` and ``GET/DELETE /v1/responses/{id}``.
+
+    Kept apart from ``Store`` so a backend can implement it later: a store without it makes the
+    Responses API answer ``store: true`` with a clear error instead of losing the conversation.
+    Same ordering and cursor rules as the chat completions: ``(created_at, insertion sequence)``.
+    """
+
+    async def put_response(self, response: dict[str, Any], input_items: list[Any], messages: list[Any]) -> None:
+        """Store (or replace, same ``response["id"]``) one response; returns once it is committed."""
+
+    async def get_response(self, response_id: str) -> StoredResponse:
+        """The stored response; ``NotFoundError`` (code ``response_not_found``) if absent."""
+
+    async def delete_response(self, response_id: str) -> bool:
+        """Forget a response; False if it was not there."""
+
+    async def list_responses(
+        self,
+        *,
+        after: str | None = None,
+        limit: int = 20,
+        model: str | None = None,
+        order: Literal["asc", "desc"] = "desc",
+    ) -> CompletionPage:
+        """Response objects (without input items or messages), paged like ``list_completions``.
+
+        Unknown ``after`` raises ``relaystack.errors.InvalidRequestError``.
+        """
 
 
 # -- virtual keys and usage (the gateway's persistence), a separate part of the contract -------

@@ -6,7 +6,9 @@ aiohttp served ~10x the requests of the same relay on httpx.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator, Mapping
+from functools import cache
 
 import aiohttp
 
@@ -14,9 +16,6 @@ from relaystack.errors import UpstreamConnectionError, UpstreamTimeoutError
 from relaystack.upstream.base import UpstreamRequest
 
 __all__ = ["AiohttpUpstream"]
-
-_READ_SIZE = 64 * 1024
-
 
 class _Response:
     __slots__ = ("_resp", "_timeout", "headers", "status")
@@ -88,7 +87,8 @@ class AiohttpUpstream:
         )
         try:
             resp = await self._get_session().request(
-                request.method, request.url, data=request.body, headers=request.headers, timeout=timeout
+                request.method, request.url, data=request.body, headers=request.headers, timeout=timeout,
+                ssl=_ssl_for(request.verify),
             )
         except TimeoutError as exc:
             raise UpstreamTimeoutError(_timeout_message(request.timeouts.connect, connecting=True)) from exc
@@ -103,6 +103,18 @@ class AiohttpUpstream:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _ssl_for(verify: bool | str) -> ssl.SSLContext | bool:
+    """aiohttp's ``ssl=``: True verifies with the system CAs, False does not verify, a path is a CA bundle."""
+    if isinstance(verify, str):
+        return _ca_bundle_context(verify)
+    return bool(verify)
+
+
+@cache
+def _ca_bundle_context(path: str) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=path)
 
 
 def _origin(url: str) -> str:

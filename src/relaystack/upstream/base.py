@@ -35,6 +35,13 @@ class UpstreamRequest:
     timeouts: Timeouts = field(default_factory=Timeouts)
     # a fault to inject on replay (``X-Relaystack-Fault``); live upstreams ignore it
     fault: str | None = None
+    # TLS: True (system CAs), False (no verification: self-hosted servers with self-signed
+    # certificates), or the path of a CA bundle
+    verify: bool | str = True
+    # every credential this call carries that is not visible in its headers (an API key
+    # exchanged for a token, a signing key), declared by the provider so the recorder can
+    # scrub them too; never sent
+    secrets: tuple[str, ...] = ()
 
 
 class UpstreamResponse(Protocol):

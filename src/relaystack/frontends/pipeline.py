@@ -1,0 +1,139 @@
+"""What every front-end request shares with ``POST /v1/chat/completions``: the same pipeline.
+
+A front-end handler reads a bounded JSON body, builds a ``RequestContext`` (``api`` set to its
+name), lets the gate admit it, sends a chat-completions body through the router (never a
+provider directly), and settles the gate before its last byte. ``Frontend`` holds those
+pieces; the handlers (``responses_routes``, ``messages_routes``) only translate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from relaystack.api.asgi import Receive, Scope, Send, header, parse_json_object, read_body
+from relaystack.api.inference import (
+    CLIENT_CLOSED,
+    DisconnectWatcher,
+    InferenceSettings,
+    RequestEnded,
+    note_failure,
+    provider_data_header,
+)
+from relaystack.context import RequestContext
+from relaystack.errors import InvalidRequestError, RelaystackError
+from relaystack.gateway import Gate
+from relaystack.providers.base import Reply
+from relaystack.router import Router
+
+__all__ = ["SSE_HEADERS", "Frontend", "sse_block"]
+
+log = logging.getLogger("relaystack.frontends")
+
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+def sse_block(event_type: str, payload: dict[str, Any]) -> bytes:
+    """One server-sent event with an ``event:`` line, as OpenAI and Anthropic send them."""
+    return b"event: " + event_type.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
+@dataclass(slots=True)
+class Frontend:
+    """The pipeline pieces a front-end shares with the chat completions route."""
+
+    router: Router
+    gate: Gate
+    settings: InferenceSettings
+    # the access log and health book, as for the chat route
+    on_end: RequestEnded | None = None
+
+    async def read_json(self, scope: Scope, receive: Receive) -> dict[str, Any]:
+        raw = await read_body(scope, receive, self.settings.max_body_bytes, self.settings.body_timeout_s)
+        return parse_json_object(raw)
+
+    async def admit(self, scope: Scope, ctx: RequestContext) -> None:
+        """Per-request keys and faults from the headers, then the gate (auth, limits)."""
+        ctx.provider_data = provider_data_header(scope)
+        ctx.fault = self._fault(scope)
+        await self.gate.admit(scope, ctx)
+
+    async def send_chat(self, body: dict[str, Any], ctx: RequestContext) -> Reply:
+        return (await self.router.send("chat", body, ctx)).reply
+
+    async def settle(self, ctx: RequestContext, status: int, usage: dict[str, Any] | None) -> None:
+        ctx.status = status
+        ctx.usage = usage
+        await self.gate.settle(ctx)
+
+    def _fault(self, scope: Scope) -> str | None:
+        value = header(scope, b"x-relaystack-fault")
+        if value is None:
+            return None
+        if not self.settings.allow_faults:
+            raise InvalidRequestError(
+                "X-Relaystack-Fault is only honoured in replay mode (relaystack run --record-mode replay).",
+                param="X-Relaystack-Fault",
+            )
+        return value.decode("latin-1")
+
+    def ended(self, scope: Scope, ctx: RequestContext, error: RelaystackError | None = None) -> None:
+        """The request is over (``error``: it was refused before it started)."""
+        if error is not None:
+            note_failure(ctx, error)
+        if self.on_end is not None:
+            self.on_end(scope, ctx)
+
+    async def serve(
+        self,
+        scope: Scope,
+        ctx: RequestContext,
+        receive: Receive,
+        send: Send,
+        handler: Callable[[Send], Awaitable[None]],
+        on_crash: Callable[[Send, RelaystackError], Awaitable[None]],
+        what: str,
+    ) -> None:
+        """Run ``handler`` so that a client going away cancels it (the upstream call included)
+        and a bug becomes a 500 in the front-end's error shape, never a stack trace."""
+        watcher = DisconnectWatcher(receive)
+        wrapped = watcher.wrap(send)
+        started = False
+
+        async def tracked(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await wrapped(message)
+
+        try:
+            await handler(tracked)  # type: ignore[arg-type]
+        except asyncio.CancelledError:
+            if not watcher.disconnected:
+                raise
+            ctx.status, ctx.error_code = CLIENT_CLOSED, "client_closed_request"
+            log.debug("Client went away; %s request cancelled.", what)
+        except Exception:
+            log.exception("Unexpected error serving %s", what)
+            if not started:
+                await on_crash(tracked, _internal_error())  # type: ignore[arg-type]
+            elif not watcher.complete:
+                await tracked({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            watcher.stop()
+            # the gate's settle runs on every path: a cancelled or crashed request gives back its slot
+            if getattr(ctx.principal, "settled", True) is False:
+                await self.gate.settle(ctx)
+            self.ended(scope, ctx)
+
+
+def _internal_error() -> RelaystackError:
+    return RelaystackError("Internal server error. The server log has the details.", code="internal_error")

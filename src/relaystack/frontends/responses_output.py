@@ -1,0 +1,168 @@
+"""The Responses API's answer: the ``response`` object, its output items and usage, from a chat turn.
+
+Usage maps ``prompt_tokens``/``completion_tokens`` (and their cached/reasoning details) to
+``input_tokens``/``output_tokens``. A chat ``finish_reason`` of ``length`` makes the response
+``incomplete`` with reason ``max_output_tokens`` (``content_filter`` likewise), as OpenAI does.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from relaystack.errors import RelaystackError
+from relaystack.frontends.chat_reader import ChatTurn, ToolCall
+
+__all__ = [
+    "assistant_message",
+    "error_object",
+    "function_call_item",
+    "map_usage",
+    "message_item",
+    "new_id",
+    "response_object",
+    "turn_output",
+    "turn_status",
+]
+
+# the codes OpenAI's ResponseError allows; a failure gets the closest one
+_IMAGE_CODES = {
+    "invalid_base64": "invalid_base64_image", "invalid_base64_image": "invalid_base64_image",
+    "invalid_image": "invalid_image", "invalid_image_url": "invalid_image_url",
+    "invalid_image_format": "invalid_image_format", "image_too_large": "image_too_large",
+}  # fmt: skip
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def map_usage(usage: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not usage:
+        return None
+    prompt = int(usage.get("prompt_tokens") or 0)
+    completion = int(usage.get("completion_tokens") or 0)
+    prompt_details = usage.get("prompt_tokens_details") or {}
+    completion_details = usage.get("completion_tokens_details") or {}
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": int(prompt_details.get("cached_tokens") or 0)},
+        "output_tokens": completion,
+        "output_tokens_details": {"reasoning_tokens": int(completion_details.get("reasoning_tokens") or 0)},
+        "total_tokens": int(usage.get("total_tokens") or prompt + completion),
+    }
+
+
+def turn_status(turn: ChatTurn) -> tuple[str, dict[str, Any] | None]:
+    """(status, incomplete_details) for a finished turn."""
+    if turn.finish_reason == "length":
+        return "incomplete", {"reason": "max_output_tokens"}
+    if turn.finish_reason == "content_filter":
+        return "incomplete", {"reason": "content_filter"}
+    return "completed", None
+
+
+def message_item(item_id: str, text: str, status: str, logprobs: list[Any], refusal: str = "") -> dict[str, Any]:
+    content: list[dict[str, Any]] = []
+    if text or not refusal:
+        content.append({"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs})
+    if refusal:
+        content.append({"type": "refusal", "refusal": refusal})
+    return {"type": "message", "id": item_id, "status": status, "role": "assistant", "content": content}
+
+
+def function_call_item(item_id: str, call: ToolCall, status: str) -> dict[str, Any]:
+    return {"type": "function_call", "id": item_id, "call_id": call.id, "name": call.name,
+            "arguments": call.arguments_text, "status": status}  # fmt: skip
+
+
+def turn_output(turn: ChatTurn, item_ids: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The output items of a turn: its text as one message, then one item per tool call.
+
+    ``item_ids`` (``"message"``, ``"tool:<index>"``) keeps the ids a stream already announced.
+    """
+    ids = item_ids or {}
+    status = "incomplete" if turn_status(turn)[0] == "incomplete" else "completed"
+    output: list[dict[str, Any]] = []
+    text, refusal = turn.text_so_far, "".join(turn.refusal)
+    if text or refusal or not turn.tools:
+        output.append(message_item(ids.get("message") or new_id("msg"), text, status, turn.logprobs, refusal))
+    for index in sorted(turn.tools):
+        item_id = ids.get(f"tool:{index}") or new_id("fc")
+        output.append(function_call_item(item_id, turn.tools[index], status))
+    return output
+
+
+def assistant_message(turn: ChatTurn) -> dict[str, Any]:
+    """The turn as the chat message a continuation sends back (llama-stack's shape)."""
+    text = turn.text_so_far
+    if not turn.tools:
+        return {"role": "assistant", "content": text}
+    calls = [
+        {"index": i, "id": call.id, "type": "function",
+         "function": {"name": call.name, "arguments": call.arguments_text}}
+        for i, call in enumerate(turn.tool_calls())
+    ]  # fmt: skip
+    return {"role": "assistant", "content": text, "tool_calls": calls}
+
+
+def error_object(exc: RelaystackError) -> dict[str, Any]:
+    """A failure as the ``error`` of a failed response, with a code OpenAI's spec allows."""
+    status = exc.status_code
+    code = _IMAGE_CODES.get(str(exc.code or ""))
+    if code is None:
+        code = "rate_limit_exceeded" if status == 429 else "invalid_prompt" if 400 <= status < 500 else "server_error"
+    return {"code": code, "message": exc.message}
+
+
+def response_object(
+    response_id: str,
+    created_at: int,
+    body: dict[str, Any],
+    *,
+    status: str,
+    output: list[dict[str, Any]],
+    usage: dict[str, Any] | None = None,
+    incomplete: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+    service_tier: str | None = None,
+) -> dict[str, Any]:
+    """The ``response`` object: the request's settings echoed, the caller's model id, the output;
+    ``service_tier`` is the tier the upstream says it used, if it said."""
+    reasoning = body["reasoning"] if isinstance(body.get("reasoning"), dict) else {}
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": created_at,
+        "status": status,
+        "background": False,
+        "error": error,
+        "incomplete_details": incomplete,
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "max_tool_calls": body.get("max_tool_calls"),
+        "metadata": body.get("metadata") or {},
+        "model": body["model"],
+        "output": output,
+        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "previous_response_id": body.get("previous_response_id"),
+        "prompt_cache_key": body.get("prompt_cache_key"),
+        "reasoning": {"effort": reasoning.get("effort"), "summary": reasoning.get("summary")},
+        "safety_identifier": body.get("safety_identifier"),
+        "service_tier": service_tier or body.get("service_tier"),
+        "store": body.get("store", True),
+        "temperature": body.get("temperature"),
+        "text": body.get("text") or {"format": {"type": "text"}},
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": body.get("tools") or [],
+        "top_logprobs": body.get("top_logprobs"),
+        "top_p": body.get("top_p"),
+        "truncation": body.get("truncation") or "disabled",
+        "usage": usage,
+        "user": body.get("user"),
+    }
+
+
+def now() -> int:
+    return int(time.time())

@@ -1,0 +1,265 @@
+"""The Responses API: ``POST /v1/responses`` (raw ASGI, hot) and the stored ones (Starlette).
+
+``POST`` translates the request (``responses_request``, ``responses_input``), prepends the
+stored conversation of ``previous_response_id``, sends one chat completion through the same
+pipeline as ``/v1/chat/completions`` and translates the answer back: assembled into one
+``response`` object, or as typed events (``responses_stream``). With ``store`` (the default)
+the response, its conversation's input items and its chat messages are stored before the
+client gets the last byte. ``GET``/``DELETE /v1/responses/{id}``, ``GET .../input_items`` and
+``GET /v1/responses`` read that store. Errors are OpenAI's shape with the right status.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from relaystack.api.asgi import Receive, Scope, Send, send_error, send_raw_json
+from relaystack.context import RequestContext
+from relaystack.errors import ConflictError, InvalidRequestError, NotImplementedYetError, RelaystackError
+from relaystack.frontends.chat_reader import ChatTurn, blocks_of
+from relaystack.frontends.pipeline import SSE_HEADERS, Frontend
+from relaystack.frontends.responses_input import items_to_messages, listed_items
+from relaystack.frontends.responses_output import (
+    assistant_message,
+    map_usage,
+    new_id,
+    now,
+    response_object,
+    turn_output,
+    turn_status,
+)
+from relaystack.frontends.responses_request import ResponsesRequest, parse_responses_request
+from relaystack.frontends.responses_stream import ResponsesStream
+from relaystack.storage.base import ResponseStore
+
+__all__ = ["ResponsesRoutes"]
+
+log = logging.getLogger("relaystack.frontends")
+
+_STORE_FAILED = [(b"x-relaystack-store", b"failed")]
+_NO_STORE = (
+    "This server keeps no responses (storage.inference_store is false in its run config, or its storage "
+    "backend stores no responses): send the whole conversation as input instead of previous_response_id."
+)
+
+
+@dataclass(slots=True)
+class _Prepared:
+    request: ResponsesRequest
+    body: dict[str, Any]  # the request as the response object echoes it
+    chat_body: dict[str, Any]
+    items: list[dict[str, Any]]  # the conversation's input items, this request's last
+    messages: list[dict[str, Any]]  # the conversation as chat messages, without instructions
+
+
+class ResponsesRoutes:
+    def __init__(self, frontend: Frontend, store: ResponseStore | None) -> None:
+        self.frontend = frontend
+        self.store = store
+
+    # -- POST /v1/responses ---------------------------------------------------------------------
+    async def create(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx = RequestContext("chat", api="responses")
+        try:
+            request = parse_responses_request(await self.frontend.read_json(scope, receive))
+            ctx.model = request.model
+            ctx.stream = request.stream
+            await self.frontend.admit(scope, ctx)
+            prepared = await self._prepare(request)
+        except RelaystackError as exc:
+            await send_error(send, exc)
+            self.frontend.ended(scope, ctx, exc)
+            return
+
+        async def answer(tracked: Send) -> None:
+            if request.stream:
+                await self._stream(prepared, ctx, tracked)
+            else:
+                await self._json(prepared, ctx, tracked)
+
+        await self.frontend.serve(scope, ctx, receive, send, answer, send_error, "a Responses request")
+
+    async def _prepare(self, request: ResponsesRequest) -> _Prepared:
+        instructions = request.body.get("instructions")
+        if instructions is not None and not isinstance(instructions, str):
+            raise InvalidRequestError("'instructions' must be a string.", param="instructions")
+        before_items: list[dict[str, Any]] = []
+        before_messages: list[dict[str, Any]] = []
+        if request.previous_response_id is not None:
+            before_items, before_messages = await self._conversation(request.previous_response_id)
+        new_messages = items_to_messages(request.items, before_messages)
+        messages = [*before_messages, *new_messages]
+        system = [{"role": "system", "content": instructions}] if instructions else []
+        chat_body = {**request.chat_body, "messages": [*system, *messages]}
+        body = {**request.body, "store": request.store and self.store is not None}
+        return _Prepared(request, body, chat_body, [*before_items, *listed_items(request.items)], messages)
+
+    async def _conversation(self, previous_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        if self.store is None:
+            raise NotImplementedYetError(_NO_STORE, param="previous_response_id")
+        try:
+            stored = await self.store.get_response(previous_id)
+        except RelaystackError as exc:
+            if exc.status_code != 404:
+                raise
+            raise InvalidRequestError(
+                f"Previous response with id '{previous_id}' not found: it was not stored (store: false), was "
+                "deleted, or is in another server's storage.",
+                param="previous_response_id",
+                code="previous_response_not_found",
+            ) from None
+        output = stored.response.get("output") or []
+        return [*stored.input_items, *output], list(stored.messages)
+
+    async def _json(self, prepared: _Prepared, ctx: RequestContext, send: Send) -> None:
+        turn = ChatTurn()
+        try:
+            reply = await self.frontend.send_chat(prepared.chat_body, ctx)
+            async for block in blocks_of(reply):
+                turn.add_block(block)
+        except RelaystackError as exc:
+            await self.frontend.settle(ctx, exc.status_code, turn.usage)
+            await send_error(send, exc)
+            return
+        status, incomplete = turn_status(turn)
+        response = response_object(
+            new_id("resp"), turn.created or now(), prepared.body, status=status, output=turn_output(turn),
+            usage=map_usage(turn.usage), incomplete=incomplete, service_tier=turn.service_tier,
+        )  # fmt: skip
+        stored = await self._store(prepared, response, turn)
+        await self.frontend.settle(ctx, 200, turn.usage)
+        await send_raw_json(send, 200, orjson.dumps(response), None if stored else _STORE_FAILED)
+
+    async def _stream(self, prepared: _Prepared, ctx: RequestContext, send: Send) -> None:
+        try:
+            reply = await self.frontend.send_chat(prepared.chat_body, ctx)
+        except RelaystackError as exc:  # nothing sent yet: the status passes through
+            await self.frontend.settle(ctx, exc.status_code, None)
+            await send_error(send, exc)
+            return
+        stream = ResponsesStream(new_id("resp"), now(), prepared.body)
+        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        await send({"type": "http.response.body", "body": stream.start(), "more_body": True})
+        status = 200
+        try:
+            async for block in blocks_of(reply):
+                data = stream.feed_block(block)
+                if data:
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+            last, response = stream.finish()
+        except RelaystackError as exc:
+            log.warning("Responses stream for model %s failed: %s", ctx.model, exc.message)
+            status = exc.status_code
+            last, response = stream.fail(exc)
+        await self._store(prepared, response, stream.turn)
+        await self.frontend.settle(ctx, status, stream.turn.usage)
+        await send({"type": "http.response.body", "body": last, "more_body": False})
+
+    async def _store(self, prepared: _Prepared, response: dict[str, Any], turn: ChatTurn) -> bool:
+        """Store and wait for the commit; False (and a log line) if that failed. The answer is sent
+        anyway: withholding a generated answer would lose it for good."""
+        if self.store is None or not prepared.body["store"]:
+            return True
+        messages = prepared.messages
+        if response["status"] != "failed":
+            messages = [*messages, assistant_message(turn)]
+        try:
+            await self.store.put_response(response, prepared.items, messages)
+        except Exception as exc:
+            log.error("Could not store response %s: %s", response["id"], exc)
+            return False
+        return True
+
+    # -- the stored responses (Starlette) ---------------------------------------------------------
+    def routes(self, prefixes: tuple[str, ...]) -> list[Route]:
+        routes: list[Route] = []
+        for prefix in prefixes:
+            routes += [
+                Route(f"{prefix}/responses", self.list_responses, methods=["GET"]),
+                Route(f"{prefix}/responses/{{response_id}}", self.get_response, methods=["GET"]),
+                Route(f"{prefix}/responses/{{response_id}}", self.delete_response, methods=["DELETE"]),
+                Route(f"{prefix}/responses/{{response_id}}/input_items", self.list_input_items, methods=["GET"]),
+                Route(f"{prefix}/responses/{{response_id}}/cancel", self.cancel_response, methods=["POST"]),
+            ]
+        return routes
+
+    def _require_store(self) -> ResponseStore:
+        if self.store is None:
+            raise NotImplementedYetError(_NO_STORE)
+        return self.store
+
+    async def get_response(self, request: Request) -> Response:
+        stored = await self._require_store().get_response(request.path_params["response_id"])
+        return _json_response(stored.response)
+
+    async def delete_response(self, request: Request) -> Response:
+        response_id = request.path_params["response_id"]
+        store = self._require_store()
+        if not await store.delete_response(response_id):
+            await store.get_response(response_id)  # raises the store's 404
+        return _json_response({"id": response_id, "object": "response", "deleted": True})
+
+    async def cancel_response(self, request: Request) -> Response:
+        """Only a background response can be cancelled, and relaystack runs none: every stored
+        response has finished, so this is a 409 (404 for an unknown id), as OpenAI answers."""
+        stored = await self._require_store().get_response(request.path_params["response_id"])
+        raise ConflictError(
+            f"Cannot cancel response '{stored.response['id']}': it is {stored.response.get('status')}; only "
+            "background responses can be cancelled, and relaystack answers every response in its request.",
+            code="response_not_cancellable",
+        )
+
+    async def list_responses(self, request: Request) -> Response:
+        query = request.query_params
+        page = await self._require_store().list_responses(
+            after=query.get("after") or None, limit=_limit(query.get("limit")), model=query.get("model") or None,
+            order=_order(query.get("order")),
+        )  # fmt: skip
+        return _json_response(page)
+
+    async def list_input_items(self, request: Request) -> Response:
+        stored = await self._require_store().get_response(request.path_params["response_id"])
+        query = request.query_params
+        items = stored.input_items if _order(query.get("order")) == "asc" else stored.input_items[::-1]
+        ids = [item.get("id") for item in items]
+        start = 0
+        for cursor, param in ((query.get("after"), "after"), (query.get("before"), "before")):
+            if cursor and cursor not in ids:
+                raise InvalidRequestError(f"Invalid '{param}': no input item with id '{cursor}'.", param=param)
+        if query.get("after"):
+            start = ids.index(query["after"]) + 1
+        end = ids.index(query["before"]) if query.get("before") else len(items)
+        limit = _limit(query.get("limit"))
+        page = items[start:end][:limit]
+        return _json_response({
+            "object": "list",
+            "data": page,
+            "first_id": page[0].get("id") if page else None,
+            "last_id": page[-1].get("id") if page else None,
+            "has_more": end - start > limit,
+        })
+
+
+def _limit(text: str | None) -> int:
+    if text is None:
+        return 20
+    if not text.isdigit() or not 1 <= int(text) <= 100:
+        raise InvalidRequestError("'limit' must be an integer from 1 to 100.", param="limit")
+    return int(text)
+
+
+def _order(text: str | None) -> Any:
+    if text not in (None, "asc", "desc"):
+        raise InvalidRequestError("'order' must be 'asc' or 'desc'.", param="order")
+    return text or "desc"
+
+
+def _json_response(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")

@@ -1,0 +1,223 @@
+"""Chat-completion chunks -> the Responses API's typed stream events, in order, numbered.
+
+``response.created`` and ``response.in_progress`` open the stream; text opens a message item
+(``output_item.added``, ``content_part.added``, then ``output_text.delta``s); each tool call
+opens a ``function_call`` item (``function_call_arguments.delta``s); an item is closed
+(``*.done``, ``output_item.done``) when the next one starts or the upstream finishes; the last
+event is ``response.completed``, ``response.incomplete`` (the reason included) or, when the
+upstream stream broke, ``response.failed``: never a completion the model did not give.
+Every event carries ``sequence_number``; item events carry ``item_id`` and ``output_index``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import chain, repeat
+from typing import Any
+
+from relaystack.errors import RelaystackError
+from relaystack.frontends.chat_reader import (
+    TEXT,
+    TOOL_ARGS,
+    TOOL_START,
+    Block,
+    ChatTurn,
+    encode_strings,
+    parse_block,
+    plain_text,
+)
+from relaystack.frontends.pipeline import sse_block
+from relaystack.frontends.responses_output import (
+    error_object,
+    function_call_item,
+    map_usage,
+    message_item,
+    new_id,
+    response_object,
+    turn_status,
+)
+
+__all__ = ["ResponsesStream"]
+
+_DELTA_HEAD = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":'
+_DELTA_TAIL = b'","logprobs":[]}\n\n'
+_NUMBERS: list[bytes] = []
+
+
+def _numbers(start: int, count: int) -> list[bytes]:
+    """``str(n).encode()`` for n in [start, start + count), from a cache that grows as needed."""
+    while len(_NUMBERS) < start + count:
+        _NUMBERS.append(str(len(_NUMBERS)).encode())
+    return _NUMBERS[start : start + count]
+
+
+@dataclass(slots=True)
+class _Open:
+    kind: str  # "message" or "tool"
+    item_id: str
+    output_index: int
+    tool_index: int = 0
+    text: list[str] = field(default_factory=list)
+    logprobs: list[Any] = field(default_factory=list)
+
+
+class ResponsesStream:
+    def __init__(self, response_id: str, created_at: int, body: dict[str, Any]) -> None:
+        self.response_id = response_id
+        self.created_at = created_at
+        self.body = body
+        self.turn = ChatTurn()
+        self.output: list[dict[str, Any]] = []  # finished items, in output order
+        self._open: _Open | None = None
+        self._seq = 0
+        self._out: list[bytes] = []
+
+    def _emit(self, event_type: str, payload: dict[str, Any]) -> None:
+        self._out.append(sse_block(event_type, {"type": event_type, "sequence_number": self._seq, **payload}))
+        self._seq += 1
+
+    def _flush(self) -> bytes:
+        data = b"".join(self._out)
+        self._out.clear()
+        return data
+
+    def _snapshot(self, status: str, output: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+        items = list(self.output) if output is None else output
+        return response_object(self.response_id, self.created_at, self.body, status=status, output=items, **extra)
+
+    # -- the stream --------------------------------------------------------------------------
+    def start(self) -> bytes:
+        self._emit("response.created", {"response": self._snapshot("in_progress", output=[])})
+        self._emit("response.in_progress", {"response": self._snapshot("in_progress", output=[])})
+        return self._flush()
+
+    def feed_block(self, block: Block) -> bytes:
+        """One relayed block. Runs of plain text events become their delta events in one
+        ``bytes.join`` (their texts encoded in one call); any other event goes through ``feed``."""
+        chunks = block if isinstance(block, list) else parse_block(block)
+        run: list[str] = []
+        for chunk in chunks:
+            text = plain_text(chunk) if self.turn.completion_id is not None else None
+            if text is None:
+                if run:
+                    self._text_run(run)
+                    run = []
+                self._chunk(chunk)
+            elif text:
+                run.append(text)
+        if run:
+            self._text_run(run)
+        return self._flush()
+
+    def _text_run(self, texts: list[str]) -> None:
+        self.turn.text.extend(texts)
+        pieces = encode_strings(texts)
+        opened = self._open
+        if opened is None or opened.kind != "message":
+            self._close("completed")
+            opened = self._open_message()
+        opened.text.extend(texts)
+        middle = (b',"item_id":"' + opened.item_id.encode() + b'","output_index":' + str(opened.output_index).encode()
+                  + b',"content_index":0,"response_id":"' + self.response_id.encode() + b'","delta":"')  # fmt: skip
+        numbers = _numbers(self._seq, len(pieces))
+        self._seq += len(pieces)
+        self._out.append(b"".join(chain.from_iterable(
+            zip(repeat(_DELTA_HEAD), numbers, repeat(middle), pieces, repeat(_DELTA_TAIL)))))  # fmt: skip
+
+    def feed(self, chunks: list[dict[str, Any]]) -> bytes:
+        for chunk in chunks:
+            self._chunk(chunk)
+        return self._flush()
+
+    def _chunk(self, chunk: dict[str, Any]) -> None:
+        """One event, through the turn: whatever it adds, as events."""
+        for kind, index, text in self.turn.add(chunk):
+            if kind == TEXT:
+                self._text(text, self.turn.chunk_logprobs)
+            elif kind == TOOL_START:
+                self._open_tool(index)
+            elif kind == TOOL_ARGS:
+                self._tool_args(index, text)
+
+    def finish(self) -> tuple[bytes, dict[str, Any]]:
+        """The closing events and the final response object (to store)."""
+        status, incomplete = turn_status(self.turn)
+        item_status = "incomplete" if status == "incomplete" else "completed"
+        self._close(item_status)
+        if not self.output:  # the model said nothing: still one (empty) message, as a client expects
+            self._open_message()
+            self._close(item_status)
+        usage = map_usage(self.turn.usage)
+        final = self._snapshot(status, usage=usage, incomplete=incomplete, service_tier=self.turn.service_tier)
+        self._emit(f"response.{status}", {"response": final})
+        return self._flush(), final
+
+    def fail(self, exc: RelaystackError) -> tuple[bytes, dict[str, Any]]:
+        self._close("incomplete")
+        final = self._snapshot("failed", error=error_object(exc), usage=map_usage(self.turn.usage))
+        self._emit("response.failed", {"response": final})
+        return self._flush(), final
+
+    # -- items -------------------------------------------------------------------------------
+    def _item_event(self, event_type: str, item: dict[str, Any], output_index: int) -> None:
+        self._emit(event_type, {"output_index": output_index, "item": item})
+
+    def _open_message(self) -> _Open:
+        opened = _Open("message", new_id("msg"), len(self.output))
+        self._open = opened
+        added = message_item(opened.item_id, "", "in_progress", [])
+        added["content"] = []
+        self._item_event("response.output_item.added", added, opened.output_index)
+        self._emit("response.content_part.added", {**self._part_ids(opened), "part": self._text_part("", [])})
+        return opened
+
+    def _part_ids(self, opened: _Open) -> dict[str, Any]:
+        return {"item_id": opened.item_id, "output_index": opened.output_index, "content_index": 0,
+                "response_id": self.response_id}  # fmt: skip
+
+    @staticmethod
+    def _text_part(text: str, logprobs: list[Any]) -> dict[str, Any]:
+        return {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs}
+
+    def _text(self, text: str, logprobs: list[Any]) -> None:
+        opened = self._open
+        if opened is None or opened.kind != "message":
+            self._close("completed")
+            opened = self._open_message()
+        opened.text.append(text)
+        opened.logprobs.extend(logprobs)
+        self._emit("response.output_text.delta", {**self._part_ids(opened), "delta": text, "logprobs": logprobs})
+
+    def _open_tool(self, tool_index: int) -> None:
+        self._close("completed")
+        call = self.turn.tools[tool_index]
+        opened = _Open("tool", new_id("fc"), len(self.output), tool_index)
+        self._open = opened
+        self._item_event("response.output_item.added", function_call_item(opened.item_id, call, "in_progress"),
+                         opened.output_index)  # fmt: skip
+
+    def _tool_args(self, tool_index: int, delta: str) -> None:
+        opened = self._open
+        if opened is None or opened.kind != "tool" or opened.tool_index != tool_index:
+            return  # arguments for a call that is no longer open: they are kept in the turn
+        self._emit("response.function_call_arguments.delta",
+                   {"item_id": opened.item_id, "output_index": opened.output_index, "delta": delta})  # fmt: skip
+
+    def _close(self, status: str) -> None:
+        opened, self._open = self._open, None
+        if opened is None:
+            return
+        if opened.kind == "message":
+            text = "".join(opened.text)
+            ids = self._part_ids(opened)
+            self._emit("response.output_text.done", {**ids, "text": text, "logprobs": opened.logprobs})
+            self._emit("response.content_part.done", {**ids, "part": self._text_part(text, opened.logprobs)})
+            item = message_item(opened.item_id, text, status, opened.logprobs)
+        else:
+            call = self.turn.tools[opened.tool_index]
+            self._emit("response.function_call_arguments.done",
+                       {"item_id": opened.item_id, "output_index": opened.output_index,
+                        "arguments": call.arguments_text, "name": call.name})  # fmt: skip
+            item = function_call_item(opened.item_id, call, status)
+        self.output.append(item)
+        self._item_event("response.output_item.done", item, opened.output_index)

@@ -1,0 +1,76 @@
+"""`relaystack run` start-up: every line printed once, "ready" only once connections are accepted."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from support.server import free_port, start_server, write_config
+from support.stack import issue_config
+
+RECORDINGS = Path(__file__).parents[1] / "recordings" / "together"
+
+
+def _config_with_an_unserved_section(home: Path) -> Path:
+    config = issue_config()
+    config["vector_dbs"] = [{"vector_db_id": "docs", "embedding_model": "x"}]
+    return write_config(home / "run.yaml", config)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_warnings_replay_index_and_models_are_printed_once(tmp_path: Path, workers: int) -> None:
+    config = _config_with_an_unserved_section(tmp_path)
+    server = start_server(config, home=tmp_path, args=[
+        "--record-mode", "replay", "--recordings", str(RECORDINGS), "--workers", str(workers)])
+    try:
+        deadline = time.monotonic() + 60
+        while server.log().count(" ready") < workers and time.monotonic() < deadline:
+            time.sleep(0.1)
+        log = server.log()
+    finally:
+        server.stop()
+    assert log.count("section 'vector_dbs' is not served") == 1, log
+    assert log.count("recordings indexed from") == 1, log
+    assert log.count("provider 'together' (remote::together):") == 1, log
+    assert log.count("relaystack ready on http://127.0.0.1:") == 1, log
+    assert log.count(" ready") == workers, log  # the other worker only says it is ready
+    assert "Traceback" not in log
+
+
+def test_an_empty_run_yaml_warns_that_it_serves_nothing(tmp_path: Path) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text("")
+    server = start_server(config, home=tmp_path)
+    try:
+        log = server.log()
+    finally:
+        server.stop()
+    assert log.count("configures no inference provider: this server serves no models") == 1, log
+
+
+def test_ready_is_printed_only_once_the_port_accepts_connections(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "run.yaml", issue_config())
+    port = free_port()
+    log_path = tmp_path / "server.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen([sys.executable, "-m", "relaystack", "run", str(config), "--port", str(port)],
+                                   stdout=log_file, stderr=subprocess.STDOUT, env={"RELAYSTACK_HOME": str(tmp_path),
+                                                                                    "PATH": "/usr/bin:/bin"})
+    try:
+        deadline = time.monotonic() + 60
+        while "relaystack ready on" not in log_path.read_text() and time.monotonic() < deadline:
+            assert process.poll() is None, log_path.read_text()
+            time.sleep(0.02)
+        assert f"relaystack ready on http://127.0.0.1:{port}" in log_path.read_text()
+        # the very moment "ready" is printed, a connection is accepted (no retry)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(b"GET /v1/version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert sock.recv(64).startswith(b"HTTP/1.1 200")
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
