@@ -124,4 +124,8 @@ def test_canaries_never_leak_anywhere(recording: GatewayStack) -> None:
     assert any(name.endswith(".json") and "recordings" in name for name in places)  # the recordings exist
     assert any("relaystack.db" in name for name in places)
     leaks = [(what, where) for what, canary in canaries.items() for where, text in places.items() if canary in text]
+    for what, where in leaks:  # (shown when it fails)
+        text = places[where]
+        at = text.find(canaries[what])
+        print(what, where, repr(text[max(0, at - 400): at + 80]))
     assert leaks == []

@@ -46,3 +46,13 @@ def test_stream_usage_from_hidden_events_or_the_last_relayed_block() -> None:
     assert stream_usage(b"", block) == {"prompt_tokens": 7, "completion_tokens": 1}
     assert stream_usage(b"", b"data: not json \"usage\":{\n\n") is None
     assert stream_usage(b"", None) is None
+
+
+def test_the_access_log_masks_key_shaped_text_in_a_model_that_did_not_resolve() -> None:
+    from relaystack.logs import _unresolved
+
+    assert _unresolved("rsk-0123456789ab-" + "aB3_-x" * 7) == "***"
+    assert _unresolved("together/" + "9f" * 32) == "together/***"
+    assert _unresolved("sk-proj-" + "Ab1" * 12) == "sk-proj-***"
+    for name in ("together/meta-llama/Llama-3.3-70B-Instruct-Turbo", "gpt-4o-mini-2024-07-18", "nope"):
+        assert _unresolved(name) == name

@@ -149,6 +149,7 @@ def _gateway_paths() -> dict[str, Any]:
         "/v1/admin/keys/{key_id}": {
             "get": _op("Get a virtual key", params=key_id),
             "patch": _op("Change a virtual key's fields", _KEY, params=key_id),
+            "post": _op("Change a virtual key's fields (PATCH, for clients without it)", _KEY, params=key_id),
             "delete": _op("Revoke a virtual key (fails at once in every worker)", params=key_id),
         },
         "/v1/admin/usage": {"get": _op("Usage and spend by key, model, provider and day", params=[

@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from relaystack.errors import InvalidRequestError, NotFoundError
+from relaystack.errors import InvalidRequestError, NotFoundError, NotImplementedYetError
 from relaystack.gateway.auth import Authenticator
 from relaystack.gateway.keys import KeyFields, new_key, public_record
 from relaystack.gateway.usage import utc_day
@@ -44,9 +44,29 @@ def _json(data: Any, status: int = 200) -> Response:
 
 
 class KeyAdminRoutes:
-    def __init__(self, store: KeyStore, auth: Authenticator) -> None:
-        self.store = store
-        self.auth = auth
+    """Mounted always, so the routes are the same with and without ``server.auth``; without it
+    (or without a store that keeps keys) the key routes answer 501 naming the setting."""
+
+    def __init__(self, store: KeyStore | None, auth: Authenticator | None) -> None:
+        self._store = store
+        self._auth = auth
+
+    @property
+    def store(self) -> KeyStore:
+        if self._store is None:
+            raise NotImplementedYetError(
+                "This store does not keep virtual keys and usage yet (PostgreSQL); use SQLite for server.auth."
+            )
+        return self._store
+
+    @property
+    def auth(self) -> Authenticator:
+        if self._auth is None:
+            raise NotImplementedYetError(
+                "Virtual keys need server.auth in the run config (and RELAYSTACK_ADMIN_KEY): see README, "
+                "'Sharing relaystack with a team'."
+            )
+        return self._auth
 
     def routes(self) -> list[BaseRoute]:
         table: list[tuple[str, Handler, list[str]]] = [
@@ -76,6 +96,7 @@ class KeyAdminRoutes:
         return _json({**public_record(record), "key": token}, 201)
 
     async def list(self, request: Request) -> Response:
+        self.auth  # noqa: B018 - raises 501 when server.auth is off
         query = request.query_params
         shown = [public_record(r) for r in await self.store.list_keys()]
         for name in ("owner", "team", "status"):
@@ -103,6 +124,7 @@ class KeyAdminRoutes:
         return _json(public_record(record))
 
     async def _record(self, request: Request) -> dict[str, Any]:
+        self.auth  # noqa: B018 - raises 501 when server.auth is off
         key_id = request.path_params["key_id"]
         record = await self.store.get_key(key_id)
         if record is None:

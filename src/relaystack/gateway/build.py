@@ -101,16 +101,18 @@ def build_gateway(
         from relaystack.gateway.tracing import Tracing
 
         parts.tracing = Tracing(tracing, parts.metrics or telemetry.Telemetry())
+    key_store = store if isinstance(store, KeyStore) else None
     if auth is None and quota is None:
+        parts.routes.extend(KeyAdminRoutes(key_store, None).routes())
         return parts
-    if not isinstance(store, KeyStore):
+    if key_store is None:
         raise ConfigError("server.auth/server.quota need a store that keeps keys and usage (SQLite or memory).")
     parts.counters = _counters(auth, store, db_path, workers)
     accountant = Accountant(store, Pricing(pricing, is_local))
     authenticator = None
     if auth is not None:
         authenticator = Authenticator(store, _secret(auth, db_path, env), _admin_key(auth, env), auth.default_limits)
-        parts.routes.extend(KeyAdminRoutes(store, authenticator).routes())
+    parts.routes.extend(KeyAdminRoutes(store, authenticator).routes())
     gate = KeyGate(auth=authenticator, counters=parts.counters, accountant=accountant, provider_of=provider_of,
                    quota=quota)
     parts.gate = gate

@@ -26,7 +26,9 @@ class Guard:
     def __init__(self, gate: KeyGate, prefixes: Iterable[str]) -> None:
         self.gate = gate
         self.prefixes = tuple(prefixes)
-        self._open = frozenset(p + tail for p in self.prefixes for tail in ("/health", "/version"))
+        # llama-stack 0.7 also serves health and version under its admin namespace
+        bases = (*self.prefixes, "/v1alpha/admin")
+        self._open = frozenset(p + tail for p in bases for tail in ("/health", "/version"))
         self._stored = tuple(p + "/chat/completions" for p in self.prefixes)
         self._models = tuple(p + "/models" for p in self.prefixes)
         self._known = gate.auth.known if gate.auth is not None else None
