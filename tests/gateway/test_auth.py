@@ -272,3 +272,22 @@ def test_keys_cli_create_list_revoke(gateway: GatewayStack) -> None:
     wrong = subprocess.run([sys.executable, "-m", "relaystack", "keys", "list"], capture_output=True, text=True,
                            env={**env, "RELAYSTACK_ADMIN_KEY": "wrong-admin-key-123456"}, timeout=60)
     assert wrong.returncode != 0 and "401" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_the_messages_api_takes_the_key_in_x_api_key_and_is_limited_like_chat(gateway: GatewayStack) -> None:
+    import anthropic
+
+    key_id, key = gateway.create_key(limits={"rpm": 2})
+    client = anthropic.Anthropic(base_url=gateway.base_url, api_key=key, max_retries=0)
+    message = client.messages.create(model=CHAT_MODEL, max_tokens=16, messages=[{"role": "user", "content": "hi"}])
+    assert message.content and message.usage.input_tokens > 0
+    with client.messages.stream(model=CHAT_MODEL, max_tokens=16,
+                                messages=[{"role": "user", "content": "hi"}]) as stream:
+        assert stream.get_final_message().content
+    with pytest.raises(anthropic.RateLimitError):
+        client.messages.create(model=CHAT_MODEL, max_tokens=16, messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(anthropic.AuthenticationError):
+        anthropic.Anthropic(base_url=gateway.base_url, api_key="wrong", max_retries=0).messages.create(
+            model=CHAT_MODEL, max_tokens=16, messages=[{"role": "user", "content": "hi"}])
+    total = gateway.admin("GET", f"/v1/admin/usage?key_id={key_id}").json()["total"]
+    assert total["requests"] == 2 and total["prompt_tokens"] >= message.usage.input_tokens
