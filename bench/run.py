@@ -102,6 +102,13 @@ def build_gateways(args: argparse.Namespace, up: Upstream, tmp: Path, notes: lis
     if reason is None:
         gateways.append(relaystack_gateway("relaystack-store", "relaystack-store.yaml", up, tmp, cpus))
         gateways.append(relaystack_gateway("relaystack-nostore", "relaystack-nostore.yaml", up, tmp, cpus))
+        # opt-in (--gateways): the gateway layer's cost, all of it off vs. all of it on
+        wanted = set(args.gateways.split(",")) if args.gateways else set()
+        if "relaystack-off" in wanted:
+            gateways.append(relaystack_gateway("relaystack-off", "relaystack-off.yaml", up, tmp, cpus))
+        if "relaystack-gateway" in wanted:
+            gateways.append(relaystack_gateway("relaystack-gateway", "relaystack-gateway.yaml", up, tmp, cpus,
+                                               admin_key="bench-admin-key-" + "0" * 24))
     else:
         notes.append(f"relaystack skipped: {reason}")
     if not args.no_peers and not args.smoke:

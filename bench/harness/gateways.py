@@ -9,9 +9,12 @@ has built their venvs.
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +36,9 @@ class Gateway:
     ready_s: float | None = None
     idle_rss: int | None = None
     models: dict[str, str] = field(default_factory=dict)  # our model id -> the id this peer uses
+    # relaystack with server.auth: readiness is polled on /v1/health, and a virtual key is created
+    # once started (limits, budget and usage on) for every request to carry (BENCH_TOKEN)
+    admin_key: str | None = None
 
     def url(self, scenario: str) -> str:
         return url_for(self.base, self.api_prefix, scenario, by_path=self.by_path)
@@ -45,8 +51,11 @@ class Gateway:
     def start(self, timeout: float = 90.0) -> Gateway:
         if self.proc is not None:
             self.proc.start()
-            self.ready_s = self.proc.wait_http(self.url("models"), timeout=timeout)
+            ready_url = f"{self.base}/v1/health" if self.admin_key else self.url("models")
+            self.ready_s = self.proc.wait_http(ready_url, timeout=timeout)
             self.idle_rss = self.proc.rss_bytes()
+            if self.admin_key:
+                os.environ["BENCH_TOKEN"] = create_bench_key(self.base, self.admin_key)
         return self
 
     def stop(self) -> None:
@@ -89,14 +98,26 @@ def relaystack_unavailable() -> str | None:
 
 
 def relaystack_gateway(name: str, config: str, up: Upstream, tmp: Path, cpus: str,
-                       workers: int = 1) -> Gateway:
+                       workers: int = 1, admin_key: str | None = None) -> Gateway:
     port = free_port()
     argv = [*relaystack_command(), "run", str(BENCH / "configs" / config), "--port", str(port)]
     if workers > 1:
         argv += ["--workers", str(workers)]
     env = {"BENCH_UPSTREAM": up.base, "BENCH_STORE_DIR": str(tmp / f"{name}-store")}
+    if admin_key:
+        env["RELAYSTACK_ADMIN_KEY"] = admin_key
     proc = Proc(name, argv, cpus=cpus, log=tmp / "logs" / f"{name}.log", env=env)
-    return Gateway(name, f"http://127.0.0.1:{port}", proc=proc)
+    return Gateway(name, f"http://127.0.0.1:{port}", proc=proc, admin_key=admin_key)
+
+
+def create_bench_key(base: str, admin_key: str) -> str:
+    """A virtual key whose limits and budget are checked on every request but never reached."""
+    body = json.dumps({"name": "bench", "limits": {"rpm": 10**8, "tpm": 10**11, "max_concurrent": 10**4},
+                       "budget": {"max_usd": 10**9, "period": "month"}}).encode()
+    request = urllib.request.Request(f"{base}/v1/admin/keys", data=body, method="POST", headers={
+        "Authorization": f"Bearer {admin_key}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return str(json.loads(response.read())["key"])
 
 
 def peer_gateways(up: Upstream, tmp: Path, cpus: str) -> list[Gateway]:

@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 
 from harness.procs import taskset_prefix
+from harness.scenarios import authorization
 
 LUA = Path(__file__).resolve().parent.parent / "load" / "bench.lua"
 
@@ -70,7 +71,7 @@ async def _py_load(targets: Sequence[Target], conc: int, duration: float | None,
     latencies: list[float] = []
     state = {"next": 0, "errors": 0, "non2xx": 0}
     deadline = time.monotonic() + duration if duration else float("inf")
-    headers = {"Content-Type": "application/json", "Authorization": "Bearer bench"}
+    headers = {"Content-Type": "application/json", "Authorization": authorization()}
 
     async def worker(session: aiohttp.ClientSession) -> None:
         while time.monotonic() < deadline and (total is None or state["next"] < total):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -43,6 +44,12 @@ def serves(gateway: str, scenario: str) -> bool:
     return scenario not in ROUTED_MODELS or gateway.startswith("relaystack")
 
 
+def authorization() -> str:
+    """The bearer every request carries: a virtual key when a gateway under test has server.auth on
+    (``Gateway.start`` sets ``BENCH_TOKEN``); gateways without auth ignore it."""
+    return "Bearer " + os.environ.get("BENCH_TOKEN", "bench")
+
+
 def method(scenario: str) -> str:
     return "GET" if scenario == "models" else "POST"
 
@@ -59,7 +66,7 @@ def url_for(base: str, api_prefix: str, scenario: str, *, by_path: bool) -> str:
 
 def fetch(url: str, scenario: str, model: str | None = None, timeout: float = 30.0) -> tuple[int, str, bytes]:
     req = urllib.request.Request(url, data=request_body(scenario, model), method=method(scenario),
-                                 headers={"Content-Type": "application/json", "Authorization": "Bearer bench"})
+                                 headers={"Content-Type": "application/json", "Authorization": authorization()})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, resp.headers.get("Content-Type", ""), resp.read()
@@ -169,7 +176,7 @@ def time_to_first_event(url: str, model: str | None = None, timeout: float = 10.
     body = request_body("ttfb", model)
     start = time.perf_counter()
     conn.request("POST", parts.path, body=body, headers={"Content-Type": "application/json",
-                                                          "Authorization": "Bearer bench"})
+                                                          "Authorization": authorization()})
     resp = conn.getresponse()
     first: float | None = None
     received = b""

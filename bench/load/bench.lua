@@ -9,7 +9,7 @@ if body_file and body_file ~= "" then
   f:close()
   wrk.headers["Content-Type"] = "application/json"
 end
-wrk.headers["Authorization"] = "Bearer bench"
+wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_TOKEN") or "bench")
 
 done = function(summary, latency, requests)
   local e = summary.errors

@@ -89,7 +89,12 @@ def run(config: str | None, host: str | None, port: int | None, workers: int | N
     chosen_port = port or _env_port() or run_config.server.port
     chosen_host = host or run_config.server.host
     chosen_workers = workers or run_config.server.workers
+    if run_config.server.metrics:  # several workers write their metrics to one directory
+        from relaystack.gateway.metrics import prepare_multiprocess
+
+        prepare_multiprocess(chosen_workers)
     app = _build_or_exit(run_config, record_mode, recordings_dir, chosen_workers)
+    _warn_if_open(run_config, chosen_host)
     from relaystack.server import PortError, ServeOptions, bind_socket, serve
 
     try:
@@ -97,8 +102,9 @@ def run(config: str | None, host: str | None, port: int | None, workers: int | N
     except PortError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    log.info("relaystack %s: serving %s on http://%s:%d (%d worker%s)", __version__, run_config.source,
-             chosen_host, chosen_port, chosen_workers, "s" if chosen_workers > 1 else "")
+    log.info("relaystack %s: serving %s on %s://%s:%d (%d worker%s)", __version__, run_config.source,
+             "https" if run_config.server.tls_certfile else "http", chosen_host, chosen_port, chosen_workers,
+             "s" if chosen_workers > 1 else "")
     options = ServeOptions(
         host=chosen_host, port=chosen_port, workers=chosen_workers, log_level=level, log_format=fmt,
         run_args={"config": config, "record_mode": record_mode, "recordings_dir": recordings_dir,
@@ -116,6 +122,12 @@ def _choice(given: str | None, env: str, choices: tuple[str, ...], default: str,
     if value.lower() not in choices:
         _exit(f"${env} is {value!r}: choose one of {', '.join(choices)} (or pass {option}).")
     return value.lower()
+
+
+def _warn_if_open(run_config: RunConfig, host: str) -> None:
+    if run_config.server.auth is None and host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("Listening on %s without server.auth: anyone who can reach this port can use every provider "
+                    "key this server holds. See README, 'Sharing relaystack with a team'.", host)
 
 
 def _env_port() -> int | None:
@@ -190,6 +202,9 @@ def _mount_optional_groups() -> None:
     from relaystack.recording.cli import recordings
 
     cli.add_command(recordings)
+    from relaystack.gateway.cli import keys
+
+    cli.add_command(keys)
 
 
 _mount_optional_groups()

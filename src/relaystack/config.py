@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from relaystack.config_storage import adapt_storage
 from relaystack.envsubst import substitute
 from relaystack.errors import ConfigError
+from relaystack.gateway.settings import AuthSettings, CorsSettings, Price, QuotaSettings, TracingSettings
 from relaystack.recording.settings import RecordMode
 from relaystack.routing_config import DeploymentConfig, RoutingConfig, describe_errors, resolve_routing
 from relaystack.storage.pg_dsn import normalize_dsn
@@ -82,7 +83,7 @@ class ModelConfig(_Strict):
 
 
 class ServerConfig(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # auth/quota/tls/cors: llama-stack keys we warn about below
+    model_config = ConfigDict(extra="ignore")
 
     port: int = Field(8321, ge=1, le=65535)
     host: str = "127.0.0.1"
@@ -103,6 +104,16 @@ class ServerConfig(BaseModel):
     max_concurrent_requests: int = Field(1024, ge=1)
     # one line per request on the relaystack.access logger (INFO)
     access_log: bool = True
+    # the gateway (relaystack.gateway.settings): keys, quotas, CORS, metrics, traces
+    auth: AuthSettings | None = None
+    quota: QuotaSettings | None = None
+    cors: bool | CorsSettings | None = None
+    metrics: bool = True  # GET /metrics (Prometheus)
+    tracing: TracingSettings | None = None
+    # HTTPS (llama-stack's keys); tls_cafile also requires client certificates (mutual TLS)
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+    tls_cafile: Path | None = None
 
 
 class StorageConfig(_Strict):
@@ -165,6 +176,8 @@ class RunConfig(_Strict):
     recording: RecordingConfig = Field(default_factory=RecordingConfig)
     # retries, fallbacks, timeouts, cooldowns; when absent, a model without deployments is relayed as is
     routing: RoutingConfig | None = None
+    # US dollars per million tokens, by the model id clients send (usage and budgets)
+    pricing: dict[str, Price] = Field(default_factory=dict)
     # where the file came from, for messages
     source: str = "<built-in default>"
 
@@ -254,12 +267,18 @@ def _adapt_llama_stack_sections(raw: dict[str, Any], source: str) -> dict[str, A
                      if not (isinstance(e, dict) and e.get("provider_id") is None)]
     out["providers"] = kept
     out["storage"] = adapt_storage(out, source)
-    server = out.get("server")
-    if isinstance(server, dict):
-        for key in ("auth", "quota", "tls_certfile", "tls_keyfile", "tls_cafile", "cors"):
-            if server.get(key):
-                log.warning("%s: server.%s is not supported by relaystack yet; ignored.", source, key)
+    _check_tls(out.get("server"), source)
     return out
+
+
+def _check_tls(server: Any, source: str) -> None:
+    """HTTPS needs both files; a CA file alone would silently serve plain HTTP."""
+    if not isinstance(server, dict):
+        return
+    given = {key for key in ("tls_certfile", "tls_keyfile", "tls_cafile") if server.get(key)}
+    if given and not {"tls_certfile", "tls_keyfile"} <= given:
+        raise ConfigError(f"{source}: server.tls_certfile and server.tls_keyfile are needed together for HTTPS "
+                          f"(got only {sorted(given)}).")
 
 
 def _drop_module(entry: Any, source: str) -> Any:

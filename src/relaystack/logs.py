@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Mapping
@@ -143,7 +144,9 @@ class AccessLog:
         if not self.enabled or not self.logger.isEnabledFor(logging.INFO):
             return
         fields = _fields(method, path, ctx.status or 500, ctx.started)
-        fields["model"] = ctx.model
+        # a model that resolved is the server's own id; one that did not is the client's free text,
+        # where a pasted key must not reach the log
+        fields["model"] = ctx.model if ctx.provider_id is not None else _unresolved(ctx.model)
         fields["provider"] = ctx.provider_id
         fields["stream"] = ctx.stream
         if ctx.attempts > 1:
@@ -189,6 +192,16 @@ class AccessLog:
         record = logger.makeRecord(logger.name, logging.INFO, "", 0, "%s", (_Line(fields),), None)
         record.access = fields
         logger.handle(record)
+
+
+# API keys are long unbroken alphanumeric runs (or relaystack's own rsk- keys); model names are
+# short words between dashes, slashes and dots
+_KEY_LIKE = re.compile(r"rsk-[0-9a-f]{12}-[A-Za-z0-9_\-]+|[A-Za-z0-9]{24,}")
+
+
+def _unresolved(model: str | None) -> str | None:
+    """The model id as the client sent it, with anything shaped like a key replaced by ``***``."""
+    return _KEY_LIKE.sub("***", model) if model else model
 
 
 def _fields(method: str, path: str, status: int, started: float) -> dict[str, Any]:

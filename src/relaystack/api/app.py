@@ -21,13 +21,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from relaystack.api.admin import AdminRoutes, error_response
-from relaystack.api.asgi import Receive, Scope, Send, internal_error
+from relaystack.api.asgi import Receive, Scope, Send, internal_error, send_error
 from relaystack.api.inference import InferenceRoutes, InferenceSettings
 from relaystack.api.openapi import PREFIXES, RERANK_PATHS
 from relaystack.config import RunConfig
 from relaystack.context import RequestContext
-from relaystack.errors import NotFoundError, RelaystackError
+from relaystack.errors import ModelNotFoundError, NotFoundError, RelaystackError
 from relaystack.frontends import Frontend, MessagesRoutes, ResponsesRoutes
+from relaystack.frontends.messages_routes import send_anthropic_error
+from relaystack.gateway.build import GatewayParts, build_gateway
 from relaystack.health import HealthBook
 from relaystack.logs import AccessLog
 from relaystack.providers.base import Provider
@@ -40,6 +42,7 @@ from relaystack.registry import Registry
 from relaystack.router import Router, RouterSettings
 from relaystack.state import SharedState, open_state
 from relaystack.storage.base import ResponseStore, Store
+from relaystack.telemetry import current as telemetry
 from relaystack.upstream.aiohttp_client import AiohttpUpstream
 
 __all__ = ["RelaystackApp", "create_app"]
@@ -50,7 +53,7 @@ log = logging.getLogger("relaystack")
 class RelaystackApp:
     def __init__(
         self, config: RunConfig, recording: RecordingSettings, store: Store | None,
-        state: SharedState | None = None,
+        state: SharedState | None = None, workers: int | None = None,
     ) -> None:
         """``store`` holds registered models; it also stores chat completions unless
         ``storage.inference_store`` is false. ``state`` is the shared fast state (in-process
@@ -58,6 +61,7 @@ class RelaystackApp:
         self.config = config
         self.recording = recording
         self.store = store
+        self._workers = workers or config.server.workers
         # set by whoever serves the app (``relaystack run``): named in the ready line
         self.public_url: str | None = None
         # False in all but one worker process, so start-up details are printed once
@@ -81,7 +85,9 @@ class RelaystackApp:
         )
         completions_store = store if config.storage.inference_store else None
         self.router = Router(self.registry, RouterSettings.from_config(config))
-        inference = InferenceRoutes(self.router, completions_store, settings, on_end=self._inference_ended)
+        self.gateway = self._build_gateway(config, store)
+        inference = InferenceRoutes(self.router, completions_store, settings, self.gateway.gate,
+                                    on_end=self._inference_ended)
         self._hot: dict[tuple[str, str], Any] = {}
         for prefix in PREFIXES:
             self._hot[("POST", prefix + "/chat/completions")] = inference.chat
@@ -104,11 +110,36 @@ class RelaystackApp:
                             self.describe_routes, self.router.describe,
                             self.describe_backends)
         self._admin = Starlette(
-            routes=[*admin.routes(PREFIXES), *responses.routes(PREFIXES)],
+            routes=[*admin.routes(PREFIXES), *responses.routes(PREFIXES), *self.gateway.routes],
             exception_handlers={RelaystackError: _on_error, HTTPException: _on_http_error, Exception: _on_crash},
         )
         # record/replay file and match recordings by the test id a test harness sends
         self._test_ids = recording.mode.value != "live"
+        self._guard = self.gateway.guard
+        self._tracing = self.gateway.tracing
+        self._observe_admin = self.gateway.metrics is not None
+        self._cors = _cors_middleware(self.gateway, self._entry)
+        self._plain = self._cors is None and not self._test_ids and self._tracing is None
+        self._anthropic_paths = tuple(p + tail for p in PREFIXES for tail in ("/messages", "/messages/count_tokens"))
+
+    def _build_gateway(self, config: RunConfig, store: Store | None) -> GatewayParts:
+        server = config.server
+        local = [p for p in self.providers if p.provider_type.startswith("inline::")]
+        local_ids = {p.provider_id for p in local}
+        return build_gateway(
+            auth=server.auth, quota=server.quota, cors=server.cors, metrics=server.metrics, pricing=config.pricing,
+            tracing=server.tracing, store=store, db_path=getattr(store, "path", None), prefixes=PREFIXES,
+            provider_of=self._provider_of, is_local=local_ids.__contains__, local_providers=local,
+            workers=self._workers, router_stats=self.router.stats,
+        )
+
+    def _provider_of(self, model: str) -> str | None:
+        """The provider a model id routes to, for keys restricted to some providers."""
+        try:
+            return self.registry.get(model).provider_id
+        except ModelNotFoundError:
+            prefix = model.partition("/")[0]
+            return prefix if prefix in self.registry.providers else None
 
     def _build_provider(self, provider_id: str, provider_type: str, config: dict[str, Any]) -> Provider:
         row = CATALOG.get(provider_type)
@@ -146,24 +177,57 @@ class RelaystackApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            if self._test_ids:
-                with bound_test_id(scope):
-                    await self._http(scope, receive, send)
-                return
-            await self._http(scope, receive, send)
+            if self._plain:  # no CORS, no recording test ids, no tracing: no wrapper frames
+                await self._http(scope, receive, send)
+            elif self._cors is not None:  # server.cors: outermost, so preflights and refusals carry it
+                await self._cors(scope, receive, send)
+            else:
+                await self._entry(scope, receive, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
+    async def _entry(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._test_ids:
+            with bound_test_id(scope):
+                await self._traced(scope, receive, send)
+            return
+        await self._traced(scope, receive, send)
+
+    async def _traced(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._tracing is None:
+            await self._http(scope, receive, send)
+            return
+        with self._tracing.span(scope):
+            await self._http(scope, receive, send)
+
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The inference routes by a dict lookup; everything else through Starlette."""
+        """The key first (server.auth, before any body is read), then the inference routes by a
+        dict lookup; everything else through Starlette."""
+        if self._guard is not None and not self._guard.passes(scope):  # passes(): a cached key, no I/O
+            try:
+                await self._guard.check(scope)
+            except RelaystackError as exc:
+                await self._refuse(scope, send, exc)
+                return
         handler = self._hot.get((scope["method"], scope["path"]))
         if handler is not None:
             await handler(scope, receive, send)
             return
         await self._serve_admin(scope, receive, send)
 
+    async def _refuse(self, scope: Scope, send: Send, exc: RelaystackError) -> None:
+        """A 401/403 from the guard, in the shape the route's clients read (Anthropic's for Messages)."""
+        started = time.monotonic()
+        if scope["path"] in self._anthropic_paths:
+            await send_anthropic_error(send, exc)
+        else:
+            await send_error(send, exc)
+        hot = (scope["method"], scope["path"]) in self._hot
+        telemetry().route_done(scope["path"] if hot else "unauthenticated", exc.status_code, 0.0)
+        self.access_log.plain(scope["method"], scope["path"], exc.status_code, started)
+
     async def _serve_admin(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self.access_log.enabled:
+        if not self.access_log.enabled and not self._observe_admin:
             await self._admin(scope, receive, send)
             return
         started = time.monotonic()
@@ -178,7 +242,10 @@ class RelaystackApp:
         try:
             await self._admin(scope, receive, noting_status)
         finally:
-            self.access_log.plain(scope["method"], scope["path"], status, started)
+            if self.access_log.enabled:
+                self.access_log.plain(scope["method"], scope["path"], status, started)
+            # the Starlette routes in the metrics, by route template and status
+            telemetry().route_done(_route_label(scope), status, time.monotonic() - started)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -200,6 +267,7 @@ class RelaystackApp:
         if self.store is not None:
             await self.store.start()
         await self.state.start()
+        await self.gateway.start()
         for provider in self.providers:
             await provider.start()
         await self.registry.start()
@@ -232,9 +300,36 @@ class RelaystackApp:
                 await provider.stop()
             except Exception:
                 log.exception("Provider %s did not stop cleanly", provider.provider_id)
+        await self.gateway.stop()
         await self.state.stop()
         if self.store is not None:
             await self.store.stop()
+
+
+def _route_label(scope: Scope) -> str:
+    """A route's template (``/v1/models/{model_id}``), never the raw path: bounded, and free of
+    whatever a client put in it."""
+    if "endpoint" not in scope:
+        return "unmatched"
+    path = str(scope["path"])
+    for name, value in (scope.get("path_params") or {}).items():
+        if value:
+            path = path.replace(str(value), "{" + name + "}")
+    return path
+
+
+def _cors_middleware(gateway: GatewayParts, app: Any) -> Any:
+    settings = gateway.cors
+    if settings is None:
+        return None
+    from starlette.middleware.cors import CORSMiddleware
+
+    return CORSMiddleware(
+        app, allow_origins=settings.allow_origins, allow_origin_regex=settings.allow_origin_regex,
+        allow_methods=settings.allow_methods, allow_headers=settings.allow_headers,
+        allow_credentials=settings.allow_credentials, expose_headers=settings.expose_headers,
+        max_age=settings.max_age,
+    )
 
 
 def create_app(
@@ -253,7 +348,7 @@ def create_app(
     )
     store = _make_store(config, env)
     state = open_state(config.state, shared_by=_shared_by(config, workers), needed_by=(), env=env)
-    return RelaystackApp(config, recording, store, state)
+    return RelaystackApp(config, recording, store, state, workers)
 
 
 def _shared_by(config: RunConfig, workers: int | None) -> str | None:

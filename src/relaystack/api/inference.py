@@ -41,7 +41,14 @@ from relaystack.api.validate import check_chat, check_completion, check_embeddin
 from relaystack.chat_stream import first_event
 from relaystack.context import Operation, RequestContext
 from relaystack.counters import COUNTERS
-from relaystack.errors import InvalidRequestError, RelaystackError
+from relaystack.errors import (
+    InvalidRequestError,
+    RelaystackError,
+    UpstreamConnectionError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamTimeoutError,
+)
 from relaystack.gateway import Gate, OpenGate
 from relaystack.providers.base import StreamReply
 from relaystack.providers.sse_relay import MALFORMED_EVENT
@@ -49,6 +56,7 @@ from relaystack.recording.faults import FaultSpec
 from relaystack.redaction import bind_request, key_like_values
 from relaystack.router import Router
 from relaystack.storage.base import Store
+from relaystack.telemetry import current as telemetry
 
 __all__ = [
     "CLIENT_CLOSED", "DisconnectWatcher", "InferenceRoutes", "InferenceSettings", "RequestEnded", "note_failure",
@@ -64,6 +72,7 @@ _SSE_HEADERS = [
 ]
 # tells the client its completion was answered but could not be stored
 _STORE_FAILED = [(b"x-relaystack-store", b"failed")]
+_UPSTREAM_FAILURES = (UpstreamError, UpstreamConnectionError, UpstreamProtocolError, UpstreamTimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +146,7 @@ class InferenceRoutes:
             note_failure(ctx, exc)
             await send_error(send, exc)
             self._ended(scope, ctx)
+            telemetry().request_done(scope["path"], ctx)
             return
         watcher = DisconnectWatcher(receive)
         try:
@@ -148,7 +158,11 @@ class InferenceRoutes:
             log.debug("Client went away; %s request cancelled.", kind.name)
         finally:
             watcher.stop()
+            # every path settles before its last byte; this catches cancellations (idempotent)
+            if getattr(ctx.principal, "settled", True) is False:
+                await self.gate.settle(ctx)
             self._ended(scope, ctx)
+            telemetry().request_done(scope["path"], ctx)
 
     def _ended(self, scope: Scope, ctx: RequestContext) -> None:
         if self.on_end is not None:
@@ -165,14 +179,18 @@ class InferenceRoutes:
                 return
             data, payload = scrubbed_answer(reply.data, ctx)
             extra = _routing_headers(ctx)
-            if kind.stored and self._should_store(body) and not await self._store(data, body):
-                extra += _STORE_FAILED
             ctx.status = reply.status
             ctx.usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
+            self.gate.begin_settle(ctx)  # the usage write rides with the completion's commit
+            if kind.stored and self._should_store(body) and not await self._store(data, body):
+                extra += _STORE_FAILED
             await self.gate.settle(ctx)
-            await send_raw_json(send, reply.status, payload, extra)
+            await send_raw_json(send, reply.status, payload, _with_limits(ctx, extra))
         except RelaystackError as exc:
             note_failure(ctx, exc)
+            if isinstance(exc, _UPSTREAM_FAILURES):
+                telemetry().upstream_error(ctx.provider_id or "", exc.status_code)
+            await self.gate.settle(ctx)
             await send_error(send, exc)
         except asyncio.CancelledError:
             raise
@@ -180,6 +198,7 @@ class InferenceRoutes:
             log.exception("Unexpected error serving %s for model %s", kind.name, ctx.model)
             error = internal_error()
             note_failure(ctx, error)
+            await self.gate.settle(ctx)
             await send_error(send, error)
 
     async def _stream(
@@ -195,12 +214,14 @@ class InferenceRoutes:
                 if keep is not None:
                     keep.append(block)
                 if not started:
-                    headers = _SSE_HEADERS + _routing_headers(ctx)
-                    await send({"type": "http.response.start", "status": 200, "headers": headers})
+                    await send({"type": "http.response.start", "status": 200, "headers": _sse_headers(ctx)})
                     started = True
+                    telemetry().first_token(ctx, time.monotonic() - ctx.started)
                 await send({"type": "http.response.body", "body": block, "more_body": True})
         except RelaystackError as exc:
             note_failure(ctx, exc)
+            telemetry().stream_failure(ctx.provider_id or "", _failure_reason(exc))
+            await self.gate.settle(ctx)
             await _end_with_error(send, exc, started)
             return
         except asyncio.CancelledError:
@@ -209,6 +230,8 @@ class InferenceRoutes:
             log.exception("Unexpected error relaying a %s stream for model %s", kind.name, ctx.model)
             error = internal_error()
             note_failure(ctx, error)
+            telemetry().stream_failure(ctx.provider_id or "", "internal")
+            await self.gate.settle(ctx)
             await _end_with_error(send, error, started)
             return
         finally:
@@ -217,13 +240,15 @@ class InferenceRoutes:
                 await aclose()
             await reply.aclose()
         if not started:
-            await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS + _routing_headers(ctx)})
+            await send({"type": "http.response.start", "status": 200, "headers": _sse_headers(ctx)})
+        hidden = reply.hidden() if reply.hidden is not None else b""
+        ctx.usage = reply.usage
+        ctx.status = 200
+        self.gate.begin_settle(ctx)
         if keep:
             if reply.hidden is not None:
-                keep.append(reply.hidden())
+                keep.append(hidden)
             await self._store_stream(b"".join(keep), body, ctx.model or "")
-        ctx.status = 200
-        ctx.usage = reply.usage
         await self.gate.settle(ctx)
         await send({"type": "http.response.body", "body": done, "more_body": False})
 
@@ -249,6 +274,7 @@ class InferenceRoutes:
             await self.store.put_completion(completion, body.get("messages") or [])
         except Exception as exc:
             _store_failed("chat completion", completion_id, exc)
+            telemetry().store_failure("completion")
             return False
         return True
 
@@ -269,6 +295,7 @@ class InferenceRoutes:
             await self.store.put_stream(completion_id, created, model, events, body.get("messages") or [])
         except Exception as exc:
             _store_failed("streamed chat completion", completion_id, exc)
+            telemetry().store_failure("completion")
 
     def _fault(self, scope: Scope, stream: bool) -> str | None:
         value = header(scope, b"x-relaystack-fault")
@@ -317,6 +344,29 @@ def _max_attempts(scope: Scope) -> int | None:
             param="X-Relaystack-Max-Attempts",
         )
     return int(raw)
+
+
+def _with_limits(ctx: RequestContext, extra: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The answer's headers plus the caller's x-ratelimit-* (when its key has limits)."""
+    limits = getattr(ctx.principal, "headers", None)
+    return [*extra, *limits] if limits else extra
+
+
+def _sse_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
+    return _with_limits(ctx, _SSE_HEADERS + _routing_headers(ctx))
+
+
+def _failure_reason(exc: RelaystackError) -> str:
+    """A bounded label (the upstream's own error code is its free text)."""
+    if isinstance(exc, UpstreamTimeoutError):
+        return "timeout"
+    if isinstance(exc, UpstreamProtocolError):
+        return "protocol"
+    if isinstance(exc, UpstreamConnectionError):
+        return "connection"
+    if isinstance(exc, UpstreamError):
+        return "upstream_error"
+    return "error"
 
 
 async def _end_with_error(send: Send, exc: RelaystackError, started: bool) -> None:

@@ -127,6 +127,39 @@ def _frontend_paths(prefix: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+_KEY = _request([], {
+    "name": {"type": "string"}, "owner": {"type": "string"}, "team": {"type": "string"}, "metadata": _OBJ,
+    "models": {"type": ["array", "null"], "items": {"type": "string"}},
+    "providers": {"type": ["array", "null"], "items": {"type": "string"}},
+    "limits": _OBJ, "model_limits": _OBJ, "budget": _OBJ, "expires_at": {"type": ["integer", "null"]},
+})
+
+
+def _gateway_paths() -> dict[str, Any]:
+    """The admin API of relaystack.gateway (served when server.auth is on; admin key only)."""
+    key_id = [_path_param("key_id")]
+    return {
+        "/v1/admin/keys": {
+            "post": _op("Create a virtual key (server.auth; its secret is in this answer only)", _KEY),
+            "get": _op("List virtual keys (never their secrets)", params=[
+                _query("owner", {"type": "string"}), _query("team", {"type": "string"}),
+                _query("status", {"type": "string", "enum": ["active", "revoked", "expired"]}),
+            ]),
+        },
+        "/v1/admin/keys/{key_id}": {
+            "get": _op("Get a virtual key", params=key_id),
+            "patch": _op("Change a virtual key's fields", _KEY, params=key_id),
+            "post": _op("Change a virtual key's fields (PATCH, for clients without it)", _KEY, params=key_id),
+            "delete": _op("Revoke a virtual key (fails at once in every worker)", params=key_id),
+        },
+        "/v1/admin/usage": {"get": _op("Usage and spend by key, model, provider and day", params=[
+            _query("start", {"type": "string", "format": "date"}), _query("end", {"type": "string", "format": "date"}),
+            _query("key_id", {"type": "string"}), _query("group_by", {"type": "string"}),
+        ])},
+        "/metrics": {"get": _op("Prometheus metrics (admin key when server.auth is on)")},
+    }
+
+
 @cache
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, Any] = {}
@@ -170,6 +203,7 @@ def openapi_document() -> dict[str, Any]:
         paths[path] = {"post": _op(
             'Rerank items by relevance to a query: {"data": [{"index", "relevance_score"}]}, best first', _RERANK,
         )}
+    paths.update(_gateway_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "relaystack", "version": __version__},

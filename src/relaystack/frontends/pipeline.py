@@ -144,6 +144,9 @@ class Frontend:
                 await tracked({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             watcher.stop()
+            # the gate's settle runs on every path: a cancelled or crashed request gives back its slot
+            if getattr(ctx.principal, "settled", True) is False:
+                await self.gate.settle(ctx)
             self.ended(scope, ctx)
 
 

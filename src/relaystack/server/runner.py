@@ -91,7 +91,20 @@ def uvicorn_settings(server: ServerConfig, log_level: str) -> dict[str, Any]:
         "log_level": log_level if log_level == "debug" else "warning",
         "timeout_keep_alive": server.keepalive_timeout_s,
         "timeout_graceful_shutdown": 30,
+        **_tls_settings(server),
     }
+
+
+def _tls_settings(server: ServerConfig) -> dict[str, Any]:
+    """llama-stack's server.tls_*: HTTPS, and client certificates when a CA file is given."""
+    if server.tls_certfile is None:
+        return {}
+    import ssl
+
+    settings: dict[str, Any] = {"ssl_certfile": str(server.tls_certfile), "ssl_keyfile": str(server.tls_keyfile)}
+    if server.tls_cafile is not None:
+        settings.update(ssl_ca_certs=str(server.tls_cafile), ssl_cert_reqs=ssl.CERT_REQUIRED)
+    return settings
 
 
 def connection_limits(server: ServerConfig) -> Any:
@@ -110,7 +123,7 @@ def serve(app: RelaystackApp, sock: socket.socket, options: ServeOptions) -> Non
     import uvicorn
 
     server = app.config.server
-    url = f"http://{_url_host(options.host)}:{options.port}"
+    url = f"{'https' if server.tls_certfile else 'http'}://{_url_host(options.host)}:{options.port}"
     if options.workers == 1:
         app.public_url = url
         config = uvicorn.Config(app, **uvicorn_settings(server, options.log_level))

@@ -53,6 +53,28 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX responses_order ON responses (created, seq);
     CREATE INDEX responses_model_order ON responses (model, created, seq);
     """,
+    # v3. virtual keys and usage totals (storage/sqlite_keys.py). A key row never holds the
+    # secret, only its HMAC; usage is one row per (day, key, model, provider), added to in place.
+    """
+    CREATE TABLE api_keys (
+        seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+        id     TEXT NOT NULL UNIQUE,
+        record BLOB NOT NULL              -- the key record, UTF-8 JSON
+    );
+    CREATE TABLE usage_daily (
+        day               TEXT    NOT NULL,  -- YYYY-MM-DD, UTC
+        key_id            TEXT    NOT NULL,
+        model             TEXT    NOT NULL,
+        provider          TEXT    NOT NULL,
+        requests          INTEGER NOT NULL,
+        prompt_tokens     INTEGER NOT NULL,
+        completion_tokens INTEGER NOT NULL,
+        cached_tokens     INTEGER NOT NULL,
+        cost              REAL    NOT NULL,  -- US dollars
+        PRIMARY KEY (day, key_id, model, provider)
+    ) WITHOUT ROWID;
+    CREATE INDEX usage_daily_by_key ON usage_daily (key_id, day);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

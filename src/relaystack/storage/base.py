@@ -8,12 +8,13 @@ contract tests against all three.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from relaystack.errors import RelaystackError
 
-__all__ = ["CompletionPage", "ResponseStore", "Store", "StoreHealth", "StoredResponse"]
+__all__ = ["CompletionPage", "KeyStore", "ResponseStore", "Store", "StoreHealth", "StoredResponse", "UsageRow"]
 
 
 class CompletionPage(dict[str, Any]):
@@ -143,3 +144,61 @@ class ResponseStore(Protocol):
 
         Unknown ``after`` raises ``relaystack.errors.InvalidRequestError``.
         """
+
+
+# -- virtual keys and usage (the gateway's persistence), a separate part of the contract -------
+class UsageRow(NamedTuple):
+    """Usage of one (UTC day, key, model, provider): one request's share, or the day's totals.
+
+    ``key_id`` is a virtual key's public id (``"admin"`` for the admin key), never a secret;
+    ``model`` is the caller's model id; ``cost`` is in US dollars (0 for the embedded models).
+    A named tuple: one is made per request, and a tuple is the cheapest immutable record.
+    """
+
+    day: str  # YYYY-MM-DD, UTC
+    key_id: str
+    model: str
+    provider: str
+    requests: int = 1
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cost: float = 0.0
+
+
+@runtime_checkable
+class KeyStore(Protocol):
+    """Virtual keys and per-day usage totals, for ``relaystack.gateway``.
+
+    Kept apart from ``Store`` so a backend can add it later: a store without it cannot serve
+    ``server.auth`` (start-up says so). A key record is a JSON-able dict keyed by ``id``; it
+    never holds a key's secret, only ``secret_hash`` (HMAC-SHA256 under the server secret).
+    """
+
+    async def put_key(self, record: dict[str, Any]) -> None:
+        """Insert or replace the key ``record["id"]`` (create, update and revoke all come here).
+
+        Returns once committed; every process then sees a new ``keys_version()``.
+        """
+
+    async def get_key(self, key_id: str) -> dict[str, Any] | None:
+        """The record as last put, or None."""
+
+    async def list_keys(self) -> list[dict[str, Any]]:
+        """Every key, revoked and expired ones included, oldest first."""
+
+    def keys_version(self) -> int:
+        """A number that changes whenever any process changed any key. Cheap: it is called on
+        every authenticated request, so a revoked key fails at once in every worker."""
+
+    def add_usage(self, rows: Sequence[UsageRow]) -> Awaitable[None]:
+        """Add requests' usage to the totals of their (day, key_id, model, provider), in one
+        write; the returned awaitable completes once it is committed.
+
+        A plain method returning an awaitable (a coroutine or a future): the gateway calls it
+        once per event-loop turn for every request that settled in it, from a callback.
+        """
+
+    async def usage_totals(self, *, since: str, until: str, key_id: str | None = None) -> list[UsageRow]:
+        """Totals per (day, key_id, model, provider) for ``since <= day <= until`` (YYYY-MM-DD),
+        optionally for one key, ordered by day, key_id, model, provider."""

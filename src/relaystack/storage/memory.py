@@ -27,6 +27,7 @@ from relaystack.storage._common import (
     validate_list_args,
 )
 from relaystack.storage.base import CompletionPage, StoreHealth
+from relaystack.storage.memory_keys import KeyRows, MemoryKeys
 from relaystack.storage.memory_responses import MemoryResponses, ResponseRows
 
 __all__ = ["MemoryStore"]
@@ -35,7 +36,7 @@ __all__ = ["MemoryStore"]
 _Key = tuple[int, int]
 
 
-class MemoryStore(MemoryResponses):
+class MemoryStore(MemoryResponses, MemoryKeys):  # responses: memory_responses.py; keys and usage: memory_keys.py
     def __init__(self) -> None:
         self._keys: list[_Key] = []  # sorted
         self._rows: dict[_Key, tuple[str, str, bytes, bytes]] = {}  # key -> (id, model, completion, messages)
@@ -44,6 +45,7 @@ class MemoryStore(MemoryResponses):
         self._models: dict[str, bytes] = {}
         self._models_version = 0
         self._responses = ResponseRows()  # the ResponseStore part (memory_responses.py)
+        self._key_rows = KeyRows()  # the KeyStore part (memory_keys.py)
         self._state: Literal["new", "open", "stopped"] = "new"
 
     async def start(self) -> None:

@@ -48,6 +48,7 @@ from relaystack.storage._common import (
 from relaystack.storage._schema import connect, migrate
 from relaystack.storage._writer import DELETE_MODEL, PUT_COMPLETION, PUT_MODEL, Writer, storage_error
 from relaystack.storage.base import CompletionPage, StoreHealth
+from relaystack.storage.sqlite_keys import SqliteKeys
 from relaystack.storage.sqlite_responses import SqliteResponses
 
 __all__ = ["SqliteStore", "StoreClosedError"]
@@ -62,7 +63,7 @@ _SELECT_MODELS = "SELECT model FROM models ORDER BY rowid"
 _SELECT_MODELS_VERSION = "SELECT value FROM meta WHERE key = 'models_version'"
 
 
-class SqliteStore(SqliteResponses):  # stored responses: sqlite_responses.py
+class SqliteStore(SqliteResponses, SqliteKeys):  # stored responses: sqlite_responses.py; keys and usage: sqlite_keys.py
     def __init__(
         self,
         path: Path,

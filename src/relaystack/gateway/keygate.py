@@ -1,0 +1,314 @@
+"""The gate when ``server.auth`` or ``server.quota`` is on: keys, limits, budgets, usage.
+
+``admit`` (the request's model is known): who is calling, may they use this model and its
+provider, are they within budget, and do their limits let one more request in (429 with
+``Retry-After`` and OpenAI's ``x-ratelimit-*`` headers if not). ``settle`` (the answer is about
+to end): give back the concurrency slot, add the tokens to the per-minute window, and write
+the usage, awaited before the last byte. ``settle`` must run once for every admitted request
+on every path (errors and cancellations included); it is idempotent, so callers may call it
+again from a ``finally``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from relaystack.context import RequestContext
+from relaystack.errors import PermissionDeniedError, RateLimitError
+from relaystack.gateway.auth import Authenticator
+from relaystack.gateway.counters import Ask, Counters, InProcessCounters, Outcome, Reported, Window, WindowState
+from relaystack.gateway.keys import KeyInfo
+from relaystack.gateway.settings import Limits, QuotaSettings
+from relaystack.gateway.usage import Accountant, Tokens, tokens_of
+from relaystack.telemetry import current as telemetry
+
+__all__ = ["SCOPE_KEY", "Caller", "KeyGate"]
+
+log = logging.getLogger("relaystack.gateway")
+
+# where the ASGI guard leaves the authenticated key for the gate (one check per request)
+SCOPE_KEY = "relaystack.key"
+_MINUTE, _DAY = 60, 86_400
+
+
+@dataclass(slots=True)
+class Caller:
+    """``ctx.principal`` of one request: the key, and what this request holds until settled."""
+
+    key: KeyInfo
+    slots: tuple[str, ...] = ()
+    token_windows: tuple[Window, ...] = ()
+    headers: list[tuple[bytes, bytes]] | None = None  # x-ratelimit-* for the answer
+    settled: bool = False
+    usage_written: Awaitable[None] | None = None  # begun by begin_settle
+    tokens: Tokens | None = None  # what the answer used, once known
+
+    @property
+    def key_id(self) -> str:
+        return self.key.id
+
+    def allows_provider(self, provider_id: str) -> bool:
+        """For the router: may this request be served by ``provider_id`` (a fallback's too)?"""
+        return self.key.allows_provider(provider_id)
+
+
+class KeyGate:
+    def __init__(
+        self,
+        *,
+        auth: Authenticator | None,
+        counters: Counters,
+        accountant: Accountant | None,
+        provider_of: Callable[[str], str | None],
+        quota: QuotaSettings | None = None,
+    ) -> None:
+        self.auth = auth
+        self.counters = counters
+        self.accountant = accountant
+        self.provider_of = provider_of
+        self.quota = quota
+        # (key id, model) -> (the KeyInfo it was made for, its Ask): keys are immutable, so an
+        # Ask stays right until the key is reloaded (a new KeyInfo object)
+        self._asks: dict[tuple[str, str], tuple[KeyInfo, Ask]] = {}
+        # in-process counters answer at once: skip the coroutine (a few µs a request)
+        self._admit_fast = counters.admit_fast if isinstance(counters, InProcessCounters) else None
+        self._settle_now = counters.settle_clocked if isinstance(counters, InProcessCounters) else None
+
+    async def authenticate(self, scope: MutableMapping[str, Any]) -> KeyInfo:
+        if self.auth is None:
+            return _anonymous(scope)
+        return await self.auth.authenticate(scope)
+
+    async def admit(self, scope: MutableMapping[str, Any], ctx: RequestContext) -> None:
+        key = scope.get(SCOPE_KEY)
+        if not isinstance(key, KeyInfo):
+            key = await self.authenticate(scope)
+        model = ctx.model or ""
+        if not key.is_admin:
+            if key.models is not None or key.providers is not None:
+                self._check_access(key, model)
+            if key.budget is not None and self.accountant is not None:
+                spent = self.accountant.spent_now(key.id, key.budget)
+                if spent is None:
+                    spent = await self.accountant.spent(key.id, key.budget)
+                if spent >= key.budget.max_usd:
+                    telemetry().rate_limited("budget")
+                    raise RateLimitError(
+                        f"API key {key.id} is over its budget: ${spent:.4f} spent of ${key.budget.max_usd:g} this "
+                        f"{key.budget.period}. An admin can raise it (PATCH /v1/admin/keys/{key.id}).",
+                        code="budget_exceeded",
+                    )
+        ask = self._asks.get((key.id, model)) if self.quota is None else None
+        if ask is None or ask[0] is not key:
+            ask = (key, self._ask(key, model, scope))
+            if self.quota is None:  # with a quota, an anonymous ask depends on the client's address
+                if len(self._asks) > 10_000:
+                    self._asks.clear()
+                self._asks[(key.id, model)] = ask
+        caller = Caller(key)
+        # usage is accounted for streams too: the upstream is asked for it (the client is shown it
+        # only if it asked itself)
+        ctx.usage_wanted = True
+        limits = ask[1]
+        if limits.windows or limits.slots:
+            if self._admit_fast is not None:
+                refused, requests, tokens = self._admit_fast(limits)
+                if refused is not None:
+                    raise _refusal(key, refused)
+            else:
+                outcome = await self.counters.admit(limits)
+                if not outcome.allowed:
+                    raise _refusal(key, outcome)
+                requests, tokens = _tightest(outcome.states)
+            caller.slots = limits.slot_names
+            caller.token_windows = limits.token_windows
+            caller.headers = _ratelimit_headers(requests, tokens)
+        ctx.principal = caller
+
+    def begin_settle(self, ctx: RequestContext) -> None:
+        caller = ctx.principal
+        if not isinstance(caller, Caller) or caller.settled or caller.usage_written is not None:
+            return
+        if self.accountant is not None and _answered(ctx):
+            caller.tokens = tokens_of(ctx.usage)
+            try:
+                caller.usage_written = self.accountant.submit(
+                    caller.key_id, ctx.model or "", ctx.provider_id or "", caller.tokens)
+            except Exception as exc:  # settle reports it
+                caller.usage_written = _failed(exc)
+
+    async def settle(self, ctx: RequestContext) -> None:
+        caller = ctx.principal
+        if not isinstance(caller, Caller) or caller.settled:
+            return
+        caller.settled = True
+        tokens = caller.tokens or tokens_of(ctx.usage)
+        if caller.slots or caller.token_windows:
+            try:
+                used = tuple((w, tokens.total) for w in caller.token_windows)
+                if self._settle_now is not None:
+                    self._settle_now(used, caller.slots)
+                else:
+                    await self.counters.settle(used, caller.slots)
+            except Exception as exc:
+                log.error("Could not release the limits of a request (key %s): %s", caller.key_id, exc)
+                telemetry().store_failure("limits")
+        if self.accountant is None or not _answered(ctx):
+            return
+        try:
+            if caller.usage_written is not None:
+                await caller.usage_written
+            else:
+                await self.accountant.record(caller.key_id, ctx.model or "", ctx.provider_id or "", tokens)
+        except Exception as exc:
+            # the answer is delivered anyway: withholding a generated answer would lose it for good
+            log.error("Could not write the usage of a %s request (key %s): %s", ctx.operation, caller.key_id, exc)
+            telemetry().store_failure("usage")
+
+    def _check_access(self, key: KeyInfo, model: str) -> None:
+        if not key.allows_model(model):
+            telemetry().auth_failure("model")
+            raise PermissionDeniedError(
+                f"API key {key.id} may not use model '{model}'. Its models: {sorted(key.models or ())}.",
+                param="model", code="model_not_allowed",
+            )
+        if key.providers is None:
+            return
+        provider = self.provider_of(model)
+        if provider is not None and not key.allows_provider(provider):
+            telemetry().auth_failure("provider")
+            raise PermissionDeniedError(
+                f"API key {key.id} may not use provider '{provider}' (model '{model}'). "
+                f"Its providers: {sorted(key.providers or ())}.",
+                param="model", code="provider_not_allowed",
+            )
+
+    def _ask(self, key: KeyInfo, model: str, scope: MutableMapping[str, Any]) -> Ask:
+        windows: list[Window] = []
+        slots: list[tuple[str, int]] = []
+        if not key.is_admin:
+            _add_limits(key.id, "", key.limits, windows, slots)
+            per_model = key.model_limits.get(model)
+            if per_model is not None:
+                _add_limits(f"{key.id}:{model}", f"model '{model}'", per_model, windows, slots)
+        if self.quota is not None:
+            if key.id == "anonymous":
+                host = _client_host(scope)
+                windows.append(Window(f"client:{host}:quota", self.quota.anonymous_max_requests, _DAY, "requests",
+                                      "quota", f"client {host}"))
+            elif not key.is_admin:
+                windows.append(Window(f"{key.id}:quota", self.quota.authenticated_max_requests, _DAY, "requests",
+                                      "quota"))
+        return Ask(tuple(windows), tuple(slots))
+
+
+def _add_limits(prefix: str, about: str, limits: Limits, windows: list[Window], slots: list[tuple[str, int]]) -> None:
+    if limits.rpm is not None:
+        windows.append(Window(f"{prefix}:rpm", limits.rpm, _MINUTE, "requests", "rpm", about))
+    if limits.rpd is not None:
+        windows.append(Window(f"{prefix}:rpd", limits.rpd, _DAY, "requests", "rpd", about))
+    if limits.tpm is not None:
+        windows.append(Window(f"{prefix}:tpm", limits.tpm, _MINUTE, "tokens", "tpm", about))
+    if limits.max_concurrent is not None:
+        slots.append((f"{prefix}:concurrent", limits.max_concurrent))
+
+
+def _anonymous(scope: MutableMapping[str, Any]) -> KeyInfo:
+    return KeyInfo(id="anonymous")
+
+
+def _client_host(scope: MutableMapping[str, Any]) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def _refusal(key: KeyInfo, outcome: Outcome) -> RateLimitError:
+    retry = max(1, math.ceil(outcome.retry_after_s))
+    refused = outcome.refused_by
+    headers = {"retry-after": str(retry)}
+    if isinstance(refused, Window):
+        reason = refused.reason or refused.kind
+        unit = "tokens" if refused.kind == "tokens" else "requests"
+        per = "per minute" if refused.seconds == _MINUTE else "per day"
+        who = refused.about if key.id == "anonymous" else key.id + (f" and {refused.about}" if refused.about else "")
+        message = f"Rate limit reached for {who}: {refused.limit} {unit} {per}. Retry in {retry} s."
+        suffix = "tokens" if refused.kind == "tokens" else "requests"
+        headers[f"x-ratelimit-limit-{suffix}"] = str(refused.limit)
+        headers[f"x-ratelimit-remaining-{suffix}"] = "0"
+        headers[f"x-ratelimit-reset-{suffix}"] = _duration(outcome.retry_after_s)
+    else:
+        reason = "concurrency"
+        message = f"Too many requests in flight for {key.id}: the limit is reached. Retry when one has finished."
+    telemetry().rate_limited(reason)
+    return RateLimitError(message, headers=headers)
+
+
+_HEADER_NAMES = {
+    kind: tuple(f"x-ratelimit-{what}-{kind}".encode() for what in ("limit", "remaining", "reset"))
+    for kind in ("requests", "tokens")
+}
+
+
+def _tightest(states: tuple[WindowState, ...]) -> tuple[Reported | None, Reported | None]:
+    """The requests and the tokens window with the least room left."""
+    requests: Reported | None = None
+    tokens: Reported | None = None
+    for window, used, reset_s in states:
+        if window.kind == "requests":
+            if requests is None or window.limit - used < requests[0].limit - requests[1]:
+                requests = (window, used, reset_s)
+        elif tokens is None or window.limit - used < tokens[0].limit - tokens[1]:
+            tokens = (window, used, reset_s)
+    return requests, tokens
+
+
+def _ratelimit_headers(requests: Reported | None, tokens: Reported | None) -> list[tuple[bytes, bytes]]:
+    """OpenAI's x-ratelimit-* headers, from the tightest requests and tokens windows."""
+    headers: list[tuple[bytes, bytes]] = []
+    if requests is not None:
+        window, used, reset_s = requests
+        headers += ((_LIMIT_REQUESTS, window.limit_bytes),
+                    (_REMAINING_REQUESTS, b"%d" % max(0, window.limit - used)),
+                    (_RESET_REQUESTS, _reset(reset_s)))
+    if tokens is not None:
+        window, used, reset_s = tokens
+        headers += ((_LIMIT_TOKENS, window.limit_bytes),
+                    (_REMAINING_TOKENS, b"%d" % max(0, window.limit - used)),
+                    (_RESET_TOKENS, _reset(reset_s)))
+    return headers
+
+
+_LIMIT_REQUESTS, _REMAINING_REQUESTS, _RESET_REQUESTS = _HEADER_NAMES["requests"]
+_LIMIT_TOKENS, _REMAINING_TOKENS, _RESET_TOKENS = _HEADER_NAMES["tokens"]
+
+
+def _reset(seconds: float) -> bytes:
+    """``_duration`` as bytes; the common per-minute case (under 60 s) without divisions."""
+    if 1 <= seconds <= 59:
+        return b"%ds" % math.ceil(seconds)
+    return _duration(seconds).encode()
+
+
+def _duration(seconds: float) -> str:
+    """OpenAI's format: ``1s``, ``6m0s``, ``20ms``."""
+    if seconds < 1:
+        return f"{max(0, round(seconds * 1000))}ms"
+    whole = math.ceil(seconds)
+    minutes, secs = divmod(whole, 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
+def _answered(ctx: RequestContext) -> bool:
+    """An answer the client got (an error answer used nothing), or usage the upstream reported."""
+    return (ctx.status is not None and ctx.status < 400) or bool(ctx.usage)
+
+
+async def _failed(exc: Exception) -> None:
+    raise exc

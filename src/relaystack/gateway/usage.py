@@ -1,0 +1,241 @@
+"""What a request used and cost, written with its completion; spend per key for budgets.
+
+``Accountant.record`` is awaited before the client gets the answer's last byte (the gate's
+``settle``), and the store acknowledges only committed writes, so a delivered answer is never
+missing from the usage totals. Costs come from ``pricing`` in run.yaml (dollars per million
+tokens, by the model id clients send); the embedded models cost 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from relaystack.gateway.keys import Budget
+from relaystack.gateway.settings import Price
+from relaystack.storage.base import KeyStore, UsageRow
+
+__all__ = ["Accountant", "Tokens", "period_start", "tokens_of", "utc_day"]
+
+log = logging.getLogger("relaystack.gateway")
+
+# how stale a budget's spend may be when another worker is also spending it
+_SPEND_REFRESH_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Tokens:
+    prompt: int = 0
+    completion: int = 0
+    cached: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.prompt + self.completion
+
+
+def tokens_of(usage: Mapping[str, Any] | None) -> Tokens:
+    """OpenAI's usage object (unknown counts, e.g. Together's -1, are 0)."""
+    if not usage:
+        return _ZERO
+    prompt = usage.get("prompt_tokens")
+    completion = usage.get("completion_tokens")
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if details.__class__ is dict else None
+    if prompt.__class__ is int and completion.__class__ is int and prompt >= 0 and completion >= 0 and cached is None:
+        return Tokens(prompt, completion, 0)  # the common case, without the checks below
+    return Tokens(_count(prompt), _count(completion), _count(cached))
+
+
+_ZERO = Tokens()
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+_day_cache: tuple[int, str] = (-1, "")
+_start_cache: dict[tuple[str, int], str] = {}
+
+
+def utc_day(now: float | None = None) -> str:
+    """Today (UTC) as YYYY-MM-DD; formatted once a day, not once a request."""
+    global _day_cache
+    index = int((time.time() if now is None else now) // 86_400)
+    if _day_cache[0] != index:
+        _day_cache = (index, dt.datetime.fromtimestamp(index * 86_400, dt.UTC).strftime("%Y-%m-%d"))
+    return _day_cache[1]
+
+
+def period_start(period: str, now: float | None = None) -> str:
+    """The first UTC day of the budget period ``now`` falls in (calendar weeks start on Monday)."""
+    index = int((time.time() if now is None else now) // 86_400)
+    cached = _start_cache.get((period, index))
+    if cached is not None:
+        return cached
+    today = dt.date(1970, 1, 1) + dt.timedelta(days=index)
+    if period == "day":
+        start = today.isoformat()
+    elif period == "week":
+        start = (today - dt.timedelta(days=today.weekday())).isoformat()
+    elif period == "month":
+        start = today.replace(day=1).isoformat()
+    else:
+        start = "0000-01-01"
+    if len(_start_cache) > 64:
+        _start_cache.clear()
+    _start_cache[(period, index)] = start
+    return start
+
+
+class Pricing:
+    def __init__(self, prices: Mapping[str, Price], is_local: Callable[[str], bool]) -> None:
+        self._prices = dict(prices)
+        self._is_local = is_local
+        self._unpriced_warned: set[str] = set()
+
+    def cost(self, model: str, provider: str, tokens: Tokens) -> float:
+        if self._is_local(provider):
+            return 0.0
+        price = self._prices.get(model)
+        if price is None:
+            if model not in self._unpriced_warned and len(self._unpriced_warned) < 1000:
+                self._unpriced_warned.add(model)
+                log.warning("No price for model '%s' in run.yaml's pricing: its cost is counted as 0.", model)
+            return 0.0
+        cached_price = price.cached_input_per_million
+        cached = min(tokens.cached, tokens.prompt) if cached_price is not None else 0
+        return (
+            (tokens.prompt - cached) * price.input_per_million
+            + cached * (cached_price or 0.0)
+            + tokens.completion * price.output_per_million
+        ) / 1_000_000
+
+
+@dataclass(slots=True)
+class _Spend:
+    since: str
+    usd: float
+    read_at: float
+
+
+class _Batch:
+    """The usage rows of the requests settling in one event-loop turn, merged, and a future
+    for each request waiting for their commit (its own: a cancelled request cancels only it)."""
+
+    __slots__ = ("rows", "waiters")
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str, str, str], UsageRow] = {}
+        self.waiters: list[asyncio.Future[None]] = []
+
+
+class Accountant:
+    def __init__(self, store: KeyStore, pricing: Pricing) -> None:
+        self._store = store
+        self.pricing = pricing
+        self._spend: dict[str, _Spend] = {}
+        self._batch: _Batch | None = None
+
+    async def record(self, key_id: str, model: str, provider: str, tokens: Tokens) -> float:
+        """Add one request to its day's totals; returns its cost once committed.
+
+        The requests that settle in the same event-loop turn share one write (rows of the same
+        day, key, model and provider merged), and each still waits for the commit that holds
+        its usage.
+        """
+        cost = self.pricing.cost(model, provider, tokens)
+        row = UsageRow(utc_day(), key_id, model, provider, 1, tokens.prompt, tokens.completion, tokens.cached, cost)
+        loop = asyncio.get_running_loop()
+        batch = self._batch
+        if batch is None:
+            batch = self._batch = _Batch()
+            loop.call_soon(self._flush, batch)
+        where = row[:4]
+        old = batch.rows.get(where)
+        batch.rows[where] = row if old is None else _added(old, row)
+        committed = loop.create_future()
+        batch.waiters.append(committed)
+        await committed
+        spend = self._spend.get(key_id)
+        if spend is not None:
+            spend.usd += cost
+        return cost
+
+    def submit(self, key_id: str, model: str, provider: str, tokens: Tokens) -> Awaitable[None]:
+        """Queue one request's usage write now, without waiting (``Gate.begin_settle``): queued
+        next to the request's own store write, it commits in the same transaction. Await the
+        result for the commit."""
+        cost = self.pricing.cost(model, provider, tokens)
+        row = UsageRow(utc_day(), key_id, model, provider, 1, tokens.prompt, tokens.completion, tokens.cached, cost)
+        written = self._store.add_usage((row,))
+        write = written if isinstance(written, asyncio.Future) else asyncio.ensure_future(written)
+        spend = self._spend.get(key_id)
+        if spend is not None:  # a key with a budget: its spend grows once the write committed
+            write.add_done_callback(partial(_spent, spend, cost))
+        return write
+
+    def _flush(self, batch: _Batch) -> None:
+        self._batch = None
+        try:
+            write = asyncio.ensure_future(self._store.add_usage(list(batch.rows.values())))
+        except Exception as exc:  # e.g. the store is stopped
+            _resolve(batch.waiters, exc)
+            return
+        write.add_done_callback(partial(_written, batch.waiters))
+
+    def spent_now(self, key_id: str, budget: Budget) -> float | None:
+        """``spent`` without awaiting, when the cached figure is fresh enough (None otherwise).
+        (Re-read every second, so the period's start is checked then, not on every request.)"""
+        spend = self._spend.get(key_id)
+        if spend is None or time.monotonic() - spend.read_at > _SPEND_REFRESH_S:
+            return None
+        return spend.usd
+
+    async def spent(self, key_id: str, budget: Budget) -> float:
+        """Dollars the key spent in its budget's current period: committed totals (all workers),
+        re-read at most once a second, plus what this process added since."""
+        since = period_start(budget.period)
+        spend = self._spend.get(key_id)
+        if spend is not None and spend.since == since and time.monotonic() - spend.read_at <= _SPEND_REFRESH_S:
+            return spend.usd
+        now = time.monotonic()
+        rows = await self._store.usage_totals(since=since, until="9999-12-31", key_id=key_id)
+        spend = self._spend[key_id] = _Spend(since, sum(row.cost for row in rows), now)
+        return spend.usd
+
+
+def _spent(spend: _Spend, cost: float, write: asyncio.Future[None]) -> None:
+    if not write.cancelled() and write.exception() is None:
+        spend.usd += cost
+
+
+def _added(old: UsageRow, new: UsageRow) -> UsageRow:
+    return old._replace(
+        requests=old.requests + new.requests, prompt_tokens=old.prompt_tokens + new.prompt_tokens,
+        completion_tokens=old.completion_tokens + new.completion_tokens,
+        cached_tokens=old.cached_tokens + new.cached_tokens, cost=old.cost + new.cost,
+    )
+
+
+def _written(waiters: list[asyncio.Future[None]], write: asyncio.Future[None]) -> None:
+    if write.cancelled():
+        _resolve(waiters, RuntimeError("the usage write was cancelled"))
+    else:
+        _resolve(waiters, write.exception())
+
+
+def _resolve(waiters: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for waiter in waiters:
+        if waiter.done():  # its request was cancelled
+            continue
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
