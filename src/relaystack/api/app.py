@@ -25,6 +25,7 @@ from relaystack.api.asgi import Receive, Scope, Send, internal_error
 from relaystack.api.inference import InferenceRoutes, InferenceSettings
 from relaystack.api.openapi import PREFIXES, RERANK_PATHS
 from relaystack.config import RunConfig
+from relaystack.console import ConsoleFeatures, ConsoleRoutes, TrafficStats
 from relaystack.context import RequestContext
 from relaystack.errors import NotFoundError, RelaystackError
 from relaystack.frontends import Frontend, MessagesRoutes, ResponsesRoutes
@@ -94,11 +95,14 @@ class RelaystackApp:
             self._hot[("POST", prefix + "/responses")] = responses.create
             self._hot[("POST", prefix + "/messages")] = messages.create
             self._hot[("POST", prefix + "/messages/count_tokens")] = messages.count_tokens
+        # the console's charts: this process's inference requests, fed by _inference_ended
+        self.traffic = TrafficStats(workers=config.server.workers)
+        console = ConsoleRoutes(self.traffic, ConsoleFeatures(workers=config.server.workers))
         admin = AdminRoutes(self.registry, completions_store, self.describe_recording, self.health,
                             self.describe_routes, self.router.describe,
                             self.describe_backends)
         self._admin = Starlette(
-            routes=[*admin.routes(PREFIXES), *responses.routes(PREFIXES)],
+            routes=[*admin.routes(PREFIXES), *responses.routes(PREFIXES), *console.routes()],
             exception_handlers={RelaystackError: _on_error, HTTPException: _on_http_error, Exception: _on_crash},
         )
         # record/replay file and match recordings by the test id a test harness sends
@@ -120,6 +124,8 @@ class RelaystackApp:
         """(method, path) of every route served, hot and admin alike (``GET /v1/inspect/routes``)."""
         routes = list(self._hot)
         for route in self._admin.routes:
+            if not getattr(route, "include_in_schema", True):  # the console's pages: not the API
+                continue
             path = getattr(route, "path", None)
             for method in sorted(getattr(route, "methods", None) or ()):
                 if path is not None and method != "HEAD":
@@ -129,6 +135,7 @@ class RelaystackApp:
     def _inference_ended(self, scope: Scope, ctx: RequestContext) -> None:
         self.health.request_ended(ctx)
         self.access_log.inference(scope["method"], scope["path"], ctx)
+        self.traffic.add(ctx)
 
     def describe_backends(self) -> dict[str, dict[str, Any]]:
         """The store's and the shared state's connection state, for /v1/health."""
