@@ -1,6 +1,7 @@
 """The console in a real browser (Debian's Chromium, headless) against ``relaystack run`` with the
-offline default (the embedded SmolLM2 chat model and MiniLM embeddings) plus a second provider,
-a fake vLLM on 127.0.0.1 (``VLLM_URL``), that fails and then goes away.
+offline default's providers (the embedded SmolLM2 chat model and MiniLM embeddings) plus a second
+provider, a fake vLLM on 127.0.0.1 that fails and then goes away, and a model with two
+deployments (the fake first, the embedded model as its fallback) whose first one cools down.
 
 One server and one browser for the module; the tests run in order (a chat first, then the
 traffic it made). Every test ends with an empty browser log (``check_browser_log``), and
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from console_browser import DESKTOP, PHONE, Browser
 from console_fixtures import (
     BROWSER,
@@ -34,6 +36,7 @@ from support.server import RunningServer
 pytestmark = [*BROWSER, *OFFLINE_DEFAULT]
 
 VLLM_MODEL = f"vllm/{FAKE_MODEL}"
+ROUTED_MODEL = "team-chat"
 PAGES = ("playground", "status", "traffic", "keys")
 # records the assistant message's text length at every change while it streams
 WATCH_STREAM = """
@@ -58,7 +61,27 @@ def fake_vllm() -> Iterator[FakeVLLM]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, fake_vllm: FakeVLLM) -> Iterator[RunningServer]:
     home: Path = tmp_path_factory.mktemp("console")
-    running = start_console_server(home, {"VLLM_URL": fake_vllm.base_url})
+    config = {
+        "version": 2,
+        "providers": {"inference": [  # the built-in default's embedded models, and the fake vLLM
+            {"provider_id": "local", "provider_type": "inline::llama-cpp", "config": {"preload": True}},
+            {"provider_id": "local-embeddings", "provider_type": "inline::sentence-transformers",
+             "config": {"preload": True}},
+            {"provider_id": "vllm", "provider_type": "remote::vllm", "config": {"url": fake_vllm.base_url}},
+        ]},
+        "models": [{
+            "model_id": ROUTED_MODEL, "model_type": "llm",
+            "deployments": [
+                {"provider_id": "vllm", "provider_model_id": FAKE_MODEL, "name": "primary"},
+                {"provider_id": "local", "provider_model_id": "smollm2-135m-instruct", "name": "fallback",
+                 "priority": 1},
+            ],
+            "routing": {"retries": 0, "cooldown": {"failures": 1, "window_s": 60, "cooldown_s": 300}},
+        }],
+    }
+    path = home / "run.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    running = start_console_server(home, {}, path)
     yield running
     running.stop()
 
@@ -118,7 +141,7 @@ def test_root_redirects_to_the_console_and_the_pages_work_from_the_keyboard(
     # the model list holds every served chat model, the fake vLLM's included
     browser.wait(lambda: len(browser.all("#chat-model option")) >= 2, "the model list")
     options = {o.get_attribute("value") for o in browser.all("#chat-model option")}
-    assert {CHAT_MODEL, VLLM_MODEL} <= options and EMBED_MODEL not in options
+    assert {CHAT_MODEL, VLLM_MODEL, ROUTED_MODEL} <= options and EMBED_MODEL not in options
 
 
 def test_playground_streams_a_chat_as_the_tokens_arrive(browser: Browser) -> None:
@@ -158,6 +181,8 @@ def test_stop_button_aborts_and_the_server_cancels_the_generation(server: Runnin
     _send(browser, "Write a very long story about a dragon who learns to bake bread.")
     browser.wait(lambda: max(browser.js("return window.__lengths") or [0]) > 20, "the story to start")
     assert browser.css("#chat-stop").is_enabled()
+    health = httpx.get(f"{server.base_url}/v1/health", timeout=10).json()
+    assert health["providers"]["local"]["queue"] == 1  # the story is being written
     browser.click("#chat-stop")
     browser.wait(lambda: browser.all("#transcript .message.assistant.stopped"), "the stopped message")
     assert "Stopped" in browser.text("#transcript .message.assistant.stopped .note")
@@ -239,7 +264,8 @@ def test_status_shows_a_provider_degraded_then_unreachable_live(
     browser.goto("status")
     outcome = '[data-provider="vllm"] [data-outcome]'
     browser.wait(lambda: browser.css(outcome).get_attribute("data-outcome") == "ok", "vllm ok")
-    assert "ready" in browser.text('[data-provider="local"]')  # the local model's state
+    assert "ready" in browser.text('[data-provider="local"]')  # the local model's state and queue
+    browser.wait(lambda: "queue 0" in browser.text('[data-provider="local"]'), "the local model's queue")
     assert browser.css("#status-live").is_selected()
     chat = {"model": VLLM_MODEL, "messages": [{"role": "user", "content": "hi"}]}
 
@@ -248,6 +274,16 @@ def test_status_shows_a_provider_degraded_then_unreachable_live(
     browser.wait(lambda: browser.css(outcome).get_attribute("data-outcome") == "degraded", "vllm degraded",
                  timeout=30)
     assert "HTTP 503" in browser.text('[data-provider="vllm"]')
+    # a model with two deployments: the failing one cools down, the embedded model answers meanwhile
+    primary = '[data-deployment="primary"] [data-state]'
+    assert browser.css(primary).get_attribute("data-state") == "healthy"
+    routed = httpx.post(f"{server.base_url}/v1/chat/completions", timeout=60,
+                        json={**chat, "model": ROUTED_MODEL, "max_tokens": 8})
+    assert routed.status_code == 200 and routed.headers["x-relaystack-deployment"] == "fallback"
+    browser.wait(lambda: browser.css(primary).get_attribute("data-state") == "cooling_down", "primary cooling down",
+                 timeout=30)
+    assert "until" in browser.text('[data-deployment="primary"]')
+    assert browser.css('[data-deployment="fallback"] [data-state]').get_attribute("data-state") == "healthy"
 
     fake_vllm.stop()  # the upstream goes away: connections are refused
     assert httpx.post(f"{server.base_url}/v1/chat/completions", json=chat, timeout=30).status_code == 502

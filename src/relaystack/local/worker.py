@@ -73,6 +73,11 @@ class ModelWorker(Generic[E]):
         """One of not_loaded, loading, ready or "failed: <reason>"."""
         return self._state
 
+    @property
+    def queue_depth(self) -> int:
+        """Requests waiting for the engine, plus the one it runs (for the metrics)."""
+        return self._jobs.qsize() + (self._current is not None)
+
     def start(self) -> None:
         """Begin loading in the background (idempotent, never raises)."""
         with self._lock:
