@@ -8,6 +8,10 @@ import re
 from importlib import resources
 from typing import Any
 
+import httpx
+
+from relaystack.api.app import create_app
+from relaystack.config import parse_config
 from relaystack.console.stats import TrafficStats
 from relaystack.context import RequestContext
 from support.inprocess import in_process_app
@@ -71,6 +75,19 @@ async def test_the_console_is_not_part_of_the_api_and_not_on_the_hot_path() -> N
         assert not [path for _, path in app._hot if path.startswith("/console")]
         listed = (await client.get("/v1/inspect/routes")).json()["data"]
         assert not [r for r in listed if r["route"].startswith("/console")]
+
+
+async def test_server_console_false_serves_neither_the_console_nor_the_redirect() -> None:
+    config = parse_config({"version": 2, "providers": {"inference": []}, "server": {"console": False},
+                           "storage": {"db_path": ":memory:"}}, source="<test>")
+    app = create_app(config, environ={})
+    assert app.traffic is None
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://relaystack.test") as client:
+        for path in ("/", "/console", "/console/static/js/main.js", "/console/api/stats"):
+            answer = await client.get(path, follow_redirects=False)
+            assert answer.status_code == 404, path
+            assert "/v1/" in answer.json()["error"]["message"]
 
 
 async def test_stats_count_inference_requests_as_they_end() -> None:

@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 
 from relaystack.api.admin import AdminRoutes, error_response
 from relaystack.api.asgi import Receive, Scope, Send, internal_error
@@ -95,18 +96,25 @@ class RelaystackApp:
             self._hot[("POST", prefix + "/responses")] = responses.create
             self._hot[("POST", prefix + "/messages")] = messages.create
             self._hot[("POST", prefix + "/messages/count_tokens")] = messages.count_tokens
-        # the console's charts: this process's inference requests, fed by _inference_ended
-        self.traffic = TrafficStats(workers=config.server.workers)
-        console = ConsoleRoutes(self.traffic, ConsoleFeatures(workers=config.server.workers))
+        self.traffic: TrafficStats | None = None
+        console_routes = self._build_console(config)
         admin = AdminRoutes(self.registry, completions_store, self.describe_recording, self.health,
                             self.describe_routes, self.router.describe,
                             self.describe_backends)
         self._admin = Starlette(
-            routes=[*admin.routes(PREFIXES), *responses.routes(PREFIXES), *console.routes()],
+            routes=[*admin.routes(PREFIXES), *responses.routes(PREFIXES), *console_routes],
             exception_handlers={RelaystackError: _on_error, HTTPException: _on_http_error, Exception: _on_crash},
         )
         # record/replay file and match recordings by the test id a test harness sends
         self._test_ids = recording.mode.value != "live"
+
+    def _build_console(self, config: RunConfig) -> list[BaseRoute]:
+        """``server.console``: the console's routes, and the traffic stats its charts read (this
+        process's inference requests, fed by ``_inference_ended``)."""
+        if not config.server.console:
+            return []
+        self.traffic = TrafficStats(workers=config.server.workers)
+        return ConsoleRoutes(self.traffic, ConsoleFeatures(workers=config.server.workers)).routes()
 
     def _build_provider(self, provider_id: str, provider_type: str, config: dict[str, Any]) -> Provider:
         row = CATALOG.get(provider_type)
@@ -135,7 +143,8 @@ class RelaystackApp:
     def _inference_ended(self, scope: Scope, ctx: RequestContext) -> None:
         self.health.request_ended(ctx)
         self.access_log.inference(scope["method"], scope["path"], ctx)
-        self.traffic.add(ctx)
+        if self.traffic is not None:
+            self.traffic.add(ctx)
 
     def describe_backends(self) -> dict[str, dict[str, Any]]:
         """The store's and the shared state's connection state, for /v1/health."""
