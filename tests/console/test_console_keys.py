@@ -141,7 +141,7 @@ def test_keys_are_created_with_the_secret_shown_once_then_revoked(server: Runnin
     browser.goto("traffic")
     browser.wait(lambda: browser.css("#usage-on").is_displayed(), "the usage section")
     browser.wait(lambda: key_id in browser.text("#usage-table tbody"), "the key's usage")
-    usage_row = [r for r in browser.all("#usage-table tbody tr") if key_id in r.text][0]
+    usage_row = next(r for r in browser.all("#usage-table tbody tr") if key_id in r.text)
     assert CHAT_MODEL in usage_row.text and "$0.00" in usage_row.text  # the embedded model costs nothing
     assert "Total" in browser.text("#usage-table tfoot")
     browser.screenshot("traffic-usage")

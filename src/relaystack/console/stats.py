@@ -91,7 +91,7 @@ class TrafficStats:
         if latency_ms > bucket.latency_max:
             bucket.latency_max = latency_ms
         bucket.tokens += tokens
-        totals = self._model_totals(ctx.model or "(none)")
+        totals = self._models.get(ctx.model or "(none)") or self._model_totals(ctx.model or "(none)")
         totals.requests += 1
         totals.errors += status >= 500
         totals.latency_sum += latency_ms
@@ -149,7 +149,13 @@ class TrafficStats:
 
 def _tokens(usage: Mapping[str, Any] | None) -> int:
     """Prompt + completion tokens of an OpenAI (or Responses) usage object, 0 when unknown."""
-    if not isinstance(usage, Mapping):
+    if usage is None:
+        return 0
+    if usage.__class__ is dict:  # the common case: OpenAI's two counts, both plain ints
+        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+        if prompt.__class__ is int and completion.__class__ is int and prompt >= 0 and completion >= 0:
+            return int(prompt + completion)
+    elif not isinstance(usage, Mapping):
         return 0
     total = 0
     for name in ("prompt_tokens", "completion_tokens", "input_tokens", "output_tokens"):
