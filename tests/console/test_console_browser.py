@@ -28,6 +28,7 @@ from console_fixtures import (
 )
 from fake_vllm import MODEL as FAKE_MODEL
 from fake_vllm import FakeVLLM
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
@@ -131,6 +132,14 @@ def test_root_redirects_to_the_console_and_the_pages_work_from_the_keyboard(
         assert browser.css(f'[data-nav="{page}"]').get_attribute("aria-current") == "page"
     browser.driver.back()  # the URL's hash is the page: the back button works
     browser.wait(lambda: browser.css("#page-traffic").is_displayed(), "back to traffic")
+    # on a fresh load, the first Tab reaches the skip link, which moves focus to the page's content
+    browser.driver.refresh()
+    browser.wait(lambda: browser.css("#page-traffic").is_displayed(), "traffic, reloaded")
+    ActionChains(browser.driver).send_keys(Keys.TAB).perform()
+    assert browser.js("return document.activeElement.className") == "skip-link"
+    ActionChains(browser.driver).send_keys(Keys.ENTER).perform()
+    browser.wait(lambda: browser.js("return document.activeElement.id") == "main", "focus on the content")
+    assert browser.css("#page-traffic").is_displayed()
     browser.goto("playground")
     # the playground's tabs follow the ARIA pattern: arrow keys move between them
     browser.css("#tab-chat").send_keys(Keys.ARROW_RIGHT)

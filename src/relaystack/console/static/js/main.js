@@ -23,10 +23,12 @@ function pageFromHash() {
 
 function route() {
   const wanted = pageFromHash();
-  if (wanted === null && location.hash.startsWith("#/")) {
-    history.replaceState(null, "", `#/${DEFAULT_PAGE}`);
+  if (wanted === null) {
+    // an in-page anchor (the skip link's #main) is not a page change
+    if (current && location.hash && !location.hash.startsWith("#/")) return;
+    history.replaceState(null, "", `#/${current || DEFAULT_PAGE}`);
   }
-  const name = wanted || (current && !location.hash ? current : DEFAULT_PAGE);
+  const name = wanted || current || DEFAULT_PAGE;
   if (!signedIn()) {
     showOnly("signin");
     markNav(name);
@@ -125,7 +127,6 @@ function init() {
   $("#sign-out").addEventListener("click", () => setAdminKey(null));
   onSignInChange(onSession);
   window.addEventListener("hashchange", route);
-  if (!location.hash) history.replaceState(null, "", `#/${DEFAULT_PAGE}`);
   route();
 }
 

@@ -16,7 +16,9 @@ const LOCAL_STATE = { ready: "ok", loading: "warn", not_loaded: "idle" };
 const DEPLOYMENT_STATE = { healthy: "ok", half_open: "warn", cooling_down: "bad" };
 
 export function init() {
-  $("#status-live").addEventListener("change", () => (timer === null ? null : schedule()));
+  $("#status-live").addEventListener("change", (event) => {
+    if (event.target.checked && timer !== null) refresh(); // back to live: catch up at once
+  });
   $("#models-filter").addEventListener("input", renderModels);
   document.addEventListener("visibilitychange", () => {
     if (timer !== null && document.visibilityState === "visible") refresh();

@@ -86,6 +86,7 @@ async function refreshStats() {
   }
   lastStats = stats;
   drawStats(stats);
+  showError($("#banner"), null);
 }
 
 function drawStats(stats) {
@@ -124,7 +125,8 @@ function drawStats(stats) {
   const scope = stats.workers > 1
     ? ` Worker ${stats.pid} of ${stats.workers}: each worker counts its own requests (GET /metrics sums them).`
     : "";
-  $("#stats-note").textContent = `${num(total.requests)} inference requests in the last ${minutes} minutes, `
+  const requests = `${num(total.requests)} inference ${total.requests === 1 ? "request" : "requests"}`;
+  $("#stats-note").textContent = `${requests} in the last ${minutes} minutes, `
     + `${rate.toFixed(1)}% server errors, ${num(total.cancelled)} cancelled, p50 ${ms(total.p50_ms)}, `
     + `p95 ${ms(total.p95_ms)}, ${num(total.tokens)} tokens.${scope}`;
   const rows = stats.models.map((m) => h("tr", {},
