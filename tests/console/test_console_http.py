@@ -65,7 +65,8 @@ async def test_every_asset_is_served_from_the_package_with_its_type() -> None:
             cached = await client.get(f"/console/static/{name}", headers={"if-none-match": answer.headers["etag"]})
             assert cached.status_code == 304
         for missing in ("nope.js", "../routes.py", "..%2Fstats.py", "js/../../page.html"):
-            assert (await client.get(f"/console/static/{missing}")).status_code == 404, missing
+            answer = await client.get(f"/console/static/{missing}")
+            assert answer.status_code == 404 and answer.json()["error"]["type"] == "not_found_error", missing
 
 
 async def test_the_console_is_not_part_of_the_api_and_not_on_the_hot_path() -> None:

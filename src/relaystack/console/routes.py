@@ -26,6 +26,7 @@ from starlette.routing import BaseRoute, Route
 
 from relaystack import __version__
 from relaystack.console.stats import TrafficStats
+from relaystack.errors import NotFoundError
 
 __all__ = ["CONSOLE_PATH", "ConsoleFeatures", "ConsoleRoutes"]
 
@@ -94,7 +95,7 @@ class ConsoleRoutes:
     async def asset(self, request: Request) -> Response:
         found = self.assets.get(request.path_params["name"])
         if found is None:
-            return Response("Not found", status_code=404, media_type="text/plain")
+            raise NotFoundError(f"The console has no file '{request.path_params['name'][:100]}'.")
         return _cached(request, found, {"x-content-type-options": "nosniff", "cache-control": "no-cache"})
 
     async def serve_stats(self, request: Request) -> Response:
