@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "console")]
 
 from console_browser import DESKTOP, Browser, why_no_browser  # noqa: E402
+
 from support.server import start_server  # noqa: E402
 
 QUESTION = "Give three tips for writing clear emails, as a short list."
