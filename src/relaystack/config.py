@@ -98,6 +98,8 @@ class ServerConfig(BaseModel):
     header_timeout_s: float = Field(10.0, gt=0)
     # an idle keep-alive connection is closed after this
     keepalive_timeout_s: float = Field(5.0, gt=0)
+    # the web console at /console (and / redirecting there); false: neither is served
+    console: bool = True
     # open connections per worker process; beyond it a new connection gets 503 and is closed
     max_connections: int = Field(2048, ge=1)
     # requests in progress per worker process (streams included); beyond it: 503 with Retry-After

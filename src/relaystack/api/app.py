@@ -19,12 +19,14 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 
 from relaystack.api.admin import AdminRoutes, error_response
 from relaystack.api.asgi import Receive, Scope, Send, internal_error, send_error
 from relaystack.api.inference import InferenceRoutes, InferenceSettings
 from relaystack.api.openapi import PREFIXES, RERANK_PATHS
 from relaystack.config import RunConfig
+from relaystack.console import ConsoleFeatures, ConsoleRoutes, TrafficStats
 from relaystack.context import RequestContext
 from relaystack.errors import ModelNotFoundError, NotFoundError, RelaystackError
 from relaystack.frontends import Frontend, MessagesRoutes, ResponsesRoutes
@@ -106,11 +108,13 @@ class RelaystackApp:
             self._hot[("POST", prefix + "/responses")] = responses.create
             self._hot[("POST", prefix + "/messages")] = messages.create
             self._hot[("POST", prefix + "/messages/count_tokens")] = messages.count_tokens
+        self.traffic: TrafficStats | None = None
+        console_routes = self._build_console(config)
         admin = AdminRoutes(self.registry, completions_store, self.describe_recording, self.health,
                             self.describe_routes, self.router.describe,
                             self.describe_backends)
         self._admin = Starlette(
-            routes=[*admin.routes(PREFIXES), *responses.routes(PREFIXES), *self.gateway.routes],
+            routes=[*admin.routes(PREFIXES), *responses.routes(PREFIXES), *self.gateway.routes, *console_routes],
             exception_handlers={RelaystackError: _on_error, HTTPException: _on_http_error, Exception: _on_crash},
         )
         # record/replay file and match recordings by the test id a test harness sends
@@ -141,6 +145,18 @@ class RelaystackApp:
             prefix = model.partition("/")[0]
             return prefix if prefix in self.registry.providers else None
 
+    def _build_console(self, config: RunConfig) -> list[BaseRoute]:
+        """``server.console``: the console's routes, and the traffic stats its charts read (this
+        process's inference requests, fed by ``_inference_ended``)."""
+        if not config.server.console:
+            return []
+        self.traffic = TrafficStats(workers=self._workers)
+        # server.auth on: the page asks for the admin key, and the admin API has keys and usage
+        auth = self.gateway.guard is not None
+        features = ConsoleFeatures(auth=auth, usage=auth, metrics=self.gateway.metrics is not None,
+                                   workers=self._workers)
+        return ConsoleRoutes(self.traffic, features).routes()
+
     def _build_provider(self, provider_id: str, provider_type: str, config: dict[str, Any]) -> Provider:
         row = CATALOG.get(provider_type)
         upstream = wrap_upstream(AiohttpUpstream(), self.recording) if row is not None and row.remote else None
@@ -157,6 +173,8 @@ class RelaystackApp:
         """(method, path) of every route served, hot and admin alike (``GET /v1/inspect/routes``)."""
         routes = list(self._hot)
         for route in self._admin.routes:
+            if not getattr(route, "include_in_schema", True):  # the console's pages: not the API
+                continue
             path = getattr(route, "path", None)
             for method in sorted(getattr(route, "methods", None) or ()):
                 if path is not None and method != "HEAD":
@@ -166,6 +184,8 @@ class RelaystackApp:
     def _inference_ended(self, scope: Scope, ctx: RequestContext) -> None:
         self.health.request_ended(ctx)
         self.access_log.inference(scope["method"], scope["path"], ctx)
+        if self.traffic is not None:
+            self.traffic.add(ctx)
 
     def describe_backends(self) -> dict[str, dict[str, Any]]:
         """The store's and the shared state's connection state, for /v1/health."""

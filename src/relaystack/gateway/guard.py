@@ -1,8 +1,10 @@
 """Which key each route needs, checked before any handler runs (and before a body is read).
 
-- open: ``health`` and ``version`` (load balancers and probes carry no key);
-- admin key: ``/v1/admin/*`` (keys, usage), ``/metrics``, registering or deleting models, and
-  reading stored chat completions (they hold every key's conversations);
+- open: ``health`` and ``version`` (load balancers and probes carry no key), and the console's
+  page and assets (``/``, ``/console``, ``/console/static/...``: the page itself asks for the admin key);
+- admin key: ``/v1/admin/*`` (keys, usage), ``/metrics``, ``/console/api/*`` (traffic stats),
+  registering or deleting models, and reading stored chat completions (they hold every key's
+  conversations);
 - any valid key: everything else, inference included.
 
 An unknown route needs a key too, so an unauthenticated caller learns nothing about the API.
@@ -42,6 +44,9 @@ class Guard:
             return "admin"
         if method == "GET" and path.startswith(self._stored):
             return "admin"
+        if path == "/" or path == "/console" or path.startswith("/console/"):
+            # the console's page and assets are public (the page asks for the admin key); its stats are not
+            return "admin" if path.startswith("/console/api/") else "open"
         return "key"
 
     def passes(self, scope: MutableMapping[str, Any]) -> bool:

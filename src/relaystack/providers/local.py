@@ -110,10 +110,11 @@ class _LocalProvider(Provider):
         await self.worker.close()
 
     async def health(self) -> dict[str, Any]:
-        """OK when it can answer now (ready, or not_loaded: loads on first use); "Loading" is not ready yet."""
+        """OK when it can answer now (ready, or not_loaded: loads on first use); "Loading" is not ready yet.
+        ``queue``: requests waiting for the model, plus the one it runs."""
         state = self.state
         status = "Error" if state.startswith("failed") else "Loading" if state == "loading" else "OK"
-        return {"status": status, "state": state, "models": {self.model_id: state}}
+        return {"status": status, "state": state, "models": {self.model_id: state}, "queue": self.worker.queue_depth}
 
     def public_config(self) -> dict[str, Any]:
         return dict(self._config)
