@@ -9,22 +9,28 @@ and a routing gateway (which rewrites ``model`` to the caller's id) return the s
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
 CREATED = 1_700_000_000
 CHAT_TEXT = "Hello from the bench upstream. This is a fixed answer of a few tokens."
-EMBED_DIM = 8
-MODEL_IDS = ("bench-chat", "bench-embed", "bench-sse50", "bench-sse500", "bench-ttfb")
+# OpenAI text-embedding-3-small's size; the batch scenario embeds EMBED_BATCH inputs in one request
+EMBED_DIM = 1536
+EMBED_BATCH = 32
+MODEL_IDS = ("bench-chat", "bench-chat1k", "bench-chat4k", "bench-embed", "bench-embed32", "bench-sse50",
+             "bench-sse500", "bench-ttfb")
 # the upstream path prefix each streaming model's provider points at
 STREAM_PREFIXES = {"bench-sse50": ("sse50", 50), "bench-sse500": ("sse500", 500)}
+# models whose JSON answer lives under a path prefix of its own (a provider per prefix, as for streams)
+JSON_PREFIXES = {"bench-chat1k": "chat1k", "bench-chat4k": "chat4k", "bench-embed32": "embed32"}
 # scenario -> a model with two deployments on the chat body (bench/configs): both up / the first down
 ROUTED_MODELS = {"chat2": "bench-chat-2d", "chat2down": "bench-chat-down"}
 USAGE = {"prompt_tokens": 12, "completion_tokens": 16, "total_tokens": 28}
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"))
+def _dumps(obj: Any, *, ascii_only: bool = True) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=ascii_only)
 
 
 def chat_body(model: str = "bench-chat") -> bytes:
@@ -34,6 +40,41 @@ def chat_body(model: str = "bench-chat") -> bytes:
                      "finish_reason": "stop", "logprobs": None}],
         "usage": USAGE,
     }).encode()
+
+
+_PARAGRAPH = ("Sure! Here is a short answer, with a list and a bit of code, as a real model writes it.\n\n"
+              "1. **Read the body** once: the gateway parses the request to route it.\n"
+              "2. Relay the answer \u2014 ideally as bytes, with the caller's \"model\" id swapped in.\n\n"
+              "```python\nprint(\"caf\u00e9\", 42)\n```\n\n")
+
+
+def long_text(size: int) -> str:
+    """An assistant message of about ``size`` characters: markdown, newlines, quotes, non-ASCII."""
+    text = ""
+    while len(text) + len(_PARAGRAPH) <= size:
+        text += _PARAGRAPH
+    return text + "Done." * ((size - len(text)) // 5)
+
+
+# the chat1k / chat4k answers' text: whole answers of about 1 KB and 4 KB, OpenAI's fields included
+LONG_TEXTS = {"bench-chat1k": long_text(420), "bench-chat4k": long_text(3330)}
+
+
+def long_chat_body(model: str) -> bytes:
+    """A chat completion as OpenAI sends it today (system_fingerprint, refusal, annotations, token details)."""
+    text = LONG_TEXTS[model]
+    return _dumps({
+        "id": "chatcmpl-Bench0123456789abcdefghijklmnop", "object": "chat.completion", "created": CREATED,
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None,
+                                             "annotations": []},
+                     "logprobs": None, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 24, "completion_tokens": len(text) // 4, "total_tokens": 24 + len(text) // 4,
+                  "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                  "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                                "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}},
+        "service_tier": "default", "system_fingerprint": "fp_bench01",
+    }, ascii_only=False).encode()
 
 
 def stream_token(i: int) -> str:
@@ -73,12 +114,19 @@ def completion_body() -> bytes:
     }).encode()
 
 
-def embed_body() -> bytes:
-    vector = [round(0.125 * (i + 1), 3) for i in range(EMBED_DIM)]
+def embedding_vector(index: int) -> list[float]:
+    """A fixed vector that looks like text-embedding-3-small's: 1,536 floats of ~N(0, 1/sqrt(1536)),
+    printed with up to 9 significant digits (``-0.012386742``: ~13 bytes each)."""
+    rng = random.Random(index)
+    return [float(f"{rng.gauss(0.0, 0.0255):.9g}") for _ in range(EMBED_DIM)]
+
+
+def embed_body(model: str = "bench-embed", items: int = 1) -> bytes:
     return _dumps({
-        "object": "list", "model": "bench-embed",
-        "data": [{"object": "embedding", "index": 0, "embedding": vector}],
-        "usage": {"prompt_tokens": 3, "total_tokens": 3},
+        "object": "list",
+        "data": [{"object": "embedding", "index": i, "embedding": embedding_vector(i)} for i in range(items)],
+        "model": model,
+        "usage": {"prompt_tokens": 3 * items, "total_tokens": 3 * items},
     }).encode()
 
 
@@ -96,9 +144,13 @@ def upstream_files() -> dict[str, bytes]:
         "v1/completions": completion_body(),
         "v1/embeddings": embed_body(),
         "v1/models": models_body(),
+        "chat1k/v1/chat/completions": long_chat_body("bench-chat1k"),
+        "chat4k/v1/chat/completions": long_chat_body("bench-chat4k"),
+        "embed32/v1/embeddings": embed_body("bench-embed32", EMBED_BATCH),
     }
     for model, (prefix, chunks) in STREAM_PREFIXES.items():
         files[f"{prefix}/v1/chat/completions"] = sse_body(model, chunks)
+    for prefix in [p for p, _ in STREAM_PREFIXES.values()] + list(JSON_PREFIXES.values()):
         files[f"{prefix}/v1/models"] = models_body()
     files["ttfb/v1/models"] = models_body()
     return files
@@ -124,6 +176,10 @@ def request_body(scenario: str, model: str | None = None) -> bytes | None:
     if scenario == "chat" or scenario in ROUTED_MODELS:
         model = model or ROUTED_MODELS.get(scenario, "bench-chat")
         return _dumps({"model": model, "messages": messages, "max_tokens": 32}).encode()
+    if scenario in ("chat1k", "chat4k"):
+        long = [{"role": "system", "content": "You are a helpful assistant. Answer in markdown."}, *messages]
+        return _dumps({"model": model or f"bench-{scenario}", "messages": long, "max_tokens": 1024,
+                       "temperature": 0.2}).encode()
     if scenario in ("sse50", "sse500", "ttfb"):
         model = model or f"bench-{scenario}"
         return _dumps({"model": model, "messages": messages, "stream": True}).encode()
@@ -139,6 +195,9 @@ def request_body(scenario: str, model: str | None = None) -> bytes | None:
                        "stream": stream}).encode()
     if scenario == "embed":
         return _dumps({"model": model or "bench-embed", "input": "bench input"}).encode()
+    if scenario == "embed32":
+        inputs = [f"bench input number {i}: a sentence of a document to index." for i in range(EMBED_BATCH)]
+        return _dumps({"model": model or "bench-embed32", "input": inputs}).encode()
     if scenario == "models":
         return None
     raise ValueError(f"unknown scenario {scenario!r}")

@@ -24,6 +24,8 @@ from harness.upstream import Upstream
 
 BENCH = Path(__file__).resolve().parent.parent
 PEERS = BENCH / "results" / "peers"
+# the upstream path prefixes that are a provider (and a model) of their own in every config
+_PREFIXED = ("sse50", "sse500", "ttfb", "chat1k", "chat4k", "embed32")
 
 
 @dataclass
@@ -132,7 +134,7 @@ def peer_gateways(up: Upstream, tmp: Path, cpus: str) -> list[Gateway]:
         proc = Proc("llamastack", argv, cpus=cpus, log=tmp / "logs" / "llamastack.log", env=env)
         # llama-stack 0.7 names every model provider_id/model_id
         ids = {"bench-chat": "up/bench-chat", "bench-embed": "up/bench-embed",
-               **{f"bench-{p}": f"up-{p}/bench-{p}" for p in ("sse50", "sse500", "ttfb")}}
+               **{f"bench-{p}": f"up-{p}/bench-{p}" for p in _PREFIXED}}
         out.append(Gateway("llamastack", f"http://127.0.0.1:{port}", proc=proc, models=ids))
     litellm = PEERS / "litellm" / "bin" / "litellm"
     if litellm.exists():
@@ -142,7 +144,7 @@ def peer_gateways(up: Upstream, tmp: Path, cpus: str) -> list[Gateway]:
         # no master key: a loopback benchmark, nothing to protect (LiteLLM refuses to start otherwise)
         env = {"LITELLM_LOG": "ERROR", "BENCH_UPSTREAM_V1": f"{up.base}/v1",
                "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true",
-               **{f"BENCH_UPSTREAM_{p.upper()}": f"{up.base}/{p}/v1" for p in ("sse50", "sse500", "ttfb")}}
+               **{f"BENCH_UPSTREAM_{p.upper()}": f"{up.base}/{p}/v1" for p in _PREFIXED}}
         proc = Proc("litellm", argv, cpus=cpus, log=tmp / "logs" / "litellm.log", env=env)
         out.append(Gateway("litellm", f"http://127.0.0.1:{port}", proc=proc))
     return out

@@ -20,23 +20,38 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness.bodies import CHAT_TEXT, EMBED_DIM, ROUTED_MODELS, STREAM_PREFIXES, request_body, stream_text
+from harness.bodies import (
+    CHAT_TEXT,
+    EMBED_BATCH,
+    EMBED_DIM,
+    JSON_PREFIXES,
+    LONG_TEXTS,
+    ROUTED_MODELS,
+    STREAM_PREFIXES,
+    request_body,
+    stream_text,
+)
 from harness.frontend_checks import FRONTENDS, check_frontend
 
-SCENARIOS = ("chat", "sse50", "sse500", "embed", "completions", "models", *FRONTENDS)
+# chat: a ~340-byte answer; chat1k / chat4k: ~1 KB and ~4 KB answers as OpenAI sends them;
+# embed: one 1,536-float embedding (text-embedding-3-small's size, ~21 KB); embed32: a batch of 32 (~680 KB)
+SCENARIOS = ("chat", "chat1k", "chat4k", "sse50", "sse500", "embed", "embed32", "completions", "models",
+             *FRONTENDS)
 # chat through a model with two deployments (issue 10), relaystack only, not in the default matrix:
 # chat2 both healthy, chat2down the first refusing connections. --only chat,chat2,chat2down
 ROUTED_SCENARIOS = tuple(ROUTED_MODELS)
-ENDPOINTS = {"chat": "chat/completions", "sse50": "chat/completions", "sse500": "chat/completions",
-             "ttfb": "chat/completions", "embed": "embeddings", "completions": "completions",
+ENDPOINTS = {"chat": "chat/completions", "chat1k": "chat/completions", "chat4k": "chat/completions",
+             "sse50": "chat/completions", "sse500": "chat/completions",
+             "ttfb": "chat/completions", "embed": "embeddings", "embed32": "embeddings", "completions": "completions",
              "models": "models", **FRONTENDS, **{s: "chat/completions" for s in ROUTED_MODELS}}
-MODELS = {"chat": "bench-chat", "sse50": "bench-sse50", "sse500": "bench-sse500", "ttfb": "bench-ttfb",
+MODELS = {"chat": "bench-chat", "chat1k": "bench-chat1k", "chat4k": "bench-chat4k", "embed32": "bench-embed32",
+          "sse50": "bench-sse50", "sse500": "bench-sse500", "ttfb": "bench-ttfb",
           "embed": "bench-embed", "completions": "bench-chat", "responses": "bench-chat",
           "responses500": "bench-sse500", "messages": "bench-chat", "messages500": "bench-sse500",
           **ROUTED_MODELS}
-# the upstream path prefix of a streaming scenario, for gateways reached by path
-_STREAM_PATHS = {"sse50": "sse50", "sse500": "sse500", "ttfb": "ttfb", "responses500": "sse500",
-                 "messages500": "sse500"}
+# the upstream path prefix of a scenario whose answer is not the plain /v1 one, for gateways reached by path
+_PATH_PREFIXES = {"sse50": "sse50", "sse500": "sse500", "ttfb": "ttfb", "responses500": "sse500",
+                  "messages500": "sse500", **{s: JSON_PREFIXES[m] for s, m in MODELS.items() if m in JSON_PREFIXES}}
 
 
 def serves(gateway: str, scenario: str) -> bool:
@@ -58,8 +73,8 @@ def url_for(base: str, api_prefix: str, scenario: str, *, by_path: bool) -> str:
     """``by_path``: a gateway that does not route by model (the upstream itself, the raw relay)
     reaches a streaming body through its own upstream path prefix (``/sse500/v1``)."""
     prefix = api_prefix
-    if by_path and scenario in _STREAM_PATHS:
-        prefix = f"/{_STREAM_PATHS[scenario]}/v1"
+    if by_path and scenario in _PATH_PREFIXES:
+        prefix = f"/{_PATH_PREFIXES[scenario]}/v1"
     endpoint = "chat/completions" if by_path and scenario in FRONTENDS else ENDPOINTS[scenario]
     return f"{base}{prefix}/{endpoint}"
 
@@ -113,20 +128,29 @@ def _check_json(scenario: str, doc: Any, accepted: set[str | None], model: str |
         return problems
     if doc.get("model") not in accepted:
         problems.append(f"model {doc.get('model')!r}, expected {' or '.join(map(repr, sorted(accepted)))}")
-    if scenario == "chat" or scenario in ROUTED_MODELS:
+    if scenario in ("chat", "chat1k", "chat4k") or scenario in ROUTED_MODELS:
+        text = LONG_TEXTS.get(MODELS.get(scenario, ""), CHAT_TEXT)
         choice = (doc.get("choices") or [{}])[0]
-        if doc.get("object") != "chat.completion" or choice.get("message", {}).get("content") != CHAT_TEXT:
+        if doc.get("object") != "chat.completion" or choice.get("message", {}).get("content") != text:
             problems.append(f"not the upstream's chat completion: {str(doc)[:200]}")
     elif scenario == "completions":
         choice = (doc.get("choices") or [{}])[0]
         if doc.get("object") != "text_completion" or not isinstance(choice.get("text"), str):
             problems.append(f"not a text completion: {str(doc)[:200]}")
-    elif scenario == "embed":
-        data = doc.get("data") or [{}]
-        vector = data[0].get("embedding") if isinstance(data[0], dict) else None
-        if not (isinstance(vector, list) and len(vector) == EMBED_DIM):
-            problems.append(f"no {EMBED_DIM}-dim embedding: {str(doc)[:200]}")
+    elif scenario in ("embed", "embed32"):
+        problems += _check_embeddings(doc, EMBED_BATCH if scenario == "embed32" else 1)
     return problems
+
+
+def _check_embeddings(doc: dict[str, Any], items: int) -> list[str]:
+    data = doc.get("data")
+    if not isinstance(data, list) or len(data) != items:
+        return [f"expected {items} embeddings: {str(doc)[:200]}"]
+    for i, item in enumerate(data):
+        vector = item.get("embedding") if isinstance(item, dict) else None
+        if not (isinstance(vector, list) and len(vector) == EMBED_DIM and item.get("index") == i):
+            return [f"embedding {i} is not {EMBED_DIM} floats at index {i}: {str(item)[:200]}"]
+    return []
 
 
 def sse_payloads(body: bytes) -> list[str]:

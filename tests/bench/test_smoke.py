@@ -20,8 +20,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = ROOT / "bench" / "run.py"
-SCENARIOS = {"chat", "sse50", "sse500", "embed", "completions", "models", "responses", "responses500", "messages",
-             "messages500"}
+SCENARIOS = {"chat", "chat1k", "chat4k", "sse50", "sse500", "embed", "embed32", "completions", "models", "responses",
+             "responses500", "messages", "messages500"}
 
 
 @pytest.fixture(scope="module")
