@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 REDACTED = "[REDACTED]"
+_REDACTED_BYTES = REDACTED.encode()
 _E = TypeVar("_E")
 MIN_SECRET_LEN = 8
 
@@ -100,6 +101,19 @@ def _wire_variants(secret: str) -> frozenset[bytes]:
     return frozenset(f.encode() for f in forms if len(f) >= MIN_SECRET_LEN)
 
 
+# bytes least likely in an answer, rarest first: JSON's punctuation, numbers (floats: digits,
+# "e", "E", "-", ".") and lower-case key names are full of the rest. A form is searched for only
+# from where its rarest bytes all occur (``Redactor.wire``).
+_RARITY = {c: rank for rank, c in enumerate(b"QZXJKVWYFGBPHMUCDLSNRIOAT" b"qzxjvwykfgbphmucdlsnriota")}
+_ANCHORS = 3
+
+
+def _anchors(form: bytes) -> tuple[tuple[bytes, int], ...]:
+    """Up to three of the form's rarest bytes, each with its first offset in the form."""
+    ranked = sorted({c for c in form if c in _RARITY}, key=_RARITY.__getitem__)[:_ANCHORS]
+    return tuple((bytes([c]), form.index(c)) for c in ranked)
+
+
 class Redactor:
     """The secrets one request (or the process) carries, and every way to scrub them.
 
@@ -107,12 +121,13 @@ class Redactor:
     ``wire``: a stream can only echo what its own call sent.
     """
 
-    __slots__ = ("_forms", "_parent", "_secrets", "_wire")
+    __slots__ = ("_forms", "_parent", "_scan", "_secrets", "_wire")
 
     def __init__(self, secrets: Iterable[str | None] = (), parent: Redactor | None = None) -> None:
         self._secrets: set[str] = set()
         self._forms: list[str] | None = []
         self._wire: tuple[bytes, ...] = ()
+        self._scan: tuple[tuple[bytes, tuple[tuple[bytes, int], ...]], ...] = ()
         self._parent = parent
         self.add(secrets)
 
@@ -125,6 +140,7 @@ class Redactor:
             for secret in new:
                 wire |= _wire_variants(secret)
             self._wire = tuple(sorted(wire, key=len, reverse=True))
+            self._scan = tuple((form, _anchors(form)) for form in self._wire)
 
     def __bool__(self) -> bool:
         return bool(self._secrets) or bool(self._parent)
@@ -163,10 +179,22 @@ class Redactor:
         return obj
 
     def wire(self, data: bytes) -> bytes:
-        """Bytes with the call's secrets replaced (the cheap scan for streamed blocks)."""
-        for form in self._wire:
-            if form in data:
-                data = data.replace(form, REDACTED.encode())
+        """Bytes with the call's secrets replaced (the cheap scan for streamed blocks and answers).
+
+        Returns ``data`` itself when it holds none. A form is searched for only from where each of
+        its rarest bytes has occurred once (a ``memchr`` each): a secret's form cannot start
+        before that. An embedding's 20 KB of floats, which holds no letter but ``e``, is passed
+        in a few µs instead of a ~20 µs search that advances about a byte per step on digits."""
+        for form, anchors in self._scan:
+            start = 0
+            for anchor, offset in anchors:
+                found = data.find(anchor)
+                if found < 0:
+                    break
+                start = max(start, found - offset)
+            else:
+                if data.find(form, start) >= 0:
+                    data = data.replace(form, _REDACTED_BYTES)
         return data
 
     def error(self, exc: _E) -> _E:

@@ -50,7 +50,7 @@ from relaystack.errors import (
     UpstreamTimeoutError,
 )
 from relaystack.gateway import Gate, OpenGate
-from relaystack.providers.base import StreamReply
+from relaystack.providers.base import JsonReply, StreamReply
 from relaystack.providers.sse_relay import MALFORMED_EVENT
 from relaystack.recording.faults import FaultSpec
 from relaystack.redaction import bind_request, key_like_values
@@ -60,7 +60,7 @@ from relaystack.telemetry import current as telemetry
 
 __all__ = [
     "CLIENT_CLOSED", "DisconnectWatcher", "InferenceRoutes", "InferenceSettings", "RequestEnded", "note_failure",
-    "provider_data_header", "scrubbed_answer",
+    "provider_data_header", "scrubbed_answer", "scrubbed_payload",
 ]
 
 log = logging.getLogger("relaystack.api")
@@ -177,12 +177,12 @@ class InferenceRoutes:
             if isinstance(reply, StreamReply):
                 await self._stream(kind, reply, body, ctx, send, done)
                 return
-            data, payload = scrubbed_answer(reply.data, ctx)
+            payload = scrubbed_payload(reply, ctx)
             extra = _routing_headers(ctx)
             ctx.status = reply.status
-            ctx.usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
+            ctx.usage = reply.usage
             self.gate.begin_settle(ctx)  # the usage write rides with the completion's commit
-            if kind.stored and self._should_store(body) and not await self._store(data, body):
+            if kind.stored and self._should_store(body) and not await self._store(reply.data, body):
                 extra += _STORE_FAILED
             await self.gate.settle(ctx)
             await send_raw_json(send, reply.status, payload, _with_limits(ctx, extra))
@@ -379,6 +379,18 @@ async def _end_with_error(send: Send, exc: RelaystackError, started: bool) -> No
 def _store_failed(what: str, completion_id: Any, exc: Exception) -> None:
     COUNTERS.store_failures += 1
     log.error("Could not store %s %r (answered, not stored): %s", what, completion_id, exc)
+
+
+def scrubbed_payload(reply: JsonReply, ctx: RequestContext) -> bytes:
+    """The bytes of a JSON answer, without the request's secrets. An answer relayed as the
+    upstream's bytes is scanned as it is; one that holds a secret is scrubbed field by field
+    (``reply.data`` then holds the scrubbed object, which is what gets stored)."""
+    raw = reply.raw
+    if raw is not None and ctx.redactor.wire(raw) is raw:
+        return raw
+    data, payload = scrubbed_answer(reply.data, ctx)
+    reply.data = data
+    return payload
 
 
 def scrubbed_answer(data: dict[str, Any], ctx: RequestContext) -> tuple[dict[str, Any], bytes]:

@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+import orjson
+
 from relaystack import sse
 from relaystack.errors import InvalidRequestError, NotImplementedYetError
 
@@ -86,10 +88,49 @@ class CallContext:
         return self.model.provider_resource_id
 
 
-@dataclass(slots=True)
 class JsonReply:
-    data: dict[str, Any]
-    status: int = 200
+    """A JSON answer: ``data``, the object, and ``status``.
+
+    An answer relayed as the upstream's own bytes also carries ``raw``: exactly what the client
+    gets (the caller's model id already in place), sent without a re-serialisation. Its ``data``
+    is then parsed only if someone reads it (a front-end translating it, a secret found in it),
+    and ``usage`` comes with it, read from the few bytes around the payload that hold it.
+    """
+
+    __slots__ = ("_data", "_usage", "raw", "status")
+
+    def __init__(self, data: dict[str, Any] | None = None, status: int = 200, *, raw: bytes | None = None,
+                 usage: dict[str, Any] | None = None) -> None:
+        if data is None and raw is None:
+            raise ValueError("a JsonReply needs data or raw bytes")
+        self._data = data
+        self.raw = raw
+        self.status = status
+        self._usage = usage
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if self._data is None:
+            assert self.raw is not None
+            parsed = orjson.loads(self.raw)
+            self._data = parsed if isinstance(parsed, dict) else {}
+        return self._data
+
+    @data.setter
+    def data(self, value: dict[str, Any]) -> None:
+        self._data = value
+        self.raw = None  # the object changed: its bytes are no longer the answer
+
+    @property
+    def usage(self) -> dict[str, Any] | None:
+        """The answer's usage object, None if it has none (read without parsing ``raw``)."""
+        if self._usage is None and self._data is not None:
+            usage = self._data.get("usage")
+            return usage if isinstance(usage, dict) else None
+        return self._usage
+
+    def __repr__(self) -> str:
+        return f"JsonReply(status={self.status}, raw={len(self.raw) if self.raw is not None else None} bytes)"
 
 
 @dataclass(slots=True)

@@ -34,6 +34,7 @@ from relaystack.errors import (
 from relaystack.providers.auth import Auth, bearer
 from relaystack.providers.base import CallContext, JsonReply, ModelEntry, ModelType, Provider, Reply, StreamReply
 from relaystack.providers.embeddings_codec import encode_base64_embeddings
+from relaystack.providers.json_answer import parse_answer, relay_completion, relay_embeddings
 from relaystack.providers.rerank import RerankQuery, parse_rerank, ranked
 from relaystack.providers.settings import RemoteSettings, parse_settings
 from relaystack.providers.spec import Capabilities, Operation, ProviderSpec
@@ -78,6 +79,9 @@ class OpenAICompatProvider(Provider):
         self._timeouts = Timeouts(self.settings.connect_timeout_s, self.settings.read_timeout_s)
         self._headers = {**self.spec.default_headers, **self.settings.extra_headers}
         self.auth: Auth = self.make_auth()
+        # answers a provider does not fix are relayed as the upstream's bytes (providers/json_answer.py)
+        self._plain_answers = type(self).fix_response is OpenAICompatProvider.fix_response
+        self._plain_embeddings = type(self).fix_embeddings_response is OpenAICompatProvider.fix_embeddings_response
         # set by the composition root when replaying recordings: no request leaves the
         # machine, so no call needs (or sends) a credential
         self.credentials_optional = False
@@ -169,11 +173,15 @@ class OpenAICompatProvider(Provider):
         wanted_format = body.get("encoding_format")
         upstream_body = self.prepare_embeddings(body, call)
         response = await self._send("POST", self.url_for("/embeddings", call), upstream_body, call, stream=False)
-        data = await self._read_json(response, call)
-        data = self.fix_embeddings_response(data, call)
+        raw = await self._read_ok(response, call)
+        base64_wanted = wanted_format == "base64" and upstream_body.get("encoding_format") != "base64"
+        if self._plain_embeddings and not base64_wanted:
+            relayed = relay_embeddings(raw, call.requested_model)  # the floats are never parsed
+            if relayed is not None:
+                return relayed
+        data = self.fix_embeddings_response(parse_answer(raw, self.provider_id), call)
         data["model"] = call.requested_model
-        sent_format = upstream_body.get("encoding_format")
-        if wanted_format == "base64" and sent_format != "base64":
+        if base64_wanted:
             encode_base64_embeddings(data)
         return JsonReply(data)
 
@@ -247,12 +255,13 @@ class OpenAICompatProvider(Provider):
         if stream:
             upstream_body = self.ask_for_usage(upstream_body, call)
         response = await self._send("POST", self.generate_url(path, stream, call), upstream_body, call, stream=stream)
-        if not stream or response.status >= 400:
-            data = await self._read_json(response, call)
-            data["model"] = call.requested_model
-            return JsonReply(self.fix_response(data, upstream_body))
-        if "text/event-stream" not in response.headers.get("Content-Type", "text/event-stream"):
-            data = await self._read_json(response, call)  # some upstreams answer a stream request with JSON
+        # some upstreams answer a stream request with JSON
+        if not stream or response.status >= 400 or \
+                "text/event-stream" not in response.headers.get("Content-Type", "text/event-stream"):
+            raw = await self._read_ok(response, call)
+            if self._plain_answers:  # the answer needs no fix: relayed as its bytes, model id swapped
+                return relay_completion(raw, call.requested_model, self.provider_id)
+            data = parse_answer(raw, self.provider_id)
             data["model"] = call.requested_model
             return JsonReply(self.fix_response(data, upstream_body))
         rules = self.relay_rules(upstream_body, call)
@@ -323,19 +332,12 @@ class OpenAICompatProvider(Provider):
         found = [*self._config_secrets, per_call, *derived]
         return tuple(dict.fromkeys(s for s in found if s))
 
-    async def _read_json(self, response: UpstreamResponse, call: CallContext) -> dict[str, Any]:
+    async def _read_ok(self, response: UpstreamResponse, call: CallContext) -> bytes:
+        """The whole body of a successful answer; the upstream's error (redacted) otherwise."""
         raw = await response.read()
         if response.status >= 400:
             raise self._error_from(response.status, raw, response.headers, call)
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise UpstreamProtocolError(
-                f"Provider '{self.provider_id}' answered with a body that is not JSON (status {response.status})."
-            ) from None
-        if not isinstance(data, dict):
-            raise UpstreamProtocolError(f"Provider '{self.provider_id}' answered with JSON that is not an object.")
-        return data
+        return raw
 
     def _error_from(
         self, status: int, raw: bytes, headers: Any, call: CallContext | None
