@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from relaystack.upstream.aiohttp_client import AiohttpUpstream
 from relaystack.upstream.base import UpstreamRequest
+from relaystack.upstream.http_client import HttpUpstream
 
 from .fake_upstream import UpstreamState, start
 
@@ -41,8 +41,8 @@ async def fake_upstream() -> AsyncIterator[tuple[UpstreamState, str]]:
 
 
 @pytest.fixture
-async def live() -> AsyncIterator[AiohttpUpstream]:
-    upstream = AiohttpUpstream()
+async def live() -> AsyncIterator[HttpUpstream]:
+    upstream = HttpUpstream()
     try:
         yield upstream
     finally:

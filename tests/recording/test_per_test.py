@@ -19,8 +19,8 @@ from relaystack.recording.layout import RecordingFormat, per_test_dir, recording
 from relaystack.recording.responses import ReplayResponse
 from relaystack.recording.store import RecordingStore
 from relaystack.recording.testid import bound_test_id, current_test_id
-from relaystack.upstream.aiohttp_client import AiohttpUpstream
 from relaystack.upstream.base import UpstreamRequest
+from relaystack.upstream.http_client import HttpUpstream
 
 from .conftest import get, post, sse_payloads
 from .fake_upstream import MODEL, UpstreamState
@@ -202,7 +202,7 @@ def recorder(inner: Any, directory: Path) -> RecordingUpstream:
     return upstream
 
 
-async def test_a_call_is_written_beside_its_test(fake_upstream: Fake, live: AiohttpUpstream, tmp_path: Path) -> None:
+async def test_a_call_is_written_beside_its_test(fake_upstream: Fake, live: HttpUpstream, tmp_path: Path) -> None:
     _, base = fake_upstream
     with as_test("tests/unit/test_a.py::test_b[x]"):
         wire = json.loads(await (await recorder(live, tmp_path).send(post(base, "/chat/completions", CHAT))).read())
@@ -217,7 +217,7 @@ async def test_a_call_is_written_beside_its_test(fake_upstream: Fake, live: Aioh
 
 
 async def test_an_upstream_error_is_recorded_and_replayed_exactly(
-    fake_upstream: Fake, live: AiohttpUpstream, tmp_path: Path
+    fake_upstream: Fake, live: HttpUpstream, tmp_path: Path
 ) -> None:
     state, base = fake_upstream
     state.fail_status = 429
@@ -239,7 +239,7 @@ async def test_an_upstream_error_is_recorded_and_replayed_exactly(
 
 
 async def test_an_error_never_replaces_a_recorded_success(
-    fake_upstream: Fake, live: AiohttpUpstream, tmp_path: Path
+    fake_upstream: Fake, live: HttpUpstream, tmp_path: Path
 ) -> None:
     state, base = fake_upstream
     rec = recorder(live, tmp_path)
@@ -251,7 +251,7 @@ async def test_an_error_never_replaces_a_recorded_success(
     assert recording_files(tmp_path)[0].read_text() == good
 
 
-async def test_a_refused_connection_replays_as_the_same_failure(live: AiohttpUpstream, tmp_path: Path) -> None:
+async def test_a_refused_connection_replays_as_the_same_failure(live: HttpUpstream, tmp_path: Path) -> None:
     with as_test("tests/t.py::down"), pytest.raises(UpstreamConnectionError):
         await recorder(live, tmp_path).send(post("http://127.0.0.1:9/v1", "/chat/completions", CHAT))
     [path] = recording_files(tmp_path)
@@ -261,7 +261,7 @@ async def test_a_refused_connection_replays_as_the_same_failure(live: AiohttpUps
 
 
 async def test_a_stream_that_broke_replays_its_chunks_then_the_break(
-    fake_upstream: Fake, live: AiohttpUpstream, tmp_path: Path
+    fake_upstream: Fake, live: HttpUpstream, tmp_path: Path
 ) -> None:
     state, base = fake_upstream
     state.cut_after = 3
@@ -293,7 +293,7 @@ async def test_a_timeout_replays_as_a_timeout(tmp_path: Path) -> None:
 
 
 async def test_a_hostile_test_id_writes_to_the_shared_folder(
-    fake_upstream: Fake, live: AiohttpUpstream, tmp_path: Path
+    fake_upstream: Fake, live: HttpUpstream, tmp_path: Path
 ) -> None:
     _, base = fake_upstream
     with as_test("../../outside.py::t"):
@@ -304,7 +304,7 @@ async def test_a_hostile_test_id_writes_to_the_shared_folder(
 
 
 async def test_a_listing_is_named_with_its_model_digest_and_keeps_its_shape(
-    fake_upstream: Fake, live: AiohttpUpstream, tmp_path: Path
+    fake_upstream: Fake, live: HttpUpstream, tmp_path: Path
 ) -> None:
     _, base = fake_upstream
     with as_test("tests/t.py::models"):

@@ -20,7 +20,7 @@ from relaystack.recording.codec import load_recording
 from relaystack.recording.identity import identity_of_request
 from relaystack.recording.responses import ReplayResponse
 from relaystack.recording.store import RecordingStore
-from relaystack.upstream.aiohttp_client import AiohttpUpstream
+from relaystack.upstream.http_client import HttpUpstream
 
 from .conftest import get, llama_deserialize, post, sse_payloads
 from .fake_upstream import MODEL, MODELS, STREAM_WORDS, UpstreamState
@@ -32,7 +32,7 @@ STREAM = {**CHAT, "stream": True}
 Fake = tuple[UpstreamState, str]
 
 
-def recorder(live: AiohttpUpstream, directory: Path) -> RecordingUpstream:
+def recorder(live: HttpUpstream, directory: Path) -> RecordingUpstream:
     upstream = wrap_upstream(live, RecordingSettings(RecordMode.RECORD, directory))
     assert isinstance(upstream, RecordingUpstream)
     return upstream
@@ -43,7 +43,7 @@ def files(directory: Path) -> list[Path]:
 
 
 async def test_chat_is_written_where_llama_stack_looks_and_reads_back(
-    fake_upstream: Fake, live: AiohttpUpstream, tmp_path: Path
+    fake_upstream: Fake, live: HttpUpstream, tmp_path: Path
 ) -> None:
     _, base = fake_upstream
     response = await recorder(live, tmp_path).send(post(base, "/chat/completions", CHAT))
@@ -63,7 +63,7 @@ async def test_chat_is_written_where_llama_stack_looks_and_reads_back(
 
 
 async def test_stream_is_relayed_chunk_by_chunk_while_captured(
-    fake_upstream: Fake, live: AiohttpUpstream, tmp_path: Path
+    fake_upstream: Fake, live: HttpUpstream, tmp_path: Path
 ) -> None:
     state, base = fake_upstream
     state.hold_after_first = asyncio.Event()
@@ -86,7 +86,7 @@ async def test_stream_is_relayed_chunk_by_chunk_while_captured(
 
 
 async def test_a_recorded_stream_replays_the_same_events(
-    fake_upstream: Fake, live: AiohttpUpstream, tmp_path: Path
+    fake_upstream: Fake, live: HttpUpstream, tmp_path: Path
 ) -> None:
     _, base = fake_upstream
     live_payloads = await sse_payloads(await recorder(live, tmp_path).send(post(base, "/chat/completions", STREAM)))
@@ -96,7 +96,7 @@ async def test_a_recorded_stream_replays_the_same_events(
 
 
 async def test_a_consumer_that_stops_at_done_still_gets_a_recording(
-    fake_upstream: Fake, live: AiohttpUpstream, tmp_path: Path
+    fake_upstream: Fake, live: HttpUpstream, tmp_path: Path
 ) -> None:
     """Relays (providers/sse_relay.py) return as soon as they see [DONE] and never resume the iterator."""
     _, base = fake_upstream
@@ -110,7 +110,7 @@ async def test_a_consumer_that_stops_at_done_still_gets_a_recording(
 
 
 async def test_a_stream_read_with_read_is_recorded_too(
-    fake_upstream: Fake, live: AiohttpUpstream, tmp_path: Path
+    fake_upstream: Fake, live: HttpUpstream, tmp_path: Path
 ) -> None:
     _, base = fake_upstream
     body = await (await recorder(live, tmp_path).send(post(base, "/chat/completions", STREAM))).read()
@@ -120,7 +120,7 @@ async def test_a_stream_read_with_read_is_recorded_too(
 
 
 async def test_completions_embeddings_and_models_are_recorded_and_replayed(
-    fake_upstream: Fake, live: AiohttpUpstream, tmp_path: Path
+    fake_upstream: Fake, live: HttpUpstream, tmp_path: Path
 ) -> None:
     _, base = fake_upstream
     rec = recorder(live, tmp_path)
@@ -145,7 +145,7 @@ async def test_completions_embeddings_and_models_are_recorded_and_replayed(
 
 
 async def test_a_model_list_envelope_keeps_its_shape(
-    fake_upstream: Fake, live: AiohttpUpstream, tmp_path: Path
+    fake_upstream: Fake, live: HttpUpstream, tmp_path: Path
 ) -> None:
     state, base = fake_upstream
     state.models_envelope = True
@@ -155,7 +155,7 @@ async def test_a_model_list_envelope_keeps_its_shape(
 
 
 async def test_the_same_request_twice_gives_one_stable_file(
-    fake_upstream: Fake, live: AiohttpUpstream, tmp_path: Path
+    fake_upstream: Fake, live: HttpUpstream, tmp_path: Path
 ) -> None:
     _, base = fake_upstream
     rec = recorder(live, tmp_path)
@@ -172,7 +172,7 @@ async def _consume(response: Any) -> bytes:
 
 
 async def test_upstream_errors_pass_through_and_are_not_written(
-    fake_upstream: Fake, live: AiohttpUpstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    fake_upstream: Fake, live: HttpUpstream, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     state, base = fake_upstream
     rec = recorder(live, tmp_path)
@@ -192,7 +192,7 @@ async def test_upstream_errors_pass_through_and_are_not_written(
     [("no_done", "without [DONE]"), ("inband_error", "in-band error")],
 )
 async def test_unfinished_or_failed_streams_are_not_written(
-    fake_upstream: Fake, live: AiohttpUpstream, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    fake_upstream: Fake, live: HttpUpstream, tmp_path: Path, caplog: pytest.LogCaptureFixture,
     setting: str, reason: str,
 ) -> None:
     state, base = fake_upstream
@@ -204,7 +204,7 @@ async def test_unfinished_or_failed_streams_are_not_written(
 
 
 async def test_a_cut_stream_raises_to_the_consumer_and_writes_nothing(
-    fake_upstream: Fake, live: AiohttpUpstream, tmp_path: Path
+    fake_upstream: Fake, live: HttpUpstream, tmp_path: Path
 ) -> None:
     state, base = fake_upstream
     state.cut_after = 3
@@ -215,7 +215,7 @@ async def test_a_cut_stream_raises_to_the_consumer_and_writes_nothing(
 
 
 async def test_a_consumer_that_stops_early_writes_nothing(
-    fake_upstream: Fake, live: AiohttpUpstream, tmp_path: Path
+    fake_upstream: Fake, live: HttpUpstream, tmp_path: Path
 ) -> None:
     state, base = fake_upstream
     state.hold_after_first = asyncio.Event()  # so the first piece cannot already hold [DONE]
@@ -243,6 +243,6 @@ async def test_a_non_json_body_is_not_written(tmp_path: Path, caplog: pytest.Log
     assert any("not JSON" in r.getMessage() for r in caplog.records)
 
 
-async def test_fault_header_is_refused_while_recording(live: AiohttpUpstream, tmp_path: Path) -> None:
+async def test_fault_header_is_refused_while_recording(live: HttpUpstream, tmp_path: Path) -> None:
     with pytest.raises(InvalidRequestError, match="only honoured in replay mode"):
         await recorder(live, tmp_path).send(post("http://127.0.0.1:1/v1", "/chat/completions", CHAT, fault="stall=1"))

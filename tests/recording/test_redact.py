@@ -21,8 +21,8 @@ from relaystack.recording.redact import (
     variants,
 )
 from relaystack.recording.store import RecordingSecretError, RecordingStore
-from relaystack.upstream.aiohttp_client import AiohttpUpstream
 from relaystack.upstream.base import UpstreamRequest
+from relaystack.upstream.http_client import HttpUpstream
 
 from .conftest import SHARED_FILES, get, post
 from .fake_upstream import MODEL, UpstreamState
@@ -151,7 +151,7 @@ async def test_canaries_never_reach_any_written_file(
     state.echo_credentials = True
     directory = tmp_path / "rec"
     directory.mkdir()
-    live = AiohttpUpstream()
+    live = HttpUpstream()
     # record first, so replay and live have something to run against
     recorder = wrap_upstream(live, RecordingSettings(RecordMode.RECORD, directory))
     upstream = recorder if mode is RecordMode.RECORD else (

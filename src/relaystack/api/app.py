@@ -45,7 +45,7 @@ from relaystack.router import Router, RouterSettings
 from relaystack.state import SharedState, open_state
 from relaystack.storage.base import ResponseStore, Store
 from relaystack.telemetry import current as telemetry
-from relaystack.upstream.aiohttp_client import AiohttpUpstream
+from relaystack.upstream.http_client import HttpUpstream
 
 __all__ = ["RelaystackApp", "create_app"]
 
@@ -159,7 +159,7 @@ class RelaystackApp:
 
     def _build_provider(self, provider_id: str, provider_type: str, config: dict[str, Any]) -> Provider:
         row = CATALOG.get(provider_type)
-        upstream = wrap_upstream(AiohttpUpstream(), self.recording) if row is not None and row.remote else None
+        upstream = wrap_upstream(HttpUpstream(), self.recording) if row is not None and row.remote else None
         provider = build_provider(provider_id, provider_type, dict(config), upstream)  # type: ignore[arg-type]
         if isinstance(provider, OpenAICompatProvider):
             provider.credentials_optional = self.recording.mode is RecordMode.REPLAY

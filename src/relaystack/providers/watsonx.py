@@ -42,8 +42,8 @@ from relaystack.providers.settings import RemoteSettings
 from relaystack.providers.sse_relay import RelayRules
 from relaystack.providers.watsonx_text import completion_chunks, completion_from, generation_body
 from relaystack.redaction import Redactor
-from relaystack.upstream.aiohttp_client import AiohttpUpstream
 from relaystack.upstream.base import Timeouts, Upstream, UpstreamRequest
+from relaystack.upstream.http_client import HttpUpstream
 
 __all__ = ["WatsonxProvider", "WatsonxSettings"]
 
@@ -79,7 +79,7 @@ class WatsonxProvider(OpenAICompatProvider):
         return TokenExchangeAuth(self.tokens)
 
     async def _exchange(self, api_key: str) -> tuple[str, float]:
-        upstream = self.token_upstream or AiohttpUpstream(limit=4)
+        upstream = self.token_upstream or HttpUpstream(limit=4)
         self.token_upstream = upstream
         body = urlencode({"grant_type": _IAM_GRANT, "apikey": api_key}).encode()
         request = UpstreamRequest(

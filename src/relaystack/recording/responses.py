@@ -11,13 +11,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-from multidict import CIMultiDict, CIMultiDictProxy
-
 from relaystack.errors import RelaystackError, UpstreamConnectionError
 from relaystack.recording import faults
 from relaystack.recording.codec import DONE_EVENT, SSECollector
 from relaystack.recording.faults import MALFORMED_EVENT, FaultSpec
-from relaystack.upstream.base import UpstreamResponse
+from relaystack.upstream.base import ResponseHeaders, UpstreamResponse
 
 __all__ = ["Capture", "CapturingResponse", "ReplayResponse"]
 
@@ -38,8 +36,8 @@ class ReplayResponse:
         end_error: RelaystackError | None = None,
     ) -> None:
         self.status = status
-        # case-insensitive like aiohttp's: callers ask for "Retry-After" or "content-type"
-        self.headers: Mapping[str, str] = CIMultiDictProxy(CIMultiDict(headers))
+        # case-insensitive, as the live upstream's: callers ask for "Retry-After" or "content-type"
+        self.headers: Mapping[str, str] = ResponseHeaders.of(headers)
         self._pieces = pieces
         self._stream = stream
         self._fault = fault

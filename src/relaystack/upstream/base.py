@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Timeouts", "Upstream", "UpstreamRequest", "UpstreamResponse"]
+__all__ = ["ResponseHeaders", "Timeouts", "Upstream", "UpstreamRequest", "UpstreamResponse"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,24 @@ class UpstreamRequest:
     # exchanged for a token, a signing key), declared by the provider so the recorder can
     # scrub them too; never sent
     secrets: tuple[str, ...] = ()
+
+
+class ResponseHeaders(dict[str, str]):
+    """Response headers, stored under lower-case names and looked up case-insensitively
+    (callers ask for ``Retry-After`` or ``content-type``)."""
+
+    @classmethod
+    def of(cls, headers: Mapping[str, str]) -> ResponseHeaders:
+        return cls({name.lower(): value for name, value in headers.items()})
+
+    def __getitem__(self, name: str) -> str:
+        return super().__getitem__(name.lower())
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return super().get(name.lower(), default)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and super().__contains__(name.lower())
 
 
 class UpstreamResponse(Protocol):

@@ -3,7 +3,7 @@
 Give ``MockUpstream`` a handler: a function (sync or async) that gets each
 ``UpstreamRequest`` and returns a ``MockResponse`` (or raises, e.g.
 ``UpstreamConnectionError``, to play a transport failure). The provider under test sends
-through it as it would through aiohttp, so a provider's quirks are unit-tested in
+through it as it would through the live client, so a provider's quirks are unit-tested in
 microseconds, without a socket::
 
     def handler(request: UpstreamRequest) -> MockResponse:
