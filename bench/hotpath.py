@@ -35,6 +35,7 @@ sys.path.insert(0, str(BENCH))
 
 from harness.bodies import request_body, upstream_files  # noqa: E402
 from harness.scenarios import ENDPOINTS, MODELS  # noqa: E402
+from relaystack.api.asgi import DISCONNECT_HOOKS  # noqa: E402
 
 SCENARIOS = ("chat", "chat1k", "chat4k", "embed", "embed32", "sse500", "completions")
 READ_SIZE = 65536  # the stream is handed over in pieces of this size, as a socket read would
@@ -118,7 +119,8 @@ async def one_request(app: Any, path: str, body: bytes) -> int:
              "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
              "root_path": "", "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8321),
              "headers": [(b"host", b"127.0.0.1:8321"), (b"content-type", b"application/json"),
-                         (b"content-length", str(len(body)).encode()), (b"authorization", b"Bearer bench")]}
+                         (b"content-length", str(len(body)).encode()), (b"authorization", b"Bearer bench")],
+             DISCONNECT_HOOKS: []}  # as relaystack's server gives it (server/protocol.py)
     await app(scope, receive, send)
     return status
 

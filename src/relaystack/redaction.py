@@ -106,6 +106,17 @@ def _wire_variants(secret: str) -> frozenset[bytes]:
 # from where its rarest bytes all occur (``Redactor.wire``).
 _RARITY = {c: rank for rank, c in enumerate(b"QZXJKVWYFGBPHMUCDLSNRIOAT" b"qzxjvwykfgbphmucdlsnriota")}
 _ANCHORS = 3
+_Scan = tuple[bytes, tuple[tuple[bytes, int], ...]]  # a wire form, and its anchors: (byte, first offset)
+
+
+@functools.lru_cache(maxsize=1024)  # a request carries its provider's keys: the same set each time
+def _wire_scan(secrets: frozenset[str]) -> tuple[tuple[bytes, ...], tuple[_Scan, ...]]:
+    """The wire forms of ``secrets``, longest first, and each form with its anchors."""
+    forms: set[bytes] = set()
+    for secret in secrets:
+        forms |= _wire_variants(secret)
+    wire = tuple(sorted(forms, key=len, reverse=True))
+    return wire, tuple((form, _anchors(form)) for form in wire)
 
 
 def _anchors(form: bytes) -> tuple[tuple[bytes, int], ...]:
@@ -127,7 +138,7 @@ class Redactor:
         self._secrets: set[str] = set()
         self._forms: list[str] | None = []
         self._wire: tuple[bytes, ...] = ()
-        self._scan: tuple[tuple[bytes, tuple[tuple[bytes, int], ...]], ...] = ()
+        self._scan: tuple[_Scan, ...] = ()
         self._parent = parent
         self.add(secrets)
 
@@ -136,11 +147,7 @@ class Redactor:
         if new:
             self._secrets |= new
             self._forms = None  # rebuilt on first use
-            wire = set(self._wire)
-            for secret in new:
-                wire |= _wire_variants(secret)
-            self._wire = tuple(sorted(wire, key=len, reverse=True))
-            self._scan = tuple((form, _anchors(form)) for form in self._wire)
+            self._wire, self._scan = _wire_scan(frozenset(self._secrets))
 
     def __bool__(self) -> bool:
         return bool(self._secrets) or bool(self._parent)

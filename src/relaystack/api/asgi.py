@@ -16,8 +16,8 @@ import orjson
 from relaystack.errors import InvalidRequestError, RelaystackError, RequestTooLargeError
 
 __all__ = [
-    "Receive", "Scope", "Send", "header", "internal_error", "parse_json_object", "read_body", "send_error",
-    "send_raw_json",
+    "DISCONNECT_HOOKS", "Receive", "Scope", "Send", "header", "internal_error", "parse_json_object", "read_body",
+    "send_error", "send_raw_json",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -28,6 +28,11 @@ Send = Callable[[Message], Awaitable[None]]
 log = logging.getLogger("relaystack.api")
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+
+# relaystack's server (server/protocol.py) puts a list under this scope key; a handler appends a
+# callable, called if the client disconnects before the response is complete. Under another ASGI
+# server the key is absent, and a handler watches ``receive()`` for ``http.disconnect`` instead.
+DISCONNECT_HOOKS = "relaystack.on_disconnect"
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:

@@ -26,6 +26,7 @@ import orjson
 
 from relaystack import sse
 from relaystack.api.asgi import (
+    DISCONNECT_HOOKS,
     Receive,
     Scope,
     Send,
@@ -148,7 +149,7 @@ class InferenceRoutes:
             self._ended(scope, ctx)
             telemetry().request_done(scope["path"], ctx)
             return
-        watcher = DisconnectWatcher(receive)
+        watcher = DisconnectWatcher(receive, scope)
         try:
             await self._serve(kind, body, ctx, watcher.wrap(send), done)
         except asyncio.CancelledError:
@@ -422,17 +423,33 @@ def provider_data_header(scope: Scope) -> dict[str, Any] | None:
 
 
 class DisconnectWatcher:
-    """Cancels the request's task when the client disconnects before the response is complete."""
+    """Cancels the request's task when the client disconnects before the response is complete.
 
-    __slots__ = ("_task", "complete", "disconnected")
+    Under relaystack's server the protocol calls it (``DISCONNECT_HOOKS``); under another ASGI
+    server a task awaits ``receive()`` for ``http.disconnect``."""
 
-    def __init__(self, receive: Receive) -> None:
+    __slots__ = ("_target", "_task", "complete", "disconnected")
+
+    def __init__(self, receive: Receive, scope: Scope | None = None) -> None:
         self.disconnected = False
         self.complete = False
-        target = asyncio.current_task()
-        self._task = asyncio.get_running_loop().create_task(self._watch(receive, target))
+        self._target = asyncio.current_task()
+        hooks = scope.get(DISCONNECT_HOOKS) if scope is not None else None
+        if hooks is not None:
+            hooks.append(self._lost)
+            self._task: asyncio.Task[None] | None = None
+        else:
+            self._task = asyncio.get_running_loop().create_task(self._watch(receive, self._target))
+
+    def _lost(self) -> None:
+        """The server saw the client go before the response was complete."""
+        self.disconnected = True
+        if self._target is not None:
+            self._target.cancel()
 
     def wrap(self, send: Send) -> Send:
+        if self._task is None:
+            return send  # the server knows when the response is complete
         async def tracking_send(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.body" and not message.get("more_body"):
                 self.complete = True
@@ -452,5 +469,5 @@ class DisconnectWatcher:
                 return
 
     def stop(self) -> None:
-        if not self.disconnected:
+        if self._task is not None and not self.disconnected:
             self._task.cancel()

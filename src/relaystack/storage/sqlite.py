@@ -61,6 +61,7 @@ _SELECT_CURSOR = "SELECT created, seq FROM chat_completions WHERE id = ?"
 _SELECT_ONE = "SELECT id, created, completion, input_messages, model FROM chat_completions WHERE id = ?"
 _SELECT_MODELS = "SELECT model FROM models ORDER BY rowid"
 _SELECT_MODELS_VERSION = "SELECT value FROM meta WHERE key = 'models_version'"
+_HEALTHY = StoreHealth("sqlite")
 
 
 class SqliteStore(SqliteResponses, SqliteKeys):  # stored responses: sqlite_responses.py; keys and usage: sqlite_keys.py
@@ -146,7 +147,7 @@ class SqliteStore(SqliteResponses, SqliteKeys):  # stored responses: sqlite_resp
                 self._version_conn = None
 
     def health(self) -> StoreHealth:
-        return StoreHealth("sqlite")
+        return _HEALTHY  # asked before every stored request: one constant, no allocation
 
     # -- writes (hot path) --------------------------------------------------------------------
     async def put_completion(self, completion: dict[str, Any], input_messages: list[Any]) -> None:
