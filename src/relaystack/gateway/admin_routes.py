@@ -55,7 +55,7 @@ class KeyAdminRoutes:
     def store(self) -> KeyStore:
         if self._store is None:
             raise NotImplementedYetError(
-                "This store does not keep virtual keys and usage yet (PostgreSQL); use SQLite for server.auth."
+                "This store does not keep virtual keys and usage; use SQLite or PostgreSQL for server.auth."
             )
         return self._store
 

@@ -106,12 +106,14 @@ def build_gateway(
         parts.routes.extend(KeyAdminRoutes(key_store, None).routes())
         return parts
     if key_store is None:
-        raise ConfigError("server.auth/server.quota need a store that keeps keys and usage (SQLite or memory).")
+        raise ConfigError("server.auth/server.quota need a store that keeps keys and usage (SQLite, PostgreSQL "
+                          "or memory).")
     parts.counters = _counters(auth, store, db_path, workers)
     accountant = Accountant(store, Pricing(pricing, is_local))
     authenticator = None
     if auth is not None:
-        authenticator = Authenticator(store, _secret(auth, db_path, env), _admin_key(auth, env), auth.default_limits)
+        secret = _secret(auth, db_path, env, shared=store.health().backend == "postgres")
+        authenticator = Authenticator(store, secret, _admin_key(auth, env), auth.default_limits)
     parts.routes.extend(KeyAdminRoutes(store, authenticator).routes())
     gate = KeyGate(auth=authenticator, counters=parts.counters, accountant=accountant, provider_of=provider_of,
                    quota=quota)
@@ -165,8 +167,14 @@ def _admin_key(auth: AuthSettings, env: Mapping[str, str]) -> str:
     return value
 
 
-def _secret(auth: AuthSettings, db_path: Path | None, env: Mapping[str, str]) -> bytes:
+def _secret(auth: AuthSettings, db_path: Path | None, env: Mapping[str, str], *, shared: bool = False) -> bytes:
     given = auth.key_secret.get_secret_value() if auth.key_secret is not None else env.get("RELAYSTACK_KEY_SECRET")
+    if not given and shared:  # every instance must hash keys with the same secret, and none may make its own
+        raise ConfigError(
+            "server.auth on the PostgreSQL store needs the key secret every instance shares: set "
+            f"RELAYSTACK_KEY_SECRET (a random string of {ADMIN_KEY_MIN_LENGTH}+ characters, e.g. `openssl rand -hex "
+            "32`, the same on every instance; keep it out of the database) or server.auth.key_secret."
+        )
     if not given and db_path is None:  # an in-memory store forgets its keys at exit: so may the secret
         return secrets.token_bytes(32)
     return load_server_secret(given, db_path.parent if db_path is not None else Path("."))
