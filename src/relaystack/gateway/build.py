@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from relaystack import telemetry
-from relaystack.errors import ConfigError
+from relaystack.errors import ConfigError, RelaystackError
 from relaystack.gateway.admin_routes import KeyAdminRoutes
 from relaystack.gateway.auth import Authenticator
 from relaystack.gateway.counters import Counters, InProcessCounters
@@ -38,11 +38,14 @@ from relaystack.gateway.settings import (
     resolve_cors,
 )
 from relaystack.gateway.usage import Accountant, Pricing
+from relaystack.state.base import SharedState
 from relaystack.storage.base import KeyStore
 
 __all__ = ["GatewayParts", "build_gateway"]
 
 log = logging.getLogger("relaystack.gateway")
+
+KEYS_CHANNEL = "keys"
 
 
 @dataclass
@@ -91,6 +94,7 @@ def build_gateway(
     workers: int = 1,
     router_stats: Any = None,
     environ: Mapping[str, str] | None = None,
+    state: SharedState | None = None,
 ) -> GatewayParts:
     env = os.environ if environ is None else environ
     parts = GatewayParts(gate=OpenGate(), cors=resolve_cors(cors))
@@ -108,13 +112,15 @@ def build_gateway(
     if key_store is None:
         raise ConfigError("server.auth/server.quota need a store that keeps keys and usage (SQLite, PostgreSQL "
                           "or memory).")
-    parts.counters = _counters(auth, store, db_path, workers)
+    shared_store = store.health().backend == "postgres"
+    parts.counters = _counters(auth, db_path, workers, state, shared_store)
     accountant = Accountant(store, Pricing(pricing, is_local))
     authenticator = None
     if auth is not None:
-        secret = _secret(auth, db_path, env, shared=store.health().backend == "postgres")
+        secret = _secret(auth, db_path, env, shared=shared_store)
         authenticator = Authenticator(store, secret, _admin_key(auth, env), auth.default_limits)
-    parts.routes.extend(KeyAdminRoutes(store, authenticator).routes())
+    on_change = share_key_changes(store, state) if state is not None and state.backend == "redis" else None
+    parts.routes.extend(KeyAdminRoutes(store, authenticator, on_change).routes())
     gate = KeyGate(auth=authenticator, counters=parts.counters, accountant=accountant, provider_of=provider_of,
                    quota=quota)
     parts.gate = gate
@@ -139,14 +145,26 @@ def _metrics_endpoint(metrics: Any) -> Callable[[Request], Any]:
     return endpoint
 
 
-def _counters(auth: AuthSettings | None, store: Any, db_path: Path | None, workers: int) -> Counters:
+def _counters(
+    auth: AuthSettings | None, db_path: Path | None, workers: int, state: SharedState | None, shared_store: bool
+) -> Counters:
     backend = auth.limits_backend if auth is not None else "auto"
+    redis = state is not None and state.backend == "redis"
     if backend == "auto":
-        backend = "sqlite" if workers > 1 and db_path is not None else "memory"
-        if workers > 1 and db_path is None:
+        backend = "redis" if redis else "sqlite" if workers > 1 and db_path is not None else "memory"
+        if workers > 1 and backend == "memory":
             log.warning("%d workers with an in-memory store: each worker counts limits on its own "
                         "(a key gets up to %d times its limits).", workers, workers)
+    if backend == "redis":
+        if not redis:
+            raise ConfigError("server.auth.limits_backend: redis needs state.redis_url (or RELAYSTACK_REDIS_URL).")
+        from relaystack.gateway.counters_redis import RedisCounters
+
+        return RedisCounters(state)
     if backend == "memory":
+        if shared_store:
+            log.warning("server.auth.limits_backend: memory on the PostgreSQL store: each instance counts "
+                        "limits on its own (set state.redis_url to share them).")
         return InProcessCounters()
     if db_path is None:
         raise ConfigError("server.auth.limits_backend: sqlite needs a database file (storage.db_path is :memory:).")
@@ -178,3 +196,28 @@ def _secret(auth: AuthSettings, db_path: Path | None, env: Mapping[str, str], *,
     if not given and db_path is None:  # an in-memory store forgets its keys at exit: so may the secret
         return secrets.token_bytes(32)
     return load_server_secret(given, db_path.parent if db_path is not None else Path("."))
+
+
+def share_key_changes(store: Any, state: SharedState) -> Callable[[], Awaitable[None]] | None:
+    """With Redis and a store several instances share (PostgreSQL): every key change is broadcast
+    with the store's new ``keys_version``, and each instance takes it at once (instead of at its
+    store monitor's next probe), so a revoked key is refused everywhere within milliseconds.
+    Returns what the admin routes call after each key write; None when the store needs no help
+    (SQLite's workers share a memory-mapped stamp)."""
+    observe = getattr(store, "observe_keys_version", None)
+    if observe is None:
+        return None
+
+    def heard(message: bytes | None) -> None:
+        if message:  # None (a gap in the broadcast): the store's monitor catches up within a probe
+            observe(int(message))
+
+    state.subscribe(KEYS_CHANNEL, heard)
+
+    async def announce() -> None:
+        try:
+            await state.publish(KEYS_CHANNEL, b"%d" % store.keys_version())
+        except RelaystackError as exc:  # the change is committed; the monitor spreads it anyway
+            log.warning("Could not broadcast a key change (%s); other instances see it within a second", exc.code)
+
+    return announce

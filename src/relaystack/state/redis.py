@@ -5,6 +5,9 @@
   instance agrees on the window and a take is atomic across instances. One key per counter
   keeps it valid on a Redis Cluster too.
 - values: ``SET {prefix}v:{key} PX ttl [NX]``.
+- scripts (``script``): a caller's own Lua, run atomically, for what the three primitives
+  cannot say in one step (the gateway's limits: every window and slot of a request at once).
+  Its keys get ``{prefix}x:``.
 - broadcast: ``PUBLISH {prefix}c:{channel}``; the instance listens with ONE ``PSUBSCRIBE
   {prefix}c:*`` connection and dispatches locally, so subscribing costs no round trip. When
   that connection breaks it reconnects, and every callback gets ``None`` (messages may have been
@@ -94,6 +97,7 @@ class RedisState:
         self._max_connections = max_connections
         self._client: aioredis.Redis | None = None
         self._script: Any = None
+        self._scripts: dict[str, Any] = {}  # Lua source -> redis-py Script (EVALSHA, EVAL on NOSCRIPT)
         self._subscribers: dict[str, list[MessageCallback]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._down: str | None = None  # the reason, while Redis is known to be unreachable
@@ -207,6 +211,24 @@ class RedisState:
     async def usage(self, key: str, *, window_s: float) -> float:
         _allowed, prev, cur, elapsed = await self._window(key, 0, -1, window_s)
         return estimate(prev, cur, elapsed, window_s)
+
+    # -- scripts ------------------------------------------------------------------------
+    def script(self, source: str) -> Callable[[list[str], list[Any]], Awaitable[Any]]:
+        """``source`` (Lua) as an async function of (keys, args), run atomically by Redis, with
+        this state's availability rules (``StateUnavailableError`` while Redis is down). Keys
+        are given this state's prefix; a script's reply is Redis's (lists, ints, bytes)."""
+        prefix = self.prefix + "x:"
+
+        async def run(keys: list[str], args: list[Any]) -> Any:
+            def call(client: aioredis.Redis) -> Awaitable[Any]:
+                compiled = self._scripts.get(source)
+                if compiled is None:
+                    compiled = self._scripts[source] = client.register_script(source)
+                return compiled(keys=[prefix + key for key in keys], args=args)
+
+            return await self._call(call)
+
+        return run
 
     # -- TTL'd key-value ----------------------------------------------------------------
     async def set(self, key: str, value: bytes, *, ttl_s: float, only_if_absent: bool = False) -> bool:
