@@ -8,8 +8,8 @@
 - scripts (``script``): a caller's own Lua, run atomically, for what the three primitives
   cannot say in one step (the gateway's limits: every window and slot of a request at once).
   Its keys get ``{prefix}x:``. Scripts run on the request path, so they go through
-  ``redis_wire.RedisWire`` (one pipelined socket, ~11 us of client CPU a call against ~70 us
-  through redis-py), not through redis-py.
+  ``redis_wire.RedisWire`` (one pipelined socket: an admit and its settle cost 27 us of client
+  CPU against 152 us through redis-py, ``bench/redis_wire.py``).
 - broadcast: ``PUBLISH {prefix}c:{channel}``; the instance listens with ONE ``PSUBSCRIBE
   {prefix}c:*`` connection and dispatches locally, so subscribing costs no round trip. When
   that connection breaks it reconnects, and every callback gets ``None`` (messages may have been

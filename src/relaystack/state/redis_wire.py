@@ -1,9 +1,9 @@
 """A lean Redis connection for the per-request path: pipelined ``EVALSHA`` over one socket.
 
 The gateway's shared limits run one Lua script per request (two when a request holds a slot or
-a tokens window). Through redis-py that is ~70 us of client CPU per call (connection pool,
-command packing, response callbacks); written here on an ``asyncio.Protocol`` it is ~11 us
-(measured: ``bench/redis_wire.py``). Everything else (connecting at start-up, the health
+a tokens window). Through redis-py an admit and its settle cost 152 us of client CPU (pool,
+command packing, response callbacks); written here on an ``asyncio.Protocol``, 27 us (c=16,
+``bench/redis_wire.py``). Everything else (connecting at start-up, the health
 monitor, pub/sub, the rare values) stays on redis-py in ``redis.py``.
 
 One connection, pipelined: every call queues its command and waits for its reply, and Redis
