@@ -167,7 +167,8 @@ def _counters(
                         "limits on its own (set state.redis_url to share them).")
         return InProcessCounters()
     if db_path is None:
-        raise ConfigError("server.auth.limits_backend: sqlite needs a database file (storage.db_path is :memory:).")
+        raise ConfigError("server.auth.limits_backend: sqlite needs the SQLite store with a database file "
+                          "(storage.db_path is :memory:, or the store is PostgreSQL: use redis).")
     from relaystack.gateway.counters_sqlite import SqliteCounters, limits_path
 
     return SqliteCounters(limits_path(db_path))
