@@ -276,6 +276,12 @@ def test_status_shows_a_provider_degraded_then_unreachable_live(
     assert "ready" in browser.text('[data-provider="local"]')  # the local model's state and queue
     browser.wait(lambda: "queue 0" in browser.text('[data-provider="local"]'), "the local model's queue")
     assert browser.css("#status-live").is_selected()
+    # the recording mode, and every model with its type and provider
+    assert "Recording" in browser.text("#status-summary") and "live" in browser.text("#status-summary")
+    rows = {r.find_elements("css selector", "td")[0].text: r.text for r in browser.all("#models-table tbody tr")}
+    assert "llm" in rows[CHAT_MODEL] and "local" in rows[CHAT_MODEL]
+    assert "embedding" in rows[EMBED_MODEL] and "384 dimensions" in rows[EMBED_MODEL]
+    assert "vllm" in rows[VLLM_MODEL]
     chat = {"model": VLLM_MODEL, "messages": [{"role": "user", "content": "hi"}]}
 
     fake_vllm.mode = "failing"  # the upstream answers 503
