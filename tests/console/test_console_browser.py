@@ -204,12 +204,20 @@ def test_stop_button_aborts_and_the_server_cancels_the_generation(server: Runnin
     assert _wait_reply_done(browser)
 
 
-def test_playground_chats_with_any_served_model(browser: Browser) -> None:
+def test_playground_chats_with_any_served_model(browser: Browser, fake_vllm: FakeVLLM) -> None:
     browser.click("#chat-clear")
     Select(browser.css("#chat-model")).select_by_value(VLLM_MODEL)
+    for _ in range(4):  # the temperature slider, from the keyboard: 0.7 -> 0.3
+        browser.css("#chat-temperature").send_keys(Keys.ARROW_LEFT)
+    assert browser.text("#chat-temperature-value") == "0.3"
     _send(browser, "Hello, fake upstream.")
     assert _wait_reply_done(browser).strip() == "The fake upstream says hello."
     assert browser.text("#m-provider") == "vllm"
+    # what the upstream got: the playground's system prompt, temperature and max tokens
+    sent = fake_vllm.chat_bodies[-1]
+    assert sent["messages"] == [{"role": "system", "content": "You are a patient teacher."},
+                                {"role": "user", "content": "Hello, fake upstream."}]
+    assert (sent["temperature"], sent["max_tokens"], sent["stream"]) == (0.3, 24, True)
     Select(browser.css("#chat-model")).select_by_value(CHAT_MODEL)
 
 
