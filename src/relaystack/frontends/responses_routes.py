@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from relaystack.api.asgi import Receive, Scope, Send, send_error, send_raw_json
 from relaystack.context import RequestContext
+from relaystack.counters import COUNTERS
 from relaystack.errors import ConflictError, InvalidRequestError, NotImplementedYetError, RelaystackError
 from relaystack.frontends.chat_reader import ChatTurn, blocks_of
 from relaystack.frontends.pipeline import SSE_HEADERS, Frontend
@@ -38,6 +39,7 @@ from relaystack.frontends.responses_output import (
 from relaystack.frontends.responses_request import ResponsesRequest, parse_responses_request
 from relaystack.frontends.responses_stream import ResponsesStream
 from relaystack.storage.base import ResponseStore
+from relaystack.telemetry import current as telemetry
 
 __all__ = ["ResponsesRoutes"]
 
@@ -175,7 +177,9 @@ class ResponsesRoutes:
         try:
             await self.store.put_response(response, prepared.items, messages)
         except Exception as exc:
-            log.error("Could not store response %s: %s", response["id"], exc)
+            COUNTERS.store_failures += 1
+            telemetry().store_failure("response")
+            log.error("Could not store response %s (answered, not stored): %s", response["id"], exc)
             return False
         return True
 
