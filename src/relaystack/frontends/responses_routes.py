@@ -139,7 +139,7 @@ class ResponsesRoutes:
         )  # fmt: skip
         stored = await self._store(prepared, response, turn)
         await self.frontend.settle(ctx, 200, turn.usage)
-        await send_raw_json(send, 200, orjson.dumps(response), None if stored else _STORE_FAILED)
+        await send_raw_json(send, 200, orjson.dumps(response), ctx.answer_headers([] if stored else _STORE_FAILED))
 
     async def _stream(self, prepared: _Prepared, ctx: RequestContext, send: Send) -> None:
         try:
@@ -149,7 +149,7 @@ class ResponsesRoutes:
             await send_error(send, exc)
             return
         stream = ResponsesStream(new_id("resp"), now(), prepared.body)
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        await send({"type": "http.response.start", "status": 200, "headers": ctx.answer_headers(SSE_HEADERS)})
         await send({"type": "http.response.body", "body": stream.start(), "more_body": True})
         status = 200
         try:
