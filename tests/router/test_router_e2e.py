@@ -187,6 +187,28 @@ def test_the_client_can_ask_for_a_single_attempt(rig: Rig) -> None:
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "X-Relaystack-Max-Attempts"
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_front_ends_are_routed_and_say_who_answered(rig: Rig, stream: bool) -> None:
+    """/v1/responses and /v1/messages go through the same router: fallback, headers, max attempts."""
+    base = rig.server.base_url
+    responses = httpx.post(f"{base}/v1/responses", json={"model": "down", "input": "Hello", "stream": stream},
+                           timeout=30)
+    messages = httpx.post(f"{base}/v1/messages", timeout=30, json={
+        "model": "down", "max_tokens": 16, "stream": stream, "messages": [{"role": "user", "content": "Hello"}]})
+    for answer in (responses, messages):
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-relaystack-provider"] == "b" and answer.headers["x-relaystack-deployment"] == "b"
+        assert answer.headers["x-relaystack-attempts"] in {"1", "2"}  # "2" if this opened the cooldown
+    rig.a.fail_next(503, times=10)
+    single = httpx.post(f"{base}/v1/responses", json={"model": "retrying", "input": "Hello", "stream": stream},
+                        headers={"X-Relaystack-Max-Attempts": "1"}, timeout=30)
+    assert single.status_code == 503 and single.headers["x-relaystack-attempts"] == "1"
+    assert len(rig.a.requests_to(CHAT)) == 1
+    bad = httpx.post(f"{base}/v1/messages", headers={"X-Relaystack-Max-Attempts": "0"}, timeout=30, json={
+        "model": "down", "max_tokens": 16, "messages": [{"role": "user", "content": "Hello"}]})
+    assert bad.status_code == 400 and "X-Relaystack-Max-Attempts" in bad.text
+
+
 def test_a_stream_stalled_before_its_first_byte_is_served_elsewhere(rig: Rig) -> None:
     rig.a.stall_next(10, path=CHAT)
     rig.a.stall_next(10, path=CHAT)
