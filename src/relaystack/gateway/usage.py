@@ -15,13 +15,13 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from relaystack.gateway.keys import Budget
 from relaystack.gateway.settings import Price
 from relaystack.storage.base import KeyStore, UsageRow
 
-__all__ = ["Accountant", "Tokens", "period_start", "tokens_of", "utc_day"]
+__all__ = ["Accountant", "Submitted", "Tokens", "period_start", "tokens_of", "utc_day"]
 
 log = logging.getLogger("relaystack.gateway")
 
@@ -29,8 +29,7 @@ log = logging.getLogger("relaystack.gateway")
 _SPEND_REFRESH_S = 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class Tokens:
+class Tokens(NamedTuple):  # a named tuple: made on every request, and cheap to make
     prompt: int = 0
     completion: int = 0
     cached: int = 0
@@ -125,6 +124,20 @@ class _Spend:
     read_at: float
 
 
+class Submitted(NamedTuple):
+    """One request's usage write, queued by ``Accountant.submit``."""
+
+    write: Awaitable[None]
+    cost: float
+    spend: _Spend | None  # the budget's figure this write adds to once committed (None: no budget)
+
+    def committed(self) -> None:
+        """The write committed (or is on its way: its request was cancelled while it waited,
+        so it is counted now, on the budget's safe side; the figure is re-read within a second)."""
+        if self.spend is not None:
+            self.spend.usd += self.cost
+
+
 class _Batch:
     """The usage rows of the requests settling in one event-loop turn, merged, and a future
     for each request waiting for their commit (its own: a cancelled request cancels only it)."""
@@ -168,18 +181,13 @@ class Accountant:
             spend.usd += cost
         return cost
 
-    def submit(self, key_id: str, model: str, provider: str, tokens: Tokens) -> Awaitable[None]:
+    def submit(self, key_id: str, model: str, provider: str, tokens: Tokens) -> Submitted:
         """Queue one request's usage write now, without waiting (``Gate.begin_settle``): queued
-        next to the request's own store write, it commits in the same transaction. Await the
-        result for the commit."""
+        next to the request's own store write, it commits in the same transaction. Await
+        ``.write`` for the commit, then call ``.committed()`` (a budget's spend grows then)."""
         cost = self.pricing.cost(model, provider, tokens)
-        row = UsageRow(utc_day(), key_id, model, provider, 1, tokens.prompt, tokens.completion, tokens.cached, cost)
-        written = self._store.add_usage((row,))
-        write = written if isinstance(written, asyncio.Future) else asyncio.ensure_future(written)
-        spend = self._spend.get(key_id)
-        if spend is not None:  # a key with a budget: its spend grows once the write committed
-            write.add_done_callback(partial(_spent, spend, cost))
-        return write
+        written = self._store.add_usage((UsageRow(utc_day(), key_id, model, provider, 1, *tokens, cost),))
+        return Submitted(written, cost, self._spend.get(key_id))
 
     def _flush(self, batch: _Batch) -> None:
         self._batch = None
@@ -209,11 +217,6 @@ class Accountant:
         rows = await self._store.usage_totals(since=since, until="9999-12-31", key_id=key_id)
         spend = self._spend[key_id] = _Spend(since, sum(row.cost for row in rows), now)
         return spend.usd
-
-
-def _spent(spend: _Spend, cost: float, write: asyncio.Future[None]) -> None:
-    if not write.cancelled() and write.exception() is None:
-        spend.usd += cost
 
 
 def _added(old: UsageRow, new: UsageRow) -> UsageRow:
