@@ -67,8 +67,11 @@ class Guard:
         key = known(scope) if known is not None else None
         if key is None:
             return False
-        if not key.is_admin and self._need_of(scope["method"], scope["path"]) == "admin":
-            return False
+        if not key.is_admin:
+            route = (scope["method"], scope["path"])
+            need = self._needs.get(route) or self._need_of(*route)
+            if need == "admin":
+                return False
         scope[SCOPE_KEY] = key
         return True
 

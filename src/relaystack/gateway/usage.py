@@ -95,26 +95,27 @@ def period_start(period: str, now: float | None = None) -> str:
 
 class Pricing:
     def __init__(self, prices: Mapping[str, Price], is_local: Callable[[str], bool]) -> None:
-        self._prices = dict(prices)
+        # model -> (input, cached input or None, output) dollars per million: read once a request
+        self._rates = {m: (p.input_per_million, p.cached_input_per_million, p.output_per_million)
+                       for m, p in prices.items()}
         self._is_local = is_local
         self._unpriced_warned: set[str] = set()
 
     def cost(self, model: str, provider: str, tokens: Tokens) -> float:
         if self._is_local(provider):
             return 0.0
-        price = self._prices.get(model)
-        if price is None:
+        rates = self._rates.get(model)
+        if rates is None:
             if model not in self._unpriced_warned and len(self._unpriced_warned) < 1000:
                 self._unpriced_warned.add(model)
                 log.warning("No price for model '%s' in run.yaml's pricing: its cost is counted as 0.", model)
             return 0.0
-        cached_price = price.cached_input_per_million
-        cached = min(tokens.cached, tokens.prompt) if cached_price is not None else 0
-        return (
-            (tokens.prompt - cached) * price.input_per_million
-            + cached * (cached_price or 0.0)
-            + tokens.completion * price.output_per_million
-        ) / 1_000_000
+        input_rate, cached_rate, output_rate = rates
+        prompt, completion, cached = tokens
+        if cached_rate is None or not cached:
+            return (prompt * input_rate + completion * output_rate) / 1_000_000
+        cached = min(cached, prompt)
+        return ((prompt - cached) * input_rate + cached * cached_rate + completion * output_rate) / 1_000_000
 
 
 @dataclass(slots=True)

@@ -82,13 +82,13 @@ class _UsageWrite:
     __slots__ = ("rows", "waiters")
 
     def __init__(self) -> None:
-        self.rows: dict[tuple[str, str, str, str], list[Any]] = {}
+        self.rows: dict[tuple[Any, ...], list[Any]] = {}
         self.waiters: list[asyncio.Future[None]] = []
 
     def add(self, rows: Sequence[UsageRow]) -> None:
         merged = self.rows
         for row in rows:
-            where = (row[0], row[1], row[2], row[3])
+            where = row[:4]
             total = merged.get(where)
             if total is None:
                 merged[where] = list(row)
