@@ -62,3 +62,36 @@ async def test_a_stopped_store_refuses_usage_at_once(tmp_path: Path) -> None:
     with pytest.raises(StoreClosedError):
         store.add_usage((UsageRow(DAY, "k", "m", "p"),))
     assert store._usage_write is None  # nothing half-made left for the next caller
+
+
+def test_callers_on_two_event_loops_each_get_their_own_answers(tmp_path: Path) -> None:
+    """A write is merged only among callers of one loop: each future is resolved on its own loop."""
+    import threading
+
+    store = SqliteStore(tmp_path / "usage.db")
+    asyncio.run(store.start())
+
+    async def many(key: str) -> None:
+        for _ in range(10):
+            await asyncio.gather(*(store.add_usage((UsageRow(DAY, key, "m", "p", 1, 1, 0, 0, 0.0),))
+                                   for _ in range(20)))
+
+    errors: list[BaseException] = []
+
+    def in_a_thread(key: str) -> None:
+        try:
+            asyncio.run(many(key))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=in_a_thread, args=(f"k{i}",)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    try:
+        assert errors == []
+        totals = asyncio.run(store.usage_totals(since=DAY, until=DAY))
+        assert [(r.key_id, r.requests) for r in totals] == [("k0", 200), ("k1", 200)]
+    finally:
+        asyncio.run(store.stop())

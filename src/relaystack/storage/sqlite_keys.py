@@ -79,9 +79,10 @@ class _UsageWrite:
     """The usage rows waiting for the writer thread, merged per (day, key, model, provider), and
     a future per caller (a cancelled request cancels only its own)."""
 
-    __slots__ = ("rows", "waiters")
+    __slots__ = ("loop", "rows", "waiters")
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop  # the callers' (a caller on another loop starts a write of its own)
         self.rows: dict[tuple[Any, ...], list[Any]] = {}
         self.waiters: list[asyncio.Future[None]] = []
 
@@ -189,14 +190,15 @@ class SqliteKeys:
     def add_usage(self, rows: Sequence[UsageRow]) -> asyncio.Future[None]:
         """Joins the usage write waiting for the writer (or queues a new one); the future is
         this caller's own, resolved once the rows committed."""
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
         lock = self._usage_lock
         if lock is None:  # made on first use, by the event loop's thread
             lock = self._usage_lock = threading.Lock()
         with lock:
             write = self._usage_write
-            if write is None:
-                write = _UsageWrite()
+            if write is None or write.loop is not loop:
+                write = _UsageWrite(loop)
                 queued = self._submit(RUN, (partial(_write_usage, self, write),))  # raises when stopped
                 queued.add_done_callback(partial(_resolve, write.waiters))
                 self._usage_write = write
