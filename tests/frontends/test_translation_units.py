@@ -66,6 +66,14 @@ def test_the_upstream_body_is_llama_stacks() -> None:
     assert request.store is False and request.stream is False
 
 
+def test_allowed_tools_become_chats_allowed_tools() -> None:
+    tool = {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
+    choice = {"type": "allowed_tools", "mode": "required", "tools": [{"type": "function", "name": "get_weather"}]}
+    request = parse_responses_request({"model": "m", "input": "hi", "tools": [tool], "tool_choice": choice})
+    assert request.chat_body["tool_choice"] == {"type": "allowed_tools", "allowed_tools": {
+        "mode": "required", "tools": [{"type": "function", "function": {"name": "get_weather"}}]}}
+
+
 def test_function_outputs_follow_their_calls_wherever_they_sit() -> None:
     items = [
         {"role": "user", "content": "SF or LA?"},

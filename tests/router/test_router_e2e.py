@@ -123,6 +123,25 @@ def test_a_5xx_is_retried_on_the_same_deployment(rig: Rig) -> None:
     assert len(rig.a.requests_to(CHAT)) == 2 and rig.b.requests == []
 
 
+def test_every_attempt_leaves_a_log_line(rig: Rig) -> None:
+    """A failed attempt is a warning naming the deployment; the request's access line counts them all."""
+    seen = len(rig.server.log())
+    rig.a.fail_next(503, times=2)
+    response = rig.post("retrying")
+    assert response.status_code == 200 and response.headers["x-relaystack-attempts"] == "3"
+
+    def new_lines() -> list[str]:
+        return rig.server.log()[seen:].splitlines()
+
+    assert rig.a.wait_until(lambda: any("relaystack.access: POST" in line for line in new_lines()), timeout=10)
+    failed = [line for line in new_lines() if "model retrying: attempt" in line]
+    assert len(failed) == 2 and all("on deployment a (provider a) failed" in line and " 503 " in line
+                                    for line in failed), failed
+    assert "attempt 1 " in failed[0] and "attempt 2 " in failed[1]
+    (access,) = [line for line in new_lines() if "relaystack.access: POST /v1/chat/completions" in line]
+    assert " 200 " in access and "model=retrying provider=b" in access and access.endswith("attempts=3")
+
+
 def test_a_400_is_passed_through_after_one_attempt(rig: Rig) -> None:
     rig.a.fail_next(400, message="bad request")
     response = rig.post("retrying")

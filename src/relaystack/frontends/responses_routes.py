@@ -252,7 +252,8 @@ class ResponsesRoutes:
 def _limit(text: str | None) -> int:
     if text is None:
         return 20
-    if not text.isdigit() or not 1 <= int(text) <= 100:
+    # ASCII digits only: str.isdigit() also takes '²' and '١', which int() then refuses (a 500)
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 100:
         raise InvalidRequestError("'limit' must be an integer from 1 to 100.", param="limit")
     return int(text)
 
