@@ -203,7 +203,9 @@ class KeyStore(Protocol):
         write; the returned awaitable completes once it is committed.
 
         A plain method returning an awaitable (a coroutine or a future): the gateway calls it
-        once per event-loop turn for every request that settled in it, from a callback.
+        for each answered request as the answer is stored (or once per event-loop turn for the
+        requests that settled in it). A backend may merge the rows of several calls into one
+        write, as long as each awaitable completes only once its own rows committed.
         """
 
     async def usage_totals(self, *, since: str, until: str, key_id: str | None = None) -> list[UsageRow]:
