@@ -42,6 +42,7 @@ from relaystack.recording.testid import bound_test_id
 from relaystack.redaction import PROCESS, install_log_redaction, register_environment
 from relaystack.registry import Registry
 from relaystack.router import Router, RouterSettings
+from relaystack.shared_discovery import SharedDiscovery
 from relaystack.state import SharedState, open_state
 from relaystack.storage.base import ResponseStore, Store
 from relaystack.telemetry import current as telemetry
@@ -68,6 +69,8 @@ class RelaystackApp:
         self.public_url: str | None = None
         # False in all but one worker process, so start-up details are printed once
         self.announce = True
+        # with --workers N: the file through which the workers list each provider's models once
+        self.shared_discovery: SharedDiscovery | None = None
         self.health = HealthBook()
         self.access_log = AccessLog(config.server.access_log)
         self.state: SharedState = state if state is not None else open_state(config.state, shared_by=None)
@@ -290,7 +293,7 @@ class RelaystackApp:
         await self.gateway.start()
         for provider in self.providers:
             await provider.start()
-        await self.registry.start()
+        await self.registry.start(self.shared_discovery)
         # Everything built at start-up lives as long as the process: keep it out of the cyclic
         # garbage collector's full passes, which otherwise walk it all and stall requests.
         gc.collect()

@@ -141,6 +141,11 @@ class Provider:
         """Models the provider serves right now; None when it cannot tell (no key, no listing)."""
         return None
 
+    def listing_adopted(self, entries: list[ModelEntry]) -> None:
+        """Another worker process listed these models at start-up (``--workers N`` list once,
+        ``relaystack.shared_discovery``): a provider that learns something from its own listing
+        learns it here."""
+
     def static_models(self) -> list[ModelEntry]:
         """Models known without asking anyone (built-in defaults)."""
         return []

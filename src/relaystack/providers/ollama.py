@@ -136,6 +136,9 @@ class OllamaProvider(OpenAICompatProvider):
         self._pulled = frozenset(str(_name(m)) for m in models)
         return [e for e in self.models_from_tags(models) if self.allows(e.provider_resource_id)]
 
+    def listing_adopted(self, entries: list[ModelEntry]) -> None:
+        self._pulled = frozenset(entry.provider_resource_id for entry in entries)
+
     def models_from_tags(self, models: list[dict[str, Any]]) -> list[ModelEntry]:
         entries: list[ModelEntry] = []
         names = {str(_name(m)) for m in models}
