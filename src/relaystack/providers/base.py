@@ -193,6 +193,14 @@ class Provider:
         return ()
 
     async def health(self) -> dict[str, Any]:
+        """llama-stack's provider health (``GET /v1/providers``): may ask the upstream (Ollama's
+        ``/api/ps``). ``GET /v1/health`` never calls it: it shows ``status()``."""
+        return self.status()
+
+    def status(self) -> dict[str, Any]:
+        """What ``GET /v1/health`` shows of this provider beside its last discovery and request
+        outcome (``health.py``): without any I/O, so a probe is free. ``OK``, or a local engine's
+        loading state."""
         return {"status": "OK"}
 
 

@@ -107,7 +107,9 @@ class OllamaProvider(OpenAICompatProvider):
         return response.status, await response.read()
 
     async def health(self) -> dict[str, Any]:
-        """llama-stack's: ``GET /api/ps`` answers (any running-models list will do)."""
+        """llama-stack's: ``GET /api/ps`` answers (any running-models list will do). Asked by
+        ``GET /v1/providers`` only: ``GET /v1/health`` shows the last discovery and request
+        outcome, as for every provider, and never calls Ollama."""
         try:
             status, _ = await self._native("/api/ps")
         except RelaystackError as exc:
