@@ -12,8 +12,9 @@ import pytest
 
 from relaystack.errors import ConfigError, ReplayMissError
 from relaystack.recording import RecordingSettings, RecordMode, ReplayingUpstream, wrap_upstream
-from relaystack.recording.codec import TYPE_MODEL, dump_document
+from relaystack.recording.codec import TYPE_MODEL, build_response, dump_document
 from relaystack.recording.identity import identity_of_request
+from relaystack.recording.redact import SecretSet
 from relaystack.recording.store import RecordingStore
 from relaystack.upstream.base import UpstreamRequest
 
@@ -187,6 +188,27 @@ async def test_model_list_replays_the_bare_array_and_merges_variants(tmp_path: P
     upstream = replayer(tmp_path)
     response = await upstream.send(get(TOGETHER, "/models"))
     assert [m["id"] for m in json.loads(await response.read())] == ["a", "m", "z"]
+
+
+async def test_a_listing_under_items_is_recorded_as_it_came_and_merged(tmp_path: Path) -> None:
+    """OCI lists its models as ``{"items": [...]}`` at ``.../models``: kept as the object it was."""
+    oci = "http://127.0.0.1:9/20231130"
+    identity = identity_of_request(get(oci, "/models"))
+    listing = {"items": [{"id": "ocid1.z", "displayName": "cohere.command-r"},
+                         {"id": "ocid1.a", "displayName": "meta.llama-3.3"}], "opc": "page-1"}
+    response = build_response(identity.operation, listing, streaming=False)
+    assert response == {"body": listing, "is_streaming": False}
+    store = RecordingStore(tmp_path)
+    store.write(identity, response, SecretSet())
+    replayed = await (await replayer(tmp_path).send(get(oci, "/models"))).read()
+    assert json.loads(replayed) == listing
+    # two recordings of the listing (per-model-set variants): one listing, the union by id, sorted
+    variant = {"items": [{"id": "ocid1.m", "displayName": "cohere.embed-v4.0"}], "opc": "page-1"}
+    (tmp_path / "responses" / f"models-{identity.short_hash}-0badcafe.json").write_text(
+        dump_document(identity.to_record(), build_response(identity.operation, variant, streaming=False)))
+    merged = json.loads(await (await replayer(tmp_path).send(get(oci, "/models"))).read())
+    assert merged["opc"] == "page-1" and "data" not in merged
+    assert [m["id"] for m in merged["items"]] == ["ocid1.a", "ocid1.m", "ocid1.z"]
 
 
 async def test_used_ids_are_counted_and_logged(tmp_path: Path) -> None:

@@ -45,6 +45,8 @@ from relaystack.recording.codec import (
     build_binary_response,
     build_response,
     compact_json,
+    list_key,
+    stream_finished,
 )
 from relaystack.recording.failures import build_error_response, build_transport_error_response
 from relaystack.recording.faults import FaultSpec, fault_error_body
@@ -165,7 +167,8 @@ class RecordingUpstream:
                 response = build_binary_response(content_type.split(";")[0].strip(), cap.body)
             else:
                 response = build_response(
-                    identity.operation, _payload(cap), streaming=cap.streaming, endpoint=identity.endpoint
+                    identity.operation, _payload(cap), streaming=cap.streaming, endpoint=identity.endpoint,
+                    done_event=cap.done or not cap.streaming,
                 )
         except _NotRecordable as exc:
             log.warning("record: not recording %s: %s", what, exc)
@@ -224,14 +227,14 @@ def _payload(cap: Capture) -> Any:
             return json.loads(cap.body)
         except ValueError:
             raise _NotRecordable("the body is not JSON") from None
-    if not cap.done:
-        raise _NotRecordable("the stream ended without [DONE]")
     try:
         chunks = [json.loads(p) for p in cap.payloads]
     except ValueError:
         raise _NotRecordable("the stream carried a malformed (non-JSON) event") from None
     if any(isinstance(c, dict) and "error" in c for c in chunks):
         raise _NotRecordable("the stream carried an in-band error event")
+    if not cap.done and not stream_finished(chunks):
+        raise _NotRecordable("the stream ended without [DONE] before it finished")
     return chunks
 
 
@@ -344,7 +347,8 @@ def _replay(found: list[Recording], fault: FaultSpec | None) -> ReplayResponse:
         return ReplayResponse(200, {**headers, "content-type": content_type}, [data], stream=False, fault=fault)
     if first.replays_as_stream:
         headers["content-type"] = "text/event-stream"
-        return ReplayResponse(200, headers, list(first.sse_events()), stream=True, fault=fault)
+        return ReplayResponse(200, headers, list(first.sse_events()), stream=True, fault=fault,
+                              done_event=first.done_event)
     headers["content-type"] = "application/json"
     wire = first.wire_json()
     if len(found) > 1 and first.is_model_list:
@@ -393,4 +397,4 @@ def _merged_models(found: list[Recording]) -> Any:
             by_id.setdefault(key, model)
     items = [by_id[k] for k in sorted(by_id)]
     shape = found[0].wire_json()
-    return {**shape, "data": items} if isinstance(shape, dict) else items
+    return {**shape, list_key(shape) or "data": items} if isinstance(shape, dict) else items

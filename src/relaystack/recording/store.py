@@ -178,7 +178,8 @@ class RecordingStore:
         """Scrub, check, and atomically write one recording; returns its path (None: a recorded
         success is never replaced by an error)."""
         per_test = self.format is RecordingFormat.PER_TEST
-        if per_test and identity.operation == "/models" and "envelope" not in response:
+        if per_test and identity.operation == "/models" and "envelope" not in response \
+                and isinstance(response.get("body"), list):
             # a bare array on the wire; without the mark a later-generation listing replays as a page
             response = {**response, "envelope": None}
         path = self.path_for(identity, response)
@@ -204,7 +205,7 @@ def model_digest(identity: Identity, response: dict[str, Any]) -> str:
     items: Any = body if isinstance(body, list) else []
     if isinstance(body, dict):
         page = body.get("__data__", body)
-        items = page.get("models", page.get("data", [])) if isinstance(page, dict) else []
+        items = page.get("models", page.get("data", page.get("items", []))) if isinstance(page, dict) else []
     if not isinstance(items, list):
         items = []
     key = "model" if identity.endpoint == "/api/tags" else "id"
