@@ -37,7 +37,7 @@ from relaystack.logs import AccessLog
 from relaystack.providers.base import Provider
 from relaystack.providers.catalog import CATALOG, build_provider
 from relaystack.providers.openai_compat import OpenAICompatProvider
-from relaystack.recording import RecordingSettings, RecordMode, wrap_upstream
+from relaystack.recording import RecordingSettings, RecordMode, recording_store, wrap_upstream
 from relaystack.recording.testid import bound_test_id
 from relaystack.redaction import PROCESS, install_log_redaction, register_environment
 from relaystack.registry import Registry
@@ -74,6 +74,8 @@ class RelaystackApp:
         self.health = HealthBook()
         self.access_log = AccessLog(config.server.access_log)
         self.state: SharedState = state if state is not None else open_state(config.state, shared_by=None)
+        # one index of the recordings folder for every provider (record and replay modes)
+        self._recordings = recording_store(recording)
         self.providers = [self._build_provider(p.provider_id, p.provider_type, p.config)
                           for p in config.inference_providers]
         # every configured and environment key is scrubbed from every log line and error
@@ -162,7 +164,8 @@ class RelaystackApp:
 
     def _build_provider(self, provider_id: str, provider_type: str, config: dict[str, Any]) -> Provider:
         row = CATALOG.get(provider_type)
-        upstream = wrap_upstream(AiohttpUpstream(), self.recording) if row is not None and row.remote else None
+        remote = row is not None and row.remote
+        upstream = wrap_upstream(AiohttpUpstream(), self.recording, self._recordings) if remote else None
         provider = build_provider(provider_id, provider_type, dict(config), upstream)  # type: ignore[arg-type]
         if isinstance(provider, OpenAICompatProvider):
             provider.credentials_optional = self.recording.mode is RecordMode.REPLAY
