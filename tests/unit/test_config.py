@@ -114,3 +114,14 @@ def test_the_server_limits_have_safe_defaults_and_bad_values_name_the_key() -> N
         with pytest.raises(ConfigError) as caught:
             parse_config({"providers": {}, "server": {key: value}}, env={})
         assert f"server.{key}" in str(caught.value), (key, value)
+def test_a_misspelt_server_key_is_warned_about_with_the_nearest_known_one(caplog: pytest.LogCaptureFixture) -> None:
+    raw = {"server": {"port": 8400, "max_concurent_requests": 5, "disable_ipv6": True}}
+    with caplog.at_level(logging.WARNING, logger="relaystack"):
+        config = parse_config(raw, source="run.yaml")
+    assert config.server.max_concurrent_requests == 1024  # the typo changed nothing...
+    warnings = [r.getMessage() for r in caplog.records]
+    # ...and says so, naming the key it probably meant
+    assert any("server.max_concurent_requests is not a relaystack setting" in w
+               and "Did you mean server.max_concurrent_requests?" in w for w in warnings), warnings
+    assert any("server.disable_ipv6 (llama-stack) has no effect" in w for w in warnings), warnings
+    assert not any("server.port" in w for w in warnings)
