@@ -137,7 +137,7 @@ def _written_files() -> list[Path]:
     """Every file people read: the code (src, tests, bench, scripts) and the documents."""
     found = [*SOURCES, *(ROOT / "tests").rglob("*.py"), *(ROOT / "bench").rglob("*.py"),
              *(ROOT / "scripts").glob("*"), *ROOT.glob("*.md"), *(ROOT / "docs").rglob("*.md"),
-             *(ROOT / "bench").rglob("*.md"), *(ROOT / "examples").rglob("*")]
+             *(ROOT / "bench").rglob("*.md"), *(ROOT / "tests").rglob("*.md"), *(ROOT / "examples").rglob("*")]
     return [p for p in found if p.is_file() and "recordings" not in p.parts and p != Path(__file__)]
 
 
