@@ -38,8 +38,8 @@ _BOUNDARY = b"\n\ndata: "
 _DATA = b"data: "
 _PROBE = "relaystack template probe"
 _PROBE_BYTES = _PROBE.encode()
-# events of a block read the careful way while there is no template (the first events of a
-# stream: its role, its first text), before the rest of the block
+# events of a block read the careful way, one by one, while there is no template (the first
+# events of a stream: its role, its first text), before the rest of the block
 _PEEK = 4
 # give up looking for a template (or using one) after this many misses: the upstream's events differ
 _MAX_MISSES = 3
@@ -169,9 +169,12 @@ class TextRuns:
         events = block.split(_BOUNDARY)  # each event's payload, once the ends are trimmed
         events[0] = events[0][6:]
         events[-1] = events[-1][:-2]
-        if self.template is None:  # the first events the careful way, learning the template from them
-            yield from self._careful(_framed(events[:_PEEK]), learn=True)
-            events = events[_PEEK:]
+        if self.template is None:  # the first events the careful way, one by one until one teaches it
+            taken = 0
+            while taken < min(_PEEK, len(events)) and self.template is None:
+                yield from self._careful(_framed(events[taken : taken + 1]), learn=True)
+                taken += 1
+            events = events[taken:]
             if not events:
                 return
             if self.template is None:
@@ -198,7 +201,7 @@ class TextRuns:
             yield TextRun(texts)
 
     def _learn(self, block: bytes, index: int, chunk: dict[str, Any], text: str) -> None:
-        payloads = sse.payloads(block)
+        payloads = sse.payloads(block)  # the read() path gives one event at a time: a cheap split
         if index < len(payloads) and b"\n" not in payloads[index]:
             self.template = learn_template(payloads[index], chunk, text)
         if self.template is None:
