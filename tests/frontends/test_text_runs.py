@@ -237,6 +237,15 @@ def test_holes_decode_only_when_each_is_one_json_string(holes: list[bytes], text
     assert decode_holes(holes) == texts
 
 
+@pytest.mark.parametrize("text", ['say "hi"', "ends in \\", '\\"', 'x\\\\"y', "\u00e9\u2603"])
+@pytest.mark.parametrize("dumps", [compact, spaced_ascii])
+def test_the_template_is_learned_from_any_text(text: str, dumps: Dumps) -> None:
+    event = text_event(text)
+    template = learn_template(dumps(event), event, text)
+    assert template is not None
+    assert orjson.loads(template.before + b"new" + template.after) == text_event("new")
+
+
 def test_the_template_is_the_deltas_content_wherever_another_content_key_sits() -> None:
     event = {"id": "c1", "meta": {"content": "tok"}, "choices": [{"index": 0, "delta": {"content": "tok"}}]}
     payload = orjson.dumps(event)

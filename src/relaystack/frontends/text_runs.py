@@ -38,6 +38,7 @@ _BOUNDARY = b"\n\ndata: "
 _DATA = b"data: "
 _PROBE = "relaystack template probe"
 _PROBE_BYTES = _PROBE.encode()
+_BACKSLASH = ord("\\")
 # events of a block read the careful way, one by one, while there is no template (the first
 # events of a stream: its role, its first text), before the rest of the block
 _PEEK = 4
@@ -100,8 +101,10 @@ def _string_after_colon(payload: bytes, at: int) -> tuple[int, int] | None:
         return None
     end = at + 1
     while (end := payload.find(b'"', end)) >= 0:
-        backslashes = end - len(payload[:end].rstrip(b"\\"))
-        if backslashes % 2 == 0:
+        escape = end
+        while payload[escape - 1] == _BACKSLASH:
+            escape -= 1
+        if (end - escape) % 2 == 0:  # an even run of backslashes before it: this quote ends the string
             return at + 1, end
         end += 1
     return None
