@@ -114,6 +114,15 @@ def test_a_long_stream_in_one_block_is_read_without_parsing_its_text_events(dump
     assert_same_translation(payloads, [framed(payloads)])
 
 
+def test_texts_ending_in_a_backslash_are_read_the_careful_way_alone() -> None:
+    texts = [f"t{i}" + ("\\" if i % 50 == 7 else "") for i in range(300)]
+    payloads = stream_of(texts)
+    items = runs_of([framed(payloads)])
+    spliced = [t for item in items if isinstance(item, TextRun) and item.raw is not None for t in item.texts]
+    assert len(spliced) >= 290 and not any(t.endswith("\\") for t in spliced)
+    assert_same_translation(payloads, [framed(payloads)])
+
+
 def test_a_stream_of_one_event_per_block_is_read_without_parsing_its_text_events() -> None:
     payloads = stream_of([f"t{i}" for i in range(20)])
     items = runs_of([framed([p]) for p in payloads])

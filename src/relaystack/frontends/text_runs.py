@@ -214,20 +214,45 @@ class TextRuns:
     def _fast(self, events: list[bytes], template: Template) -> Iterator[TextRun | dict[str, Any]]:
         took = False
         for start, end, holes in _stretches(events, template):
-            texts = None if holes is None or self.turn.completion_id is None else decode_holes(holes)
-            if holes is None or texts is None:
+            if holes is None or self.turn.completion_id is None:
                 yield from self._careful(_framed(events[start:end]))
                 continue
-            took = True
-            if "" in texts:  # an empty content says nothing, as on the careful path
-                kept = [(t, h) for t, h in zip(texts, holes, strict=True) if t]
-                texts, holes = [t for t, _ in kept], [h for _, h in kept]
-            if texts:
-                yield TextRun(texts, holes)
+            for first, last, texts in _decoded(holes):
+                if texts is None:
+                    yield from self._careful(_framed(events[start + first : start + last]))
+                    continue
+                took = True
+                run = holes[first:last]
+                if "" in texts:  # an empty content says nothing, as on the careful path
+                    kept = [(t, h) for t, h in zip(texts, run, strict=True) if t]
+                    texts, run = [t for t, _ in kept], [h for _, h in kept]
+                if texts:
+                    yield TextRun(texts, run)
         if not took and len(events) > 1:
             self._misses += 1
             if self._misses >= _MAX_MISSES:
                 self.template = None  # this upstream's events differ in more than their text
+
+
+def _decoded(holes: list[bytes]) -> list[tuple[int, int, list[str] | None]]:
+    """(first, last, texts) over ``holes``: runs decoded by ``decode_holes``, and (texts None) what
+    it refuses. A hole that ends in a backslash (a text ending in one) is refused alone, not with
+    its whole run; a run refused for anything else goes the careful way whole (it is malformed)."""
+    texts = decode_holes(holes)
+    if texts is not None:
+        return [(0, len(holes), texts)]
+    cuts = [index for index, hole in enumerate(holes) if hole.endswith(b"\\")]
+    if not cuts or len(holes) == 1:
+        return [(0, len(holes), None)]
+    decoded: list[tuple[int, int, list[str] | None]] = []
+    begin = 0
+    for cut in [*cuts, len(holes)]:
+        if begin < cut:
+            decoded.append((begin, cut, decode_holes(holes[begin:cut])))
+        if cut < len(holes):
+            decoded.append((cut, cut + 1, None))
+        begin = cut + 1
+    return decoded
 
 
 def _framed(payloads: list[bytes]) -> bytes:
