@@ -17,6 +17,7 @@ import asyncio
 import cProfile
 import os
 import pstats
+import resource
 import statistics
 import sys
 import tempfile
@@ -32,6 +33,7 @@ from harness.upstream import start_upstream  # noqa: E402
 
 SCENARIOS = ("sse500", "responses500", "messages500", "chat", "responses", "messages")
 # besides: sse50, responses50, messages50 (the 50-event stream: per-request vs per-event costs)
+_FAULTS: dict[str, float] = {}  # minor page faults per request in a scenario's last cell
 PATHS = {"chat": "/v1/chat/completions", "sse": "/v1/chat/completions", "responses": "/v1/responses",
          "messages": "/v1/messages"}
 
@@ -91,8 +93,9 @@ async def _cell(app: Any, scenario: str, requests: int, conc: int) -> float:
             left -= 1
             await _request(app, path, body)
 
-    start = time.process_time()
+    start, faults = time.process_time(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     await asyncio.gather(*(worker() for _ in range(conc)))
+    _FAULTS[scenario] = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / requests
     return (time.process_time() - start) / requests * 1e6
 
 
@@ -113,7 +116,7 @@ async def _main(args: argparse.Namespace) -> None:
         for scenario in scenarios:
             values = results[scenario]
             print(f"{scenario:13s} CPU/req µs: median {statistics.median(values):7.0f}   "
-                  f"min {min(values):7.0f}   max {max(values):7.0f}")
+                  f"min {min(values):7.0f}   max {max(values):7.0f}   page faults/req {_FAULTS[scenario]:5.1f}")
         if args.profile:
             profiler = cProfile.Profile(time.process_time)  # CPU time: neighbours do not count
             profiler.enable()
