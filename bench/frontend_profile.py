@@ -3,10 +3,12 @@ no client), against the bench's fake upstream (nginx, a separate process).
 
 For each scenario it runs the same request many times at a fixed concurrency on one event loop
 and prints this process's CPU time per request (user + system): the gateway's own work, the
-upstream's HTTP client included, the client's HTTP server and sockets excluded. ``--profile``
-adds a cProfile of one scenario (the functions with the most own time).
+upstream's HTTP client included, the client's HTTP server and sockets excluded), and its minor
+page faults. ``--profile`` adds a cProfile (on CPU time) of one scenario. Besides the six default
+scenarios, ``sse50``, ``responses50`` and ``messages50`` (the 50-event stream) separate what a
+request costs from what each event costs.
 
-    .venv/bin/python bench/frontend_profile.py                            # the four scenarios
+    .venv/bin/python bench/frontend_profile.py                            # the six scenarios
     .venv/bin/python bench/frontend_profile.py --only responses500 --profile responses500
 """
 
