@@ -8,8 +8,10 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
+from fakes.fake_together import DEFAULT_API_KEY, FakeTogether
 from support.server import free_port, start_server, write_config
 from support.stack import issue_config
 
@@ -74,3 +76,15 @@ def test_ready_is_printed_only_once_the_port_accepts_connections(tmp_path: Path)
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def test_start_up_lists_each_providers_models_once(tmp_path: Path, fake_together: FakeTogether) -> None:
+    """One worker: one listing call per provider (with --workers N each worker lists once)."""
+    config = write_config(tmp_path / "run.yaml", issue_config(api_key=DEFAULT_API_KEY, base_url=fake_together.base_url))
+    server = start_server(config, home=tmp_path)
+    try:
+        listed = httpx.get(f"{server.base_url}/v1/models").json()["data"]
+        assert len(listed) > 2  # the listing was used: discovered models beside the two configured
+    finally:
+        server.stop()
+    assert len(fake_together.requests_to("/v1/models")) == 1, fake_together.requests_to("/v1/models")
