@@ -7,9 +7,9 @@ event's bytes around its content string as a ``Template``, checked by parsing it
 another string in the hole. Then a block is split at event boundaries and a stretch of events
 that are the template with some string in the hole is read without parsing an event at all:
 one comparison of the stretch with the template joined around the holes proves every event's
-bytes (``_template_run``), and one ``orjson.loads`` of the holes as a JSON array of strings, after
-a count of unescaped quotes, proves each hole is exactly one JSON string and decodes them all
-(``decode_holes``). The translators splice the holes into their events as they are (already
+bytes (``_template_run``), and one ``orjson.loads`` of the holes as a JSON array of strings (one
+string per hole, none ending in a backslash) proves each hole is exactly one JSON string and
+decodes them all (``decode_holes``). The translators splice the holes into their events as they are (already
 escaped JSON), so nothing is encoded again.
 
 Anything else (the first events, tool calls, the finishing chunk, an event that differs from the
@@ -276,7 +276,7 @@ def _stretches(events: list[bytes], template: Template) -> Iterator[tuple[int, i
         return
     hole_of = template.hole_of
     start = 0
-    while start < count:  # event by event: rare (a tool call or a differing event mid-block)
+    while start < count:  # event by event (a tool call or another event mid-block): ~0.3 µs each
         is_run = _is_template(events[start], template)
         end = start + 1
         while end < count and _is_template(events[end], template) == is_run:
