@@ -24,7 +24,7 @@ from harness.bodies import CHAT_TEXT, EMBED_DIM, ROUTED_MODELS, STREAM_PREFIXES,
 from harness.frontend_checks import FRONTENDS, check_frontend
 
 SCENARIOS = ("chat", "sse50", "sse500", "embed", "completions", "models", *FRONTENDS)
-# chat through a model with two deployments (issue 10), relaystack only, not in the default matrix:
+# chat through a model with two deployments (the router's cost), relaystack only, not in the default matrix:
 # chat2 both healthy, chat2down the first refusing connections. --only chat,chat2,chat2down
 ROUTED_SCENARIOS = tuple(ROUTED_MODELS)
 ENDPOINTS = {"chat": "chat/completions", "sse50": "chat/completions", "sse500": "chat/completions",

@@ -1,4 +1,4 @@
-"""What issue 12 asks of the docs, kept true: README's "Sharing relaystack with a team" (its config
+"""The gateway's docs, kept true: README's "Sharing relaystack with a team" (its config
 is a valid run.yaml, its commands exist), examples/run.yaml naming every gateway setting, and a
 server bound beyond loopback without server.auth saying so."""
 

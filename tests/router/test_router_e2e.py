@@ -134,16 +134,17 @@ def test_every_attempt_leaves_a_log_line(rig: Rig) -> None:
     def new_lines() -> list[str]:
         return rig.server.log()[seen:].splitlines()
 
-    assert rig.a.wait_until(lambda: any("relaystack.access: POST" in line for line in new_lines()), timeout=10)
+    # access lines are written as requests end, so an earlier test's may land after ``seen``: look for this one's
+    assert rig.a.wait_until(lambda: any(line.endswith("attempts=3") for line in new_lines()), timeout=10)
     failed = [line for line in new_lines() if "model retrying: attempt" in line]
     assert len(failed) == 2 and all("on deployment a (provider a) failed" in line and " 503 " in line
                                     for line in failed), failed
     assert "attempt 1 " in failed[0] and "attempt 2 " in failed[1]
     posts = [line for line in new_lines() if "relaystack.access: POST /v1/chat/completions" in line]
-    (access,) = [line for line in posts if " attempt=" not in line]  # the request's own line
+    (access,) = [line for line in posts if line.endswith("attempts=3")]  # the request's own line
     assert " 200 " in access and "model=retrying provider=b" in access and access.endswith("attempts=3")
     # and one access line per attempt, in order: two 503s on a (each retried), then b's answer
-    tries = [line for line in posts if " attempt=" in line]
+    tries = [line for line in posts if "model=retrying" in line and "/3 outcome=" in line]
     assert len(tries) == 3, posts
     assert " 503 " in tries[0] and "deployment=a attempt=1/3 outcome=error" in tries[0] and "then=retry" in tries[0]
     assert " 503 " in tries[1] and "deployment=a attempt=2/3" in tries[1]

@@ -37,12 +37,13 @@ from relaystack.logs import AccessLog
 from relaystack.providers.base import Provider
 from relaystack.providers.catalog import CATALOG, build_provider
 from relaystack.providers.openai_compat import OpenAICompatProvider
-from relaystack.recording import RecordingSettings, RecordMode, wrap_upstream
+from relaystack.recording import RecordingSettings, RecordMode, recording_store, wrap_upstream
 from relaystack.recording.testid import bound_test_id
 from relaystack.redaction import PROCESS, install_log_redaction, register_environment
 from relaystack.registry import Registry
 from relaystack.router import Router, RouterSettings
 from relaystack.router.cooldown import CooldownState
+from relaystack.shared_discovery import SharedDiscovery
 from relaystack.state import SharedState, has_cooldowns, needs_of, open_state
 from relaystack.storage.base import ResponseStore, Store
 from relaystack.telemetry import current as telemetry
@@ -69,9 +70,13 @@ class RelaystackApp:
         self.public_url: str | None = None
         # False in all but one worker process, so start-up details are printed once
         self.announce = True
+        # with --workers N: the file through which the workers list each provider's models once
+        self.shared_discovery: SharedDiscovery | None = None
         self.health = HealthBook()
         self.access_log = AccessLog(config.server.access_log)
         self.state: SharedState = state if state is not None else open_state(config.state, shared_by=None)
+        # one index of the recordings folder for every provider (record and replay modes)
+        self._recordings = recording_store(recording)
         self.providers = [self._build_provider(p.provider_id, p.provider_type, p.config)
                           for p in config.inference_providers]
         # every configured and environment key is scrubbed from every log line and error
@@ -172,7 +177,8 @@ class RelaystackApp:
 
     def _build_provider(self, provider_id: str, provider_type: str, config: dict[str, Any]) -> Provider:
         row = CATALOG.get(provider_type)
-        upstream = wrap_upstream(AiohttpUpstream(), self.recording) if row is not None and row.remote else None
+        remote = row is not None and row.remote
+        upstream = wrap_upstream(AiohttpUpstream(), self.recording, self._recordings) if remote else None
         provider = build_provider(provider_id, provider_type, dict(config), upstream)  # type: ignore[arg-type]
         if isinstance(provider, OpenAICompatProvider):
             provider.credentials_optional = self.recording.mode is RecordMode.REPLAY
@@ -303,7 +309,7 @@ class RelaystackApp:
         await self.gateway.start()
         for provider in self.providers:
             await provider.start()
-        await self.registry.start()
+        await self.registry.start(self.shared_discovery)
         # Everything built at start-up lives as long as the process: keep it out of the cyclic
         # garbage collector's full passes, which otherwise walk it all and stall requests.
         gc.collect()

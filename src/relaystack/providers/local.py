@@ -109,7 +109,7 @@ class _LocalProvider(Provider):
     async def stop(self) -> None:
         await self.worker.close()
 
-    async def health(self) -> dict[str, Any]:
+    def status(self) -> dict[str, Any]:
         """OK when it can answer now (ready, or not_loaded: loads on first use); "Loading" is not ready yet.
         ``queue``: requests waiting for the model, plus the one it runs."""
         state = self.state
