@@ -37,7 +37,7 @@ from harness.frontend_checks import FRONTENDS, check_frontend
 # embed: one 1,536-float embedding (text-embedding-3-small's size, ~21 KB); embed32: a batch of 32 (~680 KB)
 SCENARIOS = ("chat", "chat1k", "chat4k", "sse50", "sse500", "embed", "embed32", "completions", "models",
              *FRONTENDS)
-# chat through a model with two deployments (issue 10), relaystack only, not in the default matrix:
+# chat through a model with two deployments (the router's cost), relaystack only, not in the default matrix:
 # chat2 both healthy, chat2down the first refusing connections. --only chat,chat2,chat2down
 ROUTED_SCENARIOS = tuple(ROUTED_MODELS)
 ENDPOINTS = {"chat": "chat/completions", "chat1k": "chat/completions", "chat4k": "chat/completions",

@@ -7,6 +7,7 @@ Every error names the file, the key and what was expected.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 from collections.abc import Mapping
@@ -270,7 +271,29 @@ def _adapt_llama_stack_sections(raw: dict[str, Any], source: str) -> dict[str, A
     out["providers"] = kept
     out["storage"] = adapt_storage(out, source)
     _check_tls(out.get("server"), source)
+    _warn_unknown_server_keys(out.get("server"), source)
     return out
+
+
+# llama-stack's server: keys relaystack reads no meaning into (warned about as such, not as typos)
+_LLAMA_STACK_SERVER_KEYS = frozenset({"disable_ipv6"})
+
+
+def _warn_unknown_server_keys(server: Any, source: str) -> None:
+    """``server:`` ignores keys it does not know (llama-stack has a few more), so a misspelt limit
+    would silently keep its default: say so, with the nearest known key."""
+    if not isinstance(server, dict):
+        return
+    known = set(ServerConfig.model_fields)
+    for key in server:
+        if key in known:
+            continue
+        if key in _LLAMA_STACK_SERVER_KEYS:
+            log.warning("%s: server.%s (llama-stack) has no effect in relaystack; ignored.", source, key)
+            continue
+        close = difflib.get_close_matches(str(key), sorted(known), n=1)
+        hint = f" Did you mean server.{close[0]}?" if close else f" Known keys: {', '.join(sorted(known))}."
+        log.warning("%s: server.%s is not a relaystack setting; ignored.%s", source, key, hint)
 
 
 def _check_tls(server: Any, source: str) -> None:

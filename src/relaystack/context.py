@@ -73,3 +73,21 @@ class RequestContext:
     error_code: str | None = None
     # extra fields a layer wants on the request's access line (e.g. the router's attempts)
     log_fields: dict[str, Any] | None = None
+
+    def routing_headers(self) -> list[tuple[bytes, bytes]]:
+        """Which provider (and deployment) answered, after how many attempts."""
+        headers = [(b"x-relaystack-attempts", str(self.attempts).encode())]
+        if self.provider_id is not None:
+            headers.append((b"x-relaystack-provider", self.provider_id.encode()))
+        if self.deployment is not None:
+            headers.append((b"x-relaystack-deployment", self.deployment.encode()))
+        return headers
+
+    def with_limit_headers(self, extra: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """An answer's headers plus the caller's x-ratelimit-* (when its key has limits)."""
+        limits = getattr(self.principal, "headers", None)
+        return [*extra, *limits] if limits else extra
+
+    def answer_headers(self, extra: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """A successful answer's headers: ``extra``, the routing headers and the rate-limit ones."""
+        return self.with_limit_headers([*extra, *self.routing_headers()])

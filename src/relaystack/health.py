@@ -66,6 +66,11 @@ class ProviderHealth:
         else:
             self.discovery = _Event("degraded", time.time(), self._book.tick(), None, type(exc).__name__)
 
+    def adopt_discovery(self, event: dict[str, Any]) -> None:
+        """Take another worker process's discovery outcome (``discovery.to_dict()``) as this one's."""
+        self.discovery = _Event(event["state"], float(event["at"]), self._book.tick(), event.get("status"),
+                                event.get("error"), event.get("models"))
+
     def request_ended(self, status: int, error_code: str | None) -> None:
         state = "ok" if status < 400 else _state_of_error(status, error_code)
         self.last_request = _Event(state, time.time(), self._book.tick(), status, error_code)

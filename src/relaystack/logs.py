@@ -163,6 +163,25 @@ class AccessLog:
             for key, value in ctx.log_fields.items():
                 fields.setdefault(key, value)
         self._write(fields)
+        if len(ctx.attempt_log) > 1:
+            self._attempt_lines(method, path, ctx)
+
+    def _attempt_lines(self, method: str, path: str, ctx: RequestContext) -> None:
+        """A request that took several attempts (retries, fallbacks) also leaves one line per
+        attempt: which deployment, what it answered, how long it took, what the router did next."""
+        total = len(ctx.attempt_log)
+        for number, attempt in enumerate(ctx.attempt_log, 1):
+            fields: dict[str, Any] = {
+                "method": method, "path": path, "status": attempt.status or (200 if attempt.outcome == "ok" else 0),
+                "latency_ms": round(attempt.duration_s * 1000.0, 2), "model": ctx.model,
+                "provider": attempt.provider_id, "stream": ctx.stream, "deployment": attempt.deployment,
+                "attempt": f"{number}/{total}", "outcome": attempt.outcome,
+            }  # fmt: skip
+            if attempt.error_code:
+                fields["error"] = attempt.error_code
+            if attempt.then:
+                fields["then"] = attempt.then
+            self._write(fields)
 
     def plain(self, method: str, path: str, status: int, started: float) -> None:
         """The line of any other request (models, providers, health, stored completions...)."""

@@ -27,6 +27,7 @@ from relaystack.errors import (
 from relaystack.health import HealthBook
 from relaystack.providers.base import CallContext, ModelEntry, ModelType, Provider
 from relaystack.routing_config import DeploymentConfig
+from relaystack.shared_discovery import SharedDiscovery
 from relaystack.storage.base import Store
 
 __all__ = ["Deployment", "Registry"]
@@ -107,15 +108,37 @@ class Registry:
     def deployment_table(self) -> dict[str, tuple[Deployment, ...]]:
         return dict(self._deployments)
 
-    async def start(self) -> None:
+    async def start(self, shared: SharedDiscovery | None = None) -> None:
+        """Load the models; with ``shared`` (``--workers N``), the worker processes list each
+        provider's models once between them (``shared_discovery.py``)."""
         for provider in self.providers.values():
             for entry in provider.static_models():
                 self._static[entry.identifier] = entry
         await self._sync_registered(force=True)
-        await asyncio.gather(*(self.refresh(p) for p in self.providers.values()))
+        if shared is None:
+            await self._refresh_all()
+        else:
+            async with shared.held():
+                listed = shared.read(self.health)
+                if listed is None:
+                    await self._refresh_all()
+                    shared.write(list(self.providers), self._listed, self.health)
+                else:
+                    self._adopt(listed)
         for provider in self.providers.values():
             if provider.refresh_interval_s:
                 self._refresh_tasks.append(asyncio.create_task(self._refresh_loop(provider)))
+
+    def _adopt(self, listed: dict[str, dict[str, ModelEntry]]) -> None:
+        for provider_id, entries in listed.items():
+            provider = self.providers.get(provider_id)
+            if provider is not None:
+                self._listed[provider_id] = entries
+                provider.listing_adopted(list(entries.values()))
+        self._rebuild()
+
+    async def _refresh_all(self) -> None:
+        await asyncio.gather(*(self.refresh(p) for p in self.providers.values()))
 
     async def stop(self) -> None:
         for task in self._refresh_tasks:

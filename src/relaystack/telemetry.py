@@ -49,7 +49,7 @@ class Telemetry:
     def auth_failure(self, reason: str) -> None:
         """A request had no key, a wrong, revoked or expired one, or was forbidden a model."""
 
-    # -- the router (issue 10) ----------------------------------------------------------------
+    # -- the router: retries, fallbacks, cooldowns ------------------------------------------------
     def retry(self, provider: str, model: str, reason: str) -> None:
         """The router tried ``provider`` again for ``model`` after ``reason`` (e.g. ``429``, ``timeout``)."""
 

@@ -43,6 +43,8 @@ def test_unknown_model_is_404_naming_close_matches(stack: Stack) -> None:
         ({"model": CHAT_MODEL}, "messages"),
         ({"messages": HELLO}, "model"),
         ({"model": CHAT_MODEL, "messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
+        ({"model": CHAT_MODEL, "messages": [{"role": [], "content": "x"}]}, "messages[0].role"),
+        ({"model": CHAT_MODEL, "messages": [{"role": {}, "content": "x"}]}, "messages[0].role"),
         ({"model": CHAT_MODEL, "messages": HELLO, "tool_choice": "auto"}, "tool_choice"),
         ({"model": CHAT_MODEL, "messages": HELLO, "stream": "yes"}, "stream"),
         ({"model": CHAT_MODEL, "messages": HELLO, "temperature": "hot"}, "temperature"),
@@ -52,6 +54,19 @@ def test_bad_bodies_are_400_naming_the_field(stack: Stack, body: dict[str, objec
     error = assert_openai_error(post(stack, "/v1/chat/completions", body), 400)
     assert error["param"] == param
     assert stack.fake.requests == []
+
+
+# characters str.isdigit() accepts that are not ASCII digits: superscript two, Arabic-Indic one,
+# fullwidth one ('?limit=%C2%B2' was a 500)
+NOT_ASCII_DIGITS = ["\u00b2", "\u0661", "\uff11"]
+
+
+@pytest.mark.parametrize("digit", NOT_ASCII_DIGITS, ids=["superscript", "arabic-indic", "fullwidth"])
+def test_a_number_query_parameter_takes_ascii_digits_only(stack: Stack, digit: str) -> None:
+    made = client(stack).responses.create(model=CHAT_MODEL, input="Hello")
+    for path in ("/v1/chat/completions", "/v1/responses", f"/v1/responses/{made.id}/input_items"):
+        error = assert_openai_error(httpx.get(f"{stack.base_url}{path}", params={"limit": digit}), 400)
+        assert error["param"] == "limit", path
 
 
 def test_invalid_json_is_400(stack: Stack) -> None:

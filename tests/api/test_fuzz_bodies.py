@@ -160,7 +160,8 @@ admin_requests = st.one_of(
                                               "provider_model_id": json_values, "model_type": json_values,
                                               "metadata": json_values}),
               st.just({})),
-    st.tuples(st.just("GET"), st.sampled_from(["/v1/chat/completions", "/v1/inspect/routes"]), st.just(None),
+    st.tuples(st.just("GET"), st.sampled_from(["/v1/chat/completions", "/v1/responses", "/v1/inspect/routes"]),
+              st.just(None),
               st.dictionaries(st.sampled_from(["limit", "order", "after", "model", "api_filter"]),
                               st.text(max_size=6) | st.integers(-5, 10**30).map(str), max_size=3)),
 )

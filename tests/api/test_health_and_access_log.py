@@ -185,7 +185,8 @@ def test_inspect_routes_lists_every_route_for_llama_stack_client(
     routes = LlamaStackClient(base_url=server.base_url).routes.list()
     served = {(r.method, r.route) for r in routes}
     for route in [("POST", "/v1/chat/completions"), ("GET", "/v1/models"), ("GET", "/v1/health"),
-                  ("GET", "/v1/inspect/routes"), ("GET", "/v1/models/{model_id}")]:
+                  ("GET", "/v1/inspect/routes"), ("GET", "/v1/models/{model_id}"), ("POST", "/v1/responses"),
+                  ("GET", "/v1/responses/{response_id}"), ("POST", "/v1/messages")]:
         assert route in served
     chat = next(r for r in routes if (r.method, r.route) == ("POST", "/v1/chat/completions"))
     assert chat.provider_types == ["remote::openai-compat", "remote::together"]

@@ -77,6 +77,7 @@ def test_stored_completions(probed: dict[str, Any]) -> None:
 def test_routes_health_version_providers(probed: dict[str, Any]) -> None:
     routes = {(method, route) for method, route, _ in probed["routes"]}
     assert ("POST", "/v1/chat/completions") in routes and ("GET", "/v1/inspect/routes") in routes
+    assert ("POST", "/v1/responses") in routes and ("POST", "/v1/messages") in routes
     assert probed["routes_v1"] > 0
     assert probed["health"] == "OK" and probed["version"]
     assert "together" in probed["providers"] and probed["provider"] == "remote::together"

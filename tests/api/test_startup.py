@@ -8,9 +8,12 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+import orjson
 import pytest
 
-from support.server import free_port, start_server, write_config
+from fakes.fake_together import DEFAULT_API_KEY, FakeTogether
+from support.server import RunningServer, free_port, start_server, write_config
 from support.stack import issue_config
 
 RECORDINGS = Path(__file__).parents[1] / "recordings" / "together"
@@ -74,3 +77,38 @@ def test_ready_is_printed_only_once_the_port_accepts_connections(tmp_path: Path)
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_start_up_lists_each_providers_models_once(tmp_path: Path, fake_together: FakeTogether, workers: int) -> None:
+    """One listing call per provider per start-up, however many worker processes serve, and
+    every worker serves the listed models."""
+    config = write_config(tmp_path / "run.yaml", issue_config(api_key=DEFAULT_API_KEY, base_url=fake_together.base_url))
+    server = start_server(config, home=tmp_path, args=["--workers", str(workers), "--log-format", "json"])
+    try:
+        deadline = time.monotonic() + 60
+        while server.log().count(" ready") < workers and time.monotonic() < deadline:
+            time.sleep(0.1)
+        sizes: dict[object, int] = {}
+        # a fresh connection each time: the kernel hands them to either worker
+        while len(sizes) < workers and time.monotonic() < deadline:
+            listed = httpx.get(f"{server.base_url}/v1/models", headers={"Connection": "close"}).json()["data"]
+            sizes[_last_models_pid(server)] = len(listed)
+        assert len(sizes) == workers, f"not every worker answered: {sizes}"
+        # the listing was used by every worker: discovered models beside the two configured
+        assert all(size > 2 for size in sizes.values()), sizes
+    finally:
+        server.stop()
+    assert len(fake_together.requests_to("/v1/models")) == 1, fake_together.requests_to("/v1/models")
+
+
+def _last_models_pid(server: RunningServer) -> object:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        lines = [orjson.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+        served = [line["pid"] for line in lines
+                  if line.get("logger") == "relaystack.access" and line.get("path") == "/v1/models"]
+        if served:
+            return served[-1]
+        time.sleep(0.05)
+    raise AssertionError("no access line for GET /v1/models")

@@ -19,6 +19,7 @@ MODEL = "fake/tiny-chat"
 class FakeVLLM:
     def __init__(self) -> None:
         self.mode = "up"
+        self.chat_bodies: list[dict[str, object]] = []  # every chat request's body, in order
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -69,6 +70,7 @@ class FakeVLLM:
                 status=503,
             )
         body = await request.json()
+        self.chat_bodies.append(body)
         answer = "The fake upstream says hello."
         usage = {"prompt_tokens": 7, "completion_tokens": 6, "total_tokens": 13}
         base = {"id": "chatcmpl-fake", "created": int(time.time()), "model": body["model"]}

@@ -204,12 +204,20 @@ def test_stop_button_aborts_and_the_server_cancels_the_generation(server: Runnin
     assert _wait_reply_done(browser)
 
 
-def test_playground_chats_with_any_served_model(browser: Browser) -> None:
+def test_playground_chats_with_any_served_model(browser: Browser, fake_vllm: FakeVLLM) -> None:
     browser.click("#chat-clear")
     Select(browser.css("#chat-model")).select_by_value(VLLM_MODEL)
+    for _ in range(4):  # the temperature slider, from the keyboard: 0.7 -> 0.3
+        browser.css("#chat-temperature").send_keys(Keys.ARROW_LEFT)
+    assert browser.text("#chat-temperature-value") == "0.3"
     _send(browser, "Hello, fake upstream.")
     assert _wait_reply_done(browser).strip() == "The fake upstream says hello."
     assert browser.text("#m-provider") == "vllm"
+    # what the upstream got: the playground's system prompt, temperature and max tokens
+    sent = fake_vllm.chat_bodies[-1]
+    assert sent["messages"] == [{"role": "system", "content": "You are a patient teacher."},
+                                {"role": "user", "content": "Hello, fake upstream."}]
+    assert (sent["temperature"], sent["max_tokens"], sent["stream"]) == (0.3, 24, True)
     Select(browser.css("#chat-model")).select_by_value(CHAT_MODEL)
 
 
@@ -276,6 +284,12 @@ def test_status_shows_a_provider_degraded_then_unreachable_live(
     assert "ready" in browser.text('[data-provider="local"]')  # the local model's state and queue
     browser.wait(lambda: "queue 0" in browser.text('[data-provider="local"]'), "the local model's queue")
     assert browser.css("#status-live").is_selected()
+    # the recording mode, and every model with its type and provider
+    assert "Recording" in browser.text("#status-summary") and "live" in browser.text("#status-summary")
+    rows = {r.find_elements("css selector", "td")[0].text: r.text for r in browser.all("#models-table tbody tr")}
+    assert "llm" in rows[CHAT_MODEL] and "local" in rows[CHAT_MODEL]
+    assert "embedding" in rows[EMBED_MODEL] and "384 dimensions" in rows[EMBED_MODEL]
+    assert "vllm" in rows[VLLM_MODEL]
     chat = {"model": VLLM_MODEL, "messages": [{"role": "user", "content": "hi"}]}
 
     fake_vllm.mode = "failing"  # the upstream answers 503

@@ -29,7 +29,7 @@ def test_create_answers_in_anthropic_shape(
 ) -> None:
     message = anthropic_client.messages.create(
         model=chat_model, max_tokens=64, system=[{"type": "text", "text": "Be brief."}], stop_sequences=["###"],
-        metadata={"user_id": "u-7"}, extra_body={"temperature": 0.3, "top_k": 5},
+        metadata={"user_id": "u-7"}, extra_body={"temperature": 0.3, "top_p": 0.8, "top_k": 5},
         messages=[{"role": "user", "content": [{"type": "text", "text": "Hello"}, {"type": "text", "text": "there"}]}],
     )  # fmt: skip
     assert message.type == "message" and message.role == "assistant" and message.model == chat_model
@@ -39,8 +39,8 @@ def test_create_answers_in_anthropic_shape(
     sent = last_upstream(stack)
     assert sent["messages"] == [{"role": "system", "content": "Be brief."},
                                 {"role": "user", "content": "Hello\nthere"}]  # fmt: skip
-    assert (sent["max_tokens"], sent["temperature"], sent["top_k"], sent["stop"], sent["user"]) == (
-        64, 0.3, 5, ["###"], "u-7")  # fmt: skip
+    assert (sent["max_tokens"], sent["temperature"], sent["top_p"], sent["top_k"], sent["stop"], sent["user"]) == (
+        64, 0.3, 0.8, 5, ["###"], "u-7")  # fmt: skip
     assert "stream" not in sent
 
 

@@ -193,6 +193,35 @@ def test_structured_output_and_sampling_fields_pass_on(stack: Stack, openai_clie
     assert (response.temperature, response.top_p, response.metadata) == (0.2, 0.9, {"team": "blue"})
 
 
+@pytest.mark.parametrize(("choice", "sent"), [
+    ("required", "required"),
+    ("none", "none"),
+    ({"type": "function", "name": "get_weather"}, {"type": "function", "function": {"name": "get_weather"}}),
+])  # fmt: skip
+def test_tool_choice_and_parallel_tool_calls_pass_on(stack: Stack, openai_client: OpenAI, chat_model: str,
+                                                     choice: Any, sent: Any) -> None:  # fmt: skip
+    openai_client.responses.create(model=chat_model, input="Weather in Paris?", tools=[WEATHER],
+                                   tool_choice=choice, parallel_tool_calls=False)  # fmt: skip
+    body = upstream_bodies(stack)[-1]
+    assert body["tool_choice"] == sent and body["parallel_tool_calls"] is False
+
+
+def test_json_mode_and_a_tool_choice_without_tools(stack: Stack, openai_client: OpenAI, chat_model: str) -> None:
+    openai_client.responses.create(model=chat_model, input="Answer in JSON", text={"format": {"type": "json_object"}})
+    assert upstream_bodies(stack)[-1]["response_format"] == {"type": "json_object"}
+    openai_client.responses.create(model=chat_model, input="Plain", text={"format": {"type": "text"}})
+    assert "response_format" not in upstream_bodies(stack)[-1]
+    before = len(upstream_bodies(stack))
+    with pytest.raises(openai.BadRequestError) as bad:
+        openai_client.responses.create(model=chat_model, input="hi", tool_choice={"type": "function", "name": "f"})
+    assert bad.value.param == "tool_choice"
+    with pytest.raises(openai.BadRequestError) as hosted:
+        openai_client.responses.create(model=chat_model, input="hi", tools=[WEATHER],
+                                       tool_choice={"type": "web_search_preview"})  # fmt: skip
+    assert "web_search_preview" in hosted.value.message
+    assert len(upstream_bodies(stack)) == before  # refused before any upstream call
+
+
 @pytest.mark.parametrize(
     ("extra", "named"),
     [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from typing import Any
 
@@ -64,6 +65,14 @@ def test_the_upstream_body_is_llama_stacks() -> None:
         "tools": [{"type": "function", "function": tool}], "parallel_tool_calls": True, "max_completion_tokens": 100,
     }  # fmt: skip
     assert request.store is False and request.stream is False
+
+
+def test_allowed_tools_become_chats_allowed_tools() -> None:
+    tool = {"type": "function", "name": "get_weather", "parameters": {"type": "object"}}
+    choice = {"type": "allowed_tools", "mode": "required", "tools": [{"type": "function", "name": "get_weather"}]}
+    request = parse_responses_request({"model": "m", "input": "hi", "tools": [tool], "tool_choice": choice})
+    assert request.chat_body["tool_choice"] == {"type": "allowed_tools", "allowed_tools": {
+        "mode": "required", "tools": [{"type": "function", "function": {"name": "get_weather"}}]}}
 
 
 def test_function_outputs_follow_their_calls_wherever_they_sit() -> None:
@@ -244,7 +253,8 @@ def test_text_runs_and_event_by_event_translate_the_same() -> None:
     assert minted_ids_masked(fast_events) == minted_ids_masked(slow_events)
     assert fast.turn.text_so_far == slow.turn.text_so_far == "".join(tricky) + "after"
     quick, careful = MessagesStream("msg_1", "m", []), MessagesStream("msg_1", "m", [])
-    assert quick.feed_block(sse(*chunks)) == careful.feed(chunks)
+    # the same events (texts may be escaped as the upstream escaped them: the same JSON, not the same bytes)
+    assert events_of(quick.feed_block(sse(*chunks))) == events_of(careful.feed(chunks))
 
 
 def test_a_block_the_fast_framing_does_not_fit_is_parsed_event_by_event() -> None:
@@ -253,3 +263,25 @@ def test_a_block_the_fast_framing_does_not_fit_is_parsed_event_by_event() -> Non
     assert parse_block(b'data: {"a":1}\n\n: ping\n\ndata: {"b":2}\n\n') == [{"a": 1}, {"b": 2}]
     assert parse_block(b'data: {"a":1}\n\ndata: [DONE]\n\n') == [{"a": 1}]
     assert parse_block(b'data:{"a":1}\n\n') == [{"a": 1}]
+
+
+async def test_a_response_that_cannot_be_stored_is_counted_and_logged_with_its_id(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As for chat completions: the answer is sent anyway, the failure is visible in health and metrics."""
+    from relaystack.counters import COUNTERS
+    from relaystack.frontends.responses_routes import ResponsesRoutes, _Prepared
+
+    class BrokenStore:
+        async def put_response(self, *args: Any) -> None:
+            raise OSError("disk full")
+
+    routes = ResponsesRoutes(frontend=None, store=BrokenStore())  # type: ignore[arg-type]
+    request = parse_responses_request({"model": "m", "input": "hi"})
+    prepared = _Prepared(request, {"store": True}, {}, [], [])
+    before = COUNTERS.store_failures
+    with caplog.at_level(logging.ERROR):
+        stored = await routes._store(prepared, {"id": "resp_123", "status": "completed"}, ChatTurn())
+    assert stored is False
+    assert COUNTERS.store_failures == before + 1
+    assert "Could not store response resp_123" in caplog.text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import subprocess
@@ -291,3 +293,62 @@ def test_the_messages_api_takes_the_key_in_x_api_key_and_is_limited_like_chat(ga
             model=CHAT_MODEL, max_tokens=16, messages=[{"role": "user", "content": "hi"}])
     total = gateway.admin("GET", f"/v1/admin/usage?key_id={key_id}").json()["total"]
     assert total["requests"] == 2 and total["prompt_tokens"] >= message.usage.input_tokens
+
+
+async def _concurrent(base_url: str, key: str, count: int, **body: object) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as http:
+        return list(await asyncio.gather(*(
+            http.post("/v1/chat/completions", headers=bearer(key), json=chat(text=f"#{i}", **body))
+            for i in range(count)
+        )))
+
+
+def test_200_concurrent_requests_against_rpm_50_admit_exactly_50(gateway: GatewayStack) -> None:
+    _, key = gateway.create_key(limits={"rpm": 50})
+    responses = asyncio.run(_concurrent(gateway.base_url, key, 200))
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(200) == 50 and statuses.count(429) == 150, sorted(set(statuses))
+    refused = [r for r in responses if r.status_code == 429]
+    assert all(int(r.headers["retry-after"]) >= 1 and r.headers["x-ratelimit-remaining-requests"] == "0"
+               for r in refused)
+    assert {r.json()["error"]["code"] for r in refused} == {"rate_limit_exceeded"}
+    remaining = sorted(int(r.headers["x-ratelimit-remaining-requests"]) for r in responses if r.status_code == 200)
+    assert remaining == list(range(50))  # each admitted request counted once, none twice
+
+
+async def _mixed_load(base_url: str, keys: list[str]) -> list[tuple[str, int, int]]:
+    """(key, prompt, completion) as each client received them: JSON answers and streams with usage."""
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as http:
+        async def one(index: int) -> tuple[str, int, int]:
+            key = keys[index % len(keys)]
+            text = "word " * (index % 7)
+            if index % 2:
+                response = await http.post("/v1/chat/completions", headers=bearer(key), json=chat(text=text))
+                usage = response.json()["usage"]
+            else:
+                async with http.stream("POST", "/v1/chat/completions", headers=bearer(key), json=chat(
+                        text=text, stream=True, stream_options={"include_usage": True})) as stream:
+                    body = (await stream.aread()).decode()
+                chunks = [json.loads(line[6:]) for line in body.splitlines()
+                          if line.startswith("data: {")]
+                (usage,) = [c["usage"] for c in chunks if c.get("usage")]
+            return key, usage["prompt_tokens"], usage["completion_tokens"]
+
+        return list(await asyncio.gather(*(one(i) for i in range(120))))
+
+
+def test_usage_totals_equal_what_concurrent_clients_received_per_key_model_and_day(gateway: GatewayStack) -> None:
+    """Many requests settling at once share usage writes; every one of them is in the totals."""
+    created = [gateway.create_key(name=f"concurrent-{i}") for i in range(3)]
+    received = asyncio.run(_mixed_load(gateway.base_url, [key for _, key in created]))
+    for key_id, key in created:
+        mine = [(p, c) for k, p, c in received if k == key]
+        report = gateway.admin("GET", f"/v1/admin/usage?key_id={key_id}&group_by=key,model,day").json()
+        (row,) = report["data"]
+        assert (row["key_id"], row["model"], row["day"]) == (key_id, CHAT_MODEL, report["end"])
+        assert row["requests"] == len(mine) == 40
+        assert row["prompt_tokens"] == sum(p for p, _ in mine)
+        assert row["completion_tokens"] == sum(c for _, c in mine)
+        assert row["cost_usd"] == pytest.approx((row["prompt_tokens"] * 1.0 + row["completion_tokens"] * 3.0) / 1e6)

@@ -17,7 +17,7 @@ import pytest
 from gateway_helpers import ADMIN_KEY, PROVIDER_KEY, GatewayStack, bearer, chat, start_gateway
 
 from fakes.fake_together import FakeTogether
-from support.stack import EMBED_MODEL
+from support.stack import CHAT_MODEL, EMBED_MODEL
 
 TENANT_KEY = "tenant-provider-canary-" + secrets.token_hex(16)
 
@@ -82,6 +82,16 @@ def drive_every_path(stack: GatewayStack, seen: Seen) -> list[str]:
         response = httpx.post(url + "/v1/chat/completions", json=chat(model=model), headers=bearer(key))
         assert response.status_code == 404
     post("/v1/chat/completions", key, chat(), **{"X-LlamaStack-Provider-Data": "not json " + TENANT_KEY})
+    # the front-ends: the Messages API with the key in x-api-key (Anthropic's SDK), the Responses API
+    anthropic_body = {"model": CHAT_MODEL, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+    for body in (anthropic_body, {**anthropic_body, "stream": True}):
+        seen.add(httpx.post(url + "/v1/messages", json=body, headers={"x-api-key": key, **tenant}, timeout=30))
+    seen.add(httpx.post(url + "/v1/messages", json=anthropic_body, headers={"x-api-key": key + "x"}, timeout=30))
+    seen.add(httpx.post(url + "/v1/messages", json=anthropic_body, headers={"x-api-key": limited}, timeout=30))
+    post("/v1/responses", key, {"model": CHAT_MODEL, "input": "hi"}, **tenant)
+    post("/v1/responses", key, {"model": CHAT_MODEL, "input": "hi", "stream": True})
+    stack.fake.fail_next(401, message=f"Incorrect API key provided: {TENANT_KEY}")
+    post("/v1/responses", key, {"model": CHAT_MODEL, "input": "upstream 401"}, **tenant)
     # upstream failures, one echoing the provider key, one mid-stream
     stack.fake.fail_next(401, message=f"Incorrect API key provided: {PROVIDER_KEY}")
     post("/v1/chat/completions", key, chat(text="upstream 401"))

@@ -56,13 +56,18 @@ def test_200_concurrent_requests_against_rpm_50_admit_exactly_50_across_two_work
     two_workers: tuple[GatewayStack, Path],
 ) -> None:
     stack, metrics_dir = two_workers
-    _, key = stack.create_key(limits={"rpm": 50})
-    statuses = asyncio.run(_burst(stack.base_url, key, 200))
-    assert statuses.count(200) == 50, sorted(set(statuses))
-    assert statuses.count(429) == 150
-    deadline = time.monotonic() + 10  # each worker moves its tallies into the shared files every second
-    while len(_pids_that_served_chat(metrics_dir)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    # the kernel decides which worker accepts each connection; on a loaded machine one worker may
+    # take a whole burst, which proves nothing about sharing: then burst again with a fresh key
+    for _ in range(3):
+        _, key = stack.create_key(limits={"rpm": 50})
+        statuses = asyncio.run(_burst(stack.base_url, key, 200))
+        assert statuses.count(200) == 50, sorted(set(statuses))
+        assert statuses.count(429) == 150
+        deadline = time.monotonic() + 5  # each worker moves its tallies into the shared files every second
+        while len(_pids_that_served_chat(metrics_dir)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if len(_pids_that_served_chat(metrics_dir)) == 2:
+            break
     assert len(_pids_that_served_chat(metrics_dir)) == 2  # both workers took part
 
 
@@ -90,3 +95,26 @@ def test_metrics_sum_every_worker(two_workers: tuple[GatewayStack, Path]) -> Non
         found = re.findall(CHAT_200, text)
         totals.add(sum(float(v) for v in found))
     assert len(totals) == 1 and totals.pop() >= 40 + 50 + 10
+
+
+async def _usage_received(base_url: str, key: str, count: int) -> list[tuple[int, int]]:
+    limits = httpx.Limits(max_connections=count, max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
+        responses = await asyncio.gather(*(
+            client.post("/v1/chat/completions", headers=bearer(key), json=chat(text="w " * (i % 5)))
+            for i in range(count)
+        ))
+    assert [r.status_code for r in responses] == [200] * count
+    return [(r.json()["usage"]["prompt_tokens"], r.json()["usage"]["completion_tokens"]) for r in responses]
+
+
+def test_usage_totals_equal_what_the_clients_received_across_both_workers(
+    two_workers: tuple[GatewayStack, Path],
+) -> None:
+    stack, _ = two_workers
+    key_id, key = stack.create_key(name="usage-two-workers")
+    received = asyncio.run(_usage_received(stack.base_url, key, 60))
+    total = stack.admin("GET", f"/v1/admin/usage?key_id={key_id}", headers={"Connection": "close"}).json()["total"]
+    assert total["requests"] == 60
+    assert total["prompt_tokens"] == sum(p for p, _ in received)
+    assert total["completion_tokens"] == sum(c for _, c in received)

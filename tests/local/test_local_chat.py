@@ -68,7 +68,7 @@ async def test_greedy_chat_equals_llama_cpp_reference(
     assert choice["message"]["content"]
     assert choice["finish_reason"] == ref["choices"][0]["finish_reason"] == "stop"
     assert ours["usage"] == ref["usage"]
-    # the template injects SmolLM's default system prompt when none is sent (embedded.md §2.6)
+    # the model's chat template injects SmolLM's default system prompt when none is sent
     assert ours["usage"]["prompt_tokens"] == 37
 
 

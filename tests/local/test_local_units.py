@@ -10,6 +10,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -190,3 +191,35 @@ async def test_registry_entries_that_do_not_fit_the_provider_are_rejected() -> N
         await provider.completion({"prompt": "hi"}, CallContext(model=other, requested_model="local/other"))
     assert provider.state == "not_loaded"  # rejected before anything was loaded
     await provider.stop()
+
+
+
+class _ScriptedWorker:
+    """Stands in for the model worker: the engine events of a two-token answer."""
+
+    def stream(self, run: Any) -> Any:
+        from relaystack.local.llamacpp import Finished, Started, TextDelta
+
+        async def events() -> Any:
+            for event in (Started(prompt_tokens=7), TextDelta("Hi"), Finished("stop", 3)):
+                yield event
+
+        return events()
+
+
+@pytest.mark.parametrize("asked", [False, True])
+async def test_a_local_stream_reports_its_usage_whether_or_not_the_client_asked(asked: bool) -> None:
+    """Usage accounting (server.auth) reads StreamReply.usage; the client sees usage only if it asked."""
+    from relaystack.providers.base import StreamReply
+
+    provider = LlamaCppProvider("local", {})
+    provider._worker = _ScriptedWorker()  # type: ignore[assignment]
+    entry = provider.static_models()[0]
+    body: dict[str, Any] = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
+    if asked:
+        body["stream_options"] = {"include_usage": True}
+    reply = await provider.chat_completion(body, CallContext(model=entry, requested_model=entry.identifier))
+    assert isinstance(reply, StreamReply)
+    text = b"".join([block async for block in reply.blocks])
+    assert reply.usage == {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
+    assert (b'"total_tokens":10' in text) is asked

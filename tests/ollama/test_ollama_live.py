@@ -109,12 +109,26 @@ def test_a_model_that_is_not_pulled_is_a_404_naming_what_is(ollama: OllamaStack)
         ollama.client().chat.completions.create(model="ollama/mistral:7b", messages=[{"role": "user", "content": "x"}])
 
 
-def test_health_and_providers_call_api_ps(ollama: OllamaStack) -> None:
-    providers = httpx.get(f"{ollama.server.base_url}/v1/providers").json()["data"]
+def test_health_probes_never_call_ollama_and_provider_health_asks_api_ps(ollama: OllamaStack) -> None:
+    base = ollama.server.base_url
+    for _ in range(5):  # a load balancer's probes: answered from what relaystack knows, like any provider's
+        health = httpx.get(f"{base}/v1/health").json()
+        assert health["ready"] is True
+        assert health["providers"]["ollama"]["status"] == "OK"
+        assert health["providers"]["ollama"]["last_discovery"]["state"] == "ok"  # its /api/tags at start-up
+    assert ollama.fake.received("/api/ps") == []
+    # llama-stack's provider health (GET /v1/providers) asks Ollama itself
+    providers = httpx.get(f"{base}/v1/providers").json()["data"]
     assert providers[0]["provider_type"] == "remote::ollama" and providers[0]["health"] == {"status": "OK"}
     ollama.fake.fail_next(500, path="/api/ps")
-    health = httpx.get(f"{ollama.server.base_url}/v1/health").json()
-    assert health["providers"]["ollama"]["status"] == "Error" and health["ready"] is False
+    assert httpx.get(f"{base}/v1/providers/ollama").json()["health"]["status"] == "Error"
+    assert len(ollama.fake.received("/api/ps")) == 2
+    # an Ollama that fails shows in /v1/health as any provider does: by its last request's outcome
+    ollama.fake.fail_next(500, path="/v1/chat/completions")
+    with pytest.raises(openai.InternalServerError):
+        ollama.client().chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])
+    health = httpx.get(f"{base}/v1/health").json()["providers"]["ollama"]
+    assert health["outcome"] == "degraded" and health["last_request"]["status"] == 500
     assert len(ollama.fake.received("/api/ps")) == 2
 
 

@@ -75,6 +75,22 @@ def test_listed_embedding_models_are_typed_with_their_dimension(clouds: Clouds, 
     assert entry["metadata"]["embedding_dimension"] == dimension
 
 
+# Bedrock's and watsonx's APIs refuse stream_options (dropped): their streams carry no usage chunk
+USAGE_STREAMERS = sorted(pid for pid in PERSONALITY if pid not in ("bedrock", "watsonx"))
+
+
+@pytest.mark.parametrize("provider_id", USAGE_STREAMERS)
+def test_usage_is_reported_in_answers_and_in_streams_that_ask(client: OpenAI, provider_id: str) -> None:
+    """Every provider (Vertex AI included) reports usage as OpenAI does."""
+    answer = client.chat.completions.create(model=_model(provider_id), messages=HELLO)  # type: ignore[arg-type]
+    assert answer.usage is not None and answer.usage.total_tokens == 9
+    chunks = list(client.chat.completions.create(model=_model(provider_id), messages=HELLO, stream=True,  # type: ignore[arg-type]
+                                                 stream_options={"include_usage": True}))
+    with_usage = [c for c in chunks if c.usage is not None]
+    assert len(with_usage) == 1 and with_usage[0] is chunks[-1] and chunks[-1].choices == []
+    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 9
+
+
 def test_usage_is_sent_once_as_openai_does_even_by_gemini(client: OpenAI) -> None:
     for provider_id in ("openai", "gemini"):
         chunks = list(client.chat.completions.create(model=_model(provider_id), messages=HELLO, stream=True,  # type: ignore[arg-type]

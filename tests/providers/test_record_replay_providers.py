@@ -25,10 +25,14 @@ def _exercise(client: OpenAI) -> dict[str, str]:
     for provider_id in RECORDED:
         model = f"{provider_id}/{CHAT_MODELS[PERSONALITY[provider_id]]}"
         answers[provider_id] = client.chat.completions.create(model=model, messages=HELLO).choices[0].message.content
-        if provider_id == "watsonx":
-            continue  # its streams end without [DONE], which the recorder takes for a broken stream
+        # (watsonx's streams end without [DONE]: recorded and replayed as they came)
         streamed = client.chat.completions.create(model=model, messages=HELLO, stream=True)  # type: ignore[arg-type]
         assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == answers[provider_id]
+    # watsonx's text generation stream: other events than OpenAI's chunks, and no [DONE] either
+    generated = list(client.completions.create(model=f"watsonx/{CHAT_MODELS['watsonx']}", prompt="Say",
+                                               stream=True, max_tokens=2))
+    answers["watsonx-generation"] = "".join(c.choices[0].text for c in generated)
+    assert answers["watsonx-generation"] == "Hello from" and generated[-1].choices[0].finish_reason == "length"
     for provider_id in RECORDED:
         if PERSONALITY[provider_id] in EMBEDDING_MODELS and provider_id != "gemini-oauth":
             embed = EMBEDDING_MODELS[PERSONALITY[provider_id]][0]
@@ -65,10 +69,9 @@ def test_record_then_replay_without_any_key(fake_clouds: FakeClouds, cloud_creds
         client = OpenAI(base_url=replayer.base_url + "/v1", api_key="unused", max_retries=0)
         replayed_models = {m["id"] for m in httpx.get(replayer.base_url + "/v1/models").json()["data"]}
         assert {"openai/gpt-4o-mini", "azure/gpt-4o-deployment", "watsonx/ibm/granite-3-8b-instruct",
-                "databricks/databricks-meta-llama-3-3-70b-instruct"} <= replayed_models
-        # OCI's listing ({"items": [...]} at .../models) is not recorded by the recorder, which takes any
-        # path ending in /models for an OpenAI listing; its models still route as oci/<model>
-        assert replayed_models >= {m for m in recorded_models if not m.startswith(("bedrock/", "vertexai/", "oci/"))}
+                "databricks/databricks-meta-llama-3-3-70b-instruct", f"oci/{CHAT_MODELS['oci']}"} <= replayed_models
+        # every recorded listing replays, OCI's ({"items": [...]}) included; Bedrock and Vertex AI list nothing
+        assert replayed_models == recorded_models
         assert _exercise(client) == recorded_answers
         assert "has no API key" not in replayer.log()
     finally:

@@ -2,7 +2,8 @@
 
 It answers chat (JSON and SSE), completions, embeddings and a Together-style bare-array
 ``/models``; ``state`` switches on the failure shapes the recorder must not write (error
-status, a stream cut mid-way, a stream without ``[DONE]``, an in-band error event), an echo
+status, a stream cut mid-way, a stream that ends before it finished, an in-band error event; a
+finished stream without ``[DONE]``, as watsonx sends, is written), an echo
 of every credential it received (raw, base64, URL-encoded) for the canary tests, and a gate
 that holds the stream after its first chunk (to prove the recorder relays before buffering).
 """
@@ -33,6 +34,8 @@ class UpstreamState:
     fail_status: int | None = None
     cut_after: int | None = None  # drop the connection after N chunks
     no_done: bool = False
+    # the body ends cleanly before the finishing chunk (and without [DONE])
+    unfinished: bool = False
     inband_error: bool = False
     echo_credentials: bool = False
     models_envelope: bool = False
@@ -144,7 +147,9 @@ async def _stream(request: web.Request, body: dict[str, Any], state: UpstreamSta
     if state.echo_credentials:
         words.append(" " + _content(body, request, state))
     events = [chunk(w) for w in words]
-    events.append(chunk("", finish="stop", usage={"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}))
+    if not state.unfinished:
+        events.append(chunk("", finish="stop", usage={"prompt_tokens": 5, "completion_tokens": 7,
+                                                      "total_tokens": 12}))
     for i, event in enumerate(events):
         if state.cut_after is not None and i == state.cut_after:
             assert request.transport is not None
@@ -156,7 +161,7 @@ async def _stream(request: web.Request, body: dict[str, Any], state: UpstreamSta
         await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
         if i == 0 and state.hold_after_first is not None:
             await state.hold_after_first.wait()
-    if not state.no_done:
+    if not (state.no_done or state.unfinished):
         await response.write(b"data: [DONE]\n\n")
     await response.write_eof()
     return response

@@ -189,7 +189,7 @@ async def test_upstream_errors_pass_through_and_are_not_written(
 
 @pytest.mark.parametrize(
     ("setting", "reason"),
-    [("no_done", "without [DONE]"), ("inband_error", "in-band error")],
+    [("unfinished", "without [DONE] before it finished"), ("inband_error", "in-band error")],
 )
 async def test_unfinished_or_failed_streams_are_not_written(
     fake_upstream: Fake, live: HttpUpstream, tmp_path: Path, caplog: pytest.LogCaptureFixture,
@@ -201,6 +201,22 @@ async def test_unfinished_or_failed_streams_are_not_written(
     await _consume(await recorder(live, tmp_path).send(post(base, "/chat/completions", STREAM)))
     assert files(tmp_path) == []
     assert any(reason in r.getMessage() for r in caplog.records)
+
+
+async def test_a_finished_stream_without_done_is_written_and_replays_without_done(
+    fake_upstream: Fake, live: HttpUpstream, tmp_path: Path
+) -> None:
+    """watsonx ends its streams with the body, never with [DONE]: recorded and replayed as sent."""
+    state, base = fake_upstream
+    state.no_done = True
+    relayed = await _consume(await recorder(live, tmp_path).send(post(base, "/chat/completions", STREAM)))
+    [path] = files(tmp_path)
+    assert json.loads(path.read_text())["response"]["done_event"] is False
+    replayed = await _consume(await replayer(tmp_path).send(post(base, "/chat/completions", STREAM)))
+    assert b"[DONE]" not in relayed and b"[DONE]" not in replayed
+    events = [json.loads(e.removeprefix(b"data: ")) for e in replayed[:-2].split(b"\n\n")]
+    assert events == [json.loads(e.removeprefix(b"data: ")) for e in relayed[:-2].split(b"\n\n")]
+    assert events[-1]["choices"][0]["finish_reason"] == "stop"
 
 
 async def test_a_cut_stream_raises_to_the_consumer_and_writes_nothing(

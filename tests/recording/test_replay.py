@@ -12,8 +12,9 @@ import pytest
 
 from relaystack.errors import ConfigError, ReplayMissError
 from relaystack.recording import RecordingSettings, RecordMode, ReplayingUpstream, wrap_upstream
-from relaystack.recording.codec import TYPE_MODEL, dump_document
+from relaystack.recording.codec import TYPE_MODEL, build_response, dump_document
 from relaystack.recording.identity import identity_of_request
+from relaystack.recording.redact import SecretSet
 from relaystack.recording.store import RecordingStore
 from relaystack.upstream.base import UpstreamRequest
 
@@ -154,6 +155,47 @@ async def test_a_miss_names_the_request_the_file_and_how_to_record(caplog: pytes
     assert any(SEED_ID in m and "'Hello, world?' (request) vs 'Hello, world!' (recording)" in m for m in logged)
 
 
+async def test_a_repeated_miss_is_logged_once_and_answered_the_same(caplog: pytest.LogCaptureFixture) -> None:
+    """A suite that retries a missing call, or a client in a loop, must not flood the log."""
+    upstream = replayer()
+    caplog.set_level(logging.DEBUG, logger="relaystack.recording")
+    errors = []
+    for content in ["missing one"] * 5 + ["missing two"] * 3:
+        body = {**SEED_BODY, "messages": [{"role": "user", "content": content}]}
+        with pytest.raises(ReplayMissError) as info:
+            await upstream.send(post(TOGETHER, "/chat/completions", body))
+        errors.append(info.value.to_dict())
+    warned = [r.getMessage() for r in caplog.records
+              if r.levelno >= logging.WARNING and "replay miss" in r.getMessage()]
+    assert len(warned) == 2 and "missing one" in warned[0] and "missing two" in warned[1]
+    assert errors[:5] == [errors[0]] * 5 and errors[5:] == [errors[5]] * 3
+    assert "nearest recording" in errors[0]["error"]["message"]
+    # an unrecorded listing is no failure (the provider serves the config's models): said at info
+    with pytest.raises(ReplayMissError):
+        await upstream.send(get(TOGETHER, "/models"))
+    [listing] = [r for r in caplog.records if "replay miss: GET" in r.getMessage()]
+    assert listing.levelno == logging.INFO
+    assert not any("record: writing" in r.getMessage() for r in caplog.records)  # replay writes nothing
+
+
+def test_providers_sharing_the_recordings_folder_index_it_once(caplog: pytest.LogCaptureFixture) -> None:
+    from relaystack.api.app import create_app
+    from relaystack.config import parse_config
+
+    caplog.set_level(logging.INFO, logger="relaystack.recording")
+    remote = [("together", "remote::together"), ("compat", "remote::openai-compat"), ("vllm", "remote::vllm")]
+    config = parse_config({
+        "version": 2, "storage": {"db_path": ":memory:"},
+        "providers": {"inference": [{"provider_id": pid, "provider_type": kind,
+                                     "config": {"base_url": "http://127.0.0.1:9/v1"}} for pid, kind in remote]},
+    }, source="<test>")
+    app = create_app(config, record_mode="replay", recordings_dir=str(SHARED), environ={})
+    indexed = [r.getMessage() for r in caplog.records if "recordings indexed" in r.getMessage()]
+    assert len(indexed) == 1, indexed
+    stores = {id(p.upstream.store) for p in app.providers}  # type: ignore[attr-defined]
+    assert len(stores) == 1
+
+
 async def test_miss_log_lists_added_and_removed_fields(caplog: pytest.LogCaptureFixture) -> None:
     body = {**SEED_BODY, "temperature": 0.2}
     del body["stream"]
@@ -189,6 +231,27 @@ async def test_model_list_replays_the_bare_array_and_merges_variants(tmp_path: P
     assert [m["id"] for m in json.loads(await response.read())] == ["a", "m", "z"]
 
 
+async def test_a_listing_under_items_is_recorded_as_it_came_and_merged(tmp_path: Path) -> None:
+    """OCI lists its models as ``{"items": [...]}`` at ``.../models``: kept as the object it was."""
+    oci = "http://127.0.0.1:9/20231130"
+    identity = identity_of_request(get(oci, "/models"))
+    listing = {"items": [{"id": "ocid1.z", "displayName": "cohere.command-r"},
+                         {"id": "ocid1.a", "displayName": "meta.llama-3.3"}], "opc": "page-1"}
+    response = build_response(identity.operation, listing, streaming=False)
+    assert response == {"body": listing, "is_streaming": False}
+    store = RecordingStore(tmp_path)
+    store.write(identity, response, SecretSet())
+    replayed = await (await replayer(tmp_path).send(get(oci, "/models"))).read()
+    assert json.loads(replayed) == listing
+    # two recordings of the listing (per-model-set variants): one listing, the union by id, sorted
+    variant = {"items": [{"id": "ocid1.m", "displayName": "cohere.embed-v4.0"}], "opc": "page-1"}
+    (tmp_path / "responses" / f"models-{identity.short_hash}-0badcafe.json").write_text(
+        dump_document(identity.to_record(), build_response(identity.operation, variant, streaming=False)))
+    merged = json.loads(await (await replayer(tmp_path).send(get(oci, "/models"))).read())
+    assert merged["opc"] == "page-1" and "data" not in merged
+    assert [m["id"] for m in merged["items"]] == ["ocid1.a", "ocid1.m", "ocid1.z"]
+
+
 async def test_used_ids_are_counted_and_logged(tmp_path: Path) -> None:
     log_file = tmp_path / "used.txt"
     upstream = replayer(used_log=log_file)
@@ -222,7 +285,7 @@ def test_store_reads_suites_and_a_responses_folder_directly(tmp_path: Path) -> N
 async def test_a_miss_on_an_endpoint_without_recordings_does_not_point_elsewhere(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="relaystack.recording")
+    caplog.set_level(logging.INFO, logger="relaystack.recording")
     with pytest.raises(ReplayMissError) as info:
         await replayer().send(get(TOGETHER, "/models"))
     message = info.value.message

@@ -123,6 +123,34 @@ def test_a_5xx_is_retried_on_the_same_deployment(rig: Rig) -> None:
     assert len(rig.a.requests_to(CHAT)) == 2 and rig.b.requests == []
 
 
+def test_every_attempt_leaves_a_log_line(rig: Rig) -> None:
+    """A failed attempt is a warning naming the deployment; every attempt is an access line too,
+    and the request's own line counts them."""
+    seen = len(rig.server.log())
+    rig.a.fail_next(503, times=2)
+    response = rig.post("retrying")
+    assert response.status_code == 200 and response.headers["x-relaystack-attempts"] == "3"
+
+    def new_lines() -> list[str]:
+        return rig.server.log()[seen:].splitlines()
+
+    # access lines are written as requests end, so an earlier test's may land after ``seen``: look for this one's
+    assert rig.a.wait_until(lambda: any(line.endswith("attempts=3") for line in new_lines()), timeout=10)
+    failed = [line for line in new_lines() if "model retrying: attempt" in line]
+    assert len(failed) == 2 and all("on deployment a (provider a) failed" in line and " 503 " in line
+                                    for line in failed), failed
+    assert "attempt 1 " in failed[0] and "attempt 2 " in failed[1]
+    posts = [line for line in new_lines() if "relaystack.access: POST /v1/chat/completions" in line]
+    (access,) = [line for line in posts if line.endswith("attempts=3")]  # the request's own line
+    assert " 200 " in access and "model=retrying provider=b" in access and access.endswith("attempts=3")
+    # and one access line per attempt, in order: two 503s on a (each retried), then b's answer
+    tries = [line for line in posts if "model=retrying" in line and "/3 outcome=" in line]
+    assert len(tries) == 3, posts
+    assert " 503 " in tries[0] and "deployment=a attempt=1/3 outcome=error" in tries[0] and "then=retry" in tries[0]
+    assert " 503 " in tries[1] and "deployment=a attempt=2/3" in tries[1]
+    assert " 200 " in tries[2] and "deployment=b attempt=3/3 outcome=ok" in tries[2]
+
+
 def test_a_400_is_passed_through_after_one_attempt(rig: Rig) -> None:
     rig.a.fail_next(400, message="bad request")
     response = rig.post("retrying")
@@ -166,6 +194,28 @@ def test_the_client_can_ask_for_a_single_attempt(rig: Rig) -> None:
     assert rig.b.requests == []
     bad = rig.post("retrying", headers={"X-Relaystack-Max-Attempts": "none"})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "X-Relaystack-Max-Attempts"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_front_ends_are_routed_and_say_who_answered(rig: Rig, stream: bool) -> None:
+    """/v1/responses and /v1/messages go through the same router: fallback, headers, max attempts."""
+    base = rig.server.base_url
+    responses = httpx.post(f"{base}/v1/responses", json={"model": "down", "input": "Hello", "stream": stream},
+                           timeout=30)
+    messages = httpx.post(f"{base}/v1/messages", timeout=30, json={
+        "model": "down", "max_tokens": 16, "stream": stream, "messages": [{"role": "user", "content": "Hello"}]})
+    for answer in (responses, messages):
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-relaystack-provider"] == "b" and answer.headers["x-relaystack-deployment"] == "b"
+        assert answer.headers["x-relaystack-attempts"] in {"1", "2"}  # "2" if this opened the cooldown
+    rig.a.fail_next(503, times=10)
+    single = httpx.post(f"{base}/v1/responses", json={"model": "retrying", "input": "Hello", "stream": stream},
+                        headers={"X-Relaystack-Max-Attempts": "1"}, timeout=30)
+    assert single.status_code == 503 and single.headers["x-relaystack-attempts"] == "1"
+    assert len(rig.a.requests_to(CHAT)) == 1
+    bad = httpx.post(f"{base}/v1/messages", headers={"X-Relaystack-Max-Attempts": "0"}, timeout=30, json={
+        "model": "down", "max_tokens": 16, "messages": [{"role": "user", "content": "Hello"}]})
+    assert bad.status_code == 400 and "X-Relaystack-Max-Attempts" in bad.text
 
 
 def test_a_stream_stalled_before_its_first_byte_is_served_elsewhere(rig: Rig) -> None:

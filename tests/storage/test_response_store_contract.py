@@ -167,3 +167,28 @@ async def test_a_v1_database_is_migrated_and_keeps_its_completions(db_path: Path
         assert (await store.get_response("resp_1")).response["id"] == "resp_1"
     finally:
         await store.stop()
+
+
+async def test_a_keys_responses_are_its_own(store: Store) -> None:
+    """owner (server.auth on): another key's response is "not found" for every operation; no owner asked
+    for (the admin key, or auth off) sees them all."""
+    responses = as_responses(store)
+    for rid, owner in (("resp_a1", "key_a"), ("resp_b1", "key_b"), ("resp_a2", "key_a"), ("resp_x", None)):
+        await responses.put_response(response(rid), items(), chat(), owner=owner)
+    assert (await responses.get_response("resp_a1", owner="key_a")).response["id"] == "resp_a1"
+    with pytest.raises(NotFoundError):
+        await responses.get_response("resp_a1", owner="key_b")
+    with pytest.raises(NotFoundError):
+        await responses.get_response("resp_x", owner="key_b")  # written with auth off: the admin's to see
+    mine = await responses.list_responses(owner="key_a", order="asc")
+    assert [r["id"] for r in mine["data"]] == ["resp_a1", "resp_a2"]
+    first = await responses.list_responses(owner="key_a", order="asc", limit=1)
+    assert [r["id"] for r in first["data"]] == ["resp_a1"] and first["has_more"] is True
+    rest = await responses.list_responses(owner="key_a", order="asc", after="resp_a1")
+    assert [r["id"] for r in rest["data"]] == ["resp_a2"] and rest["has_more"] is False
+    with pytest.raises(InvalidRequestError):  # a cursor from another key's list is unknown here
+        await responses.list_responses(owner="key_a", after="resp_b1")
+    assert len((await responses.list_responses())["data"]) == 4
+    assert await responses.delete_response("resp_a1", owner="key_b") is False
+    assert (await responses.get_response("resp_a1")).response["id"] == "resp_a1"  # still there
+    assert await responses.delete_response("resp_a1", owner="key_a") is True

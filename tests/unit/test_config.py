@@ -90,3 +90,38 @@ def test_the_example_config_loads(tmp_path: Path) -> None:
     config = load_config(example)
     assert [p.provider_type for p in config.inference_providers] == ["remote::together"]
     assert config.models[1].metadata == {"embedding_dimension": 768}
+
+
+def test_the_server_limits_have_safe_defaults_and_bad_values_name_the_key() -> None:
+    from relaystack.server.runner import connection_limits, uvicorn_settings
+
+    server = parse_config({"providers": {}}, env={}).server
+    # every limit a public server needs is on without being configured
+    limits = connection_limits(server)
+    assert (limits.max_header_bytes, limits.header_timeout_s) == (32 * 1024, 10.0)
+    assert (limits.max_connections, limits.max_concurrent_requests) == (2048, 1024)
+    assert (server.max_body_bytes, server.body_timeout_s) == (16 * 1024 * 1024, 30.0)
+    assert uvicorn_settings(server, "info")["timeout_keep_alive"] == server.keepalive_timeout_s == 5.0
+    # and each is read from server: in run.yaml
+    configured = parse_config({"providers": {}, "server": {
+        "max_header_bytes": 4096, "header_timeout_s": 2, "keepalive_timeout_s": 3, "max_connections": 10,
+        "max_concurrent_requests": 5}}, env={}).server
+    assert connection_limits(configured) == type(limits)(4096, 2.0, 10, 5)
+    assert uvicorn_settings(configured, "info")["timeout_keep_alive"] == 3.0
+    for key, value in (("max_header_bytes", 10), ("header_timeout_s", 0), ("keepalive_timeout_s", -1),
+                       ("max_connections", 0), ("max_concurrent_requests", 0), ("body_timeout_s", 0),
+                       ("max_header_bytes", "lots")):
+        with pytest.raises(ConfigError) as caught:
+            parse_config({"providers": {}, "server": {key: value}}, env={})
+        assert f"server.{key}" in str(caught.value), (key, value)
+def test_a_misspelt_server_key_is_warned_about_with_the_nearest_known_one(caplog: pytest.LogCaptureFixture) -> None:
+    raw = {"server": {"port": 8400, "max_concurent_requests": 5, "disable_ipv6": True}}
+    with caplog.at_level(logging.WARNING, logger="relaystack"):
+        config = parse_config(raw, source="run.yaml")
+    assert config.server.max_concurrent_requests == 1024  # the typo changed nothing...
+    warnings = [r.getMessage() for r in caplog.records]
+    # ...and says so, naming the key it probably meant
+    assert any("server.max_concurent_requests is not a relaystack setting" in w
+               and "Did you mean server.max_concurrent_requests?" in w for w in warnings), warnings
+    assert any("server.disable_ipv6 (llama-stack) has no effect" in w for w in warnings), warnings
+    assert not any("server.port" in w for w in warnings)

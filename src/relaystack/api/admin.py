@@ -159,7 +159,7 @@ class AdminRoutes:
         ``last_discovery`` and ``last_request``. Never calls an upstream: a probe is free."""
         providers: dict[str, Any] = {}
         for pid, provider in self.registry.providers.items():
-            providers[pid] = {**await provider.health(), **self.health_book[pid].to_dict()}
+            providers[pid] = {**provider.status(), **self.health_book[pid].to_dict()}
         backends = self.describe_backends()
         ready = all(h.get("status") == "OK" for h in (*providers.values(), *backends.values()))
         return json_response({

@@ -43,6 +43,19 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+def max_attempts_header(scope: Scope) -> int | None:
+    """X-Relaystack-Max-Attempts: N caps this request's attempts (1: no retry, no fallback)."""
+    raw = header(scope, b"x-relaystack-max-attempts")
+    if raw is None:
+        return None
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise InvalidRequestError(
+            "X-Relaystack-Max-Attempts must be a whole number >= 1 (1: a single attempt, no retry, no fallback).",
+            param="X-Relaystack-Max-Attempts",
+        )
+    return int(raw)
+
+
 async def read_body(scope: Scope, receive: Receive, limit: int, timeout_s: float) -> bytes:
     """The whole request body; 413 past ``limit`` (before buffering it), 408 if it trickles."""
     declared = header(scope, b"content-length")

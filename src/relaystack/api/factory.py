@@ -2,7 +2,9 @@
 
 The CLI already built the app once to check the config and printed its warnings, so a
 worker builds quietly; the first worker to claim ``announce_file`` prints the start-up
-details (providers and their models), the others only that they are ready.
+details (providers and their models), the others only that they are ready. The workers list
+each provider's models once between them, through ``discovery_file``
+(``relaystack.shared_discovery``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import orjson
 from relaystack.api.app import RelaystackApp, create_app
 from relaystack.config import load_run_config
 from relaystack.logs import configure_logging
+from relaystack.shared_discovery import SharedDiscovery
 
 __all__ = ["app_from_environment"]
 
@@ -32,6 +35,8 @@ def app_from_environment() -> RelaystackApp:
                          workers=args.get("workers"))
     app.public_url = args.get("url")
     app.announce = _claim(args.get("announce_file"))
+    if args.get("discovery_file"):
+        app.shared_discovery = SharedDiscovery(args["discovery_file"])
     return app
 
 

@@ -32,6 +32,7 @@ from relaystack.api.asgi import (
     Send,
     header,
     internal_error,
+    max_attempts_header,
     parse_json_object,
     read_body,
     send_error,
@@ -139,7 +140,7 @@ class InferenceRoutes:
             if ctx.provider_data:
                 ctx.redactor.add(key_like_values(ctx.provider_data))
             ctx.fault = self._fault(scope, ctx.stream)
-            ctx.max_attempts = _max_attempts(scope)
+            ctx.max_attempts = max_attempts_header(scope)
             await self.gate.admit(scope, ctx)
             # llama-stack never sent [DONE] and its client (0.2.x) fails to parse it
             done = b"" if header(scope, b"x-llamastack-client-version") else sse.DONE_EVENT
@@ -179,14 +180,14 @@ class InferenceRoutes:
                 await self._stream(kind, reply, body, ctx, send, done)
                 return
             payload = scrubbed_payload(reply, ctx)
-            extra = _routing_headers(ctx)
+            extra = ctx.routing_headers()
             ctx.status = reply.status
             ctx.usage = reply.usage
             self.gate.begin_settle(ctx)  # the usage write rides with the completion's commit
             if kind.stored and self._should_store(body) and not await self._store(reply.data, body):
                 extra += _STORE_FAILED
             await self.gate.settle(ctx)
-            await send_raw_json(send, reply.status, payload, _with_limits(ctx, extra))
+            await send_raw_json(send, reply.status, payload, ctx.with_limit_headers(extra))
         except RelaystackError as exc:
             note_failure(ctx, exc)
             if isinstance(exc, _UPSTREAM_FAILURES):
@@ -324,37 +325,8 @@ def note_failure(ctx: RequestContext, exc: RelaystackError) -> None:
         log.warning("Stream for model %s failed: %s", ctx.model, exc.message)
 
 
-def _routing_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
-    """Which provider (and deployment) answered, after how many attempts."""
-    headers = [(b"x-relaystack-attempts", str(ctx.attempts).encode())]
-    if ctx.provider_id is not None:
-        headers.append((b"x-relaystack-provider", ctx.provider_id.encode()))
-    if ctx.deployment is not None:
-        headers.append((b"x-relaystack-deployment", ctx.deployment.encode()))
-    return headers
-
-
-def _max_attempts(scope: Scope) -> int | None:
-    """X-Relaystack-Max-Attempts: N caps this request's attempts (1: no retry, no fallback)."""
-    raw = header(scope, b"x-relaystack-max-attempts")
-    if raw is None:
-        return None
-    if not raw.strip().isdigit() or int(raw) < 1:
-        raise InvalidRequestError(
-            "X-Relaystack-Max-Attempts must be a whole number >= 1 (1: a single attempt, no retry, no fallback).",
-            param="X-Relaystack-Max-Attempts",
-        )
-    return int(raw)
-
-
-def _with_limits(ctx: RequestContext, extra: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """The answer's headers plus the caller's x-ratelimit-* (when its key has limits)."""
-    limits = getattr(ctx.principal, "headers", None)
-    return [*extra, *limits] if limits else extra
-
-
 def _sse_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
-    return _with_limits(ctx, _SSE_HEADERS + _routing_headers(ctx))
+    return ctx.answer_headers(_SSE_HEADERS)
 
 
 def _failure_reason(exc: RelaystackError) -> str:

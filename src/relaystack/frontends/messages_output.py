@@ -26,11 +26,10 @@ from relaystack.frontends.chat_reader import (
     ChatTurn,
     ToolCall,
     encode_strings,
-    parse_block,
-    plain_text,
 )
 from relaystack.frontends.pipeline import sse_block
 from relaystack.frontends.responses_output import new_id
+from relaystack.frontends.text_runs import TextRun, TextRuns
 
 __all__ = ["MessagesStream", "anthropic_error", "message_object", "stop_reason", "usage_of"]
 
@@ -112,6 +111,7 @@ class MessagesStream:
         self.model = model
         self.stop_sequences = stop_sequences
         self.turn = ChatTurn()
+        self._reader = TextRuns(self.turn)
         self._index = -1  # the last content block's index
         self._block_open = False
         self._open_tool: int | None = None  # the chat tool index of the open tool_use block
@@ -138,30 +138,24 @@ class MessagesStream:
 
     def feed_block(self, block: Block) -> bytes:
         """One relayed block. Runs of plain text events become ``text_delta`` events in one
-        ``bytes.join`` (their texts encoded in one call); any other event goes through ``feed``."""
-        chunks = block if isinstance(block, list) else parse_block(block)
-        run: list[str] = []
-        for chunk in chunks:
-            text = plain_text(chunk) if self.turn.completion_id is not None else None
-            if text is None:
-                if run:
-                    self._text_run(run)
-                    run = []
-                self._chunk(chunk)
-            elif text:
-                run.append(text)
-        if run:
-            self._text_run(run)
+        ``bytes.join`` (``TextRuns``: their texts spliced in as the upstream escaped them, or
+        encoded in one call); any other event goes through the turn, as in ``feed``."""
+        for item in self._reader.read(block):
+            if type(item) is TextRun:
+                self._text_run(item)
+            else:
+                self._chunk(item)  # type: ignore[arg-type]
         return self._flush()
 
-    def _text_run(self, texts: list[str]) -> None:
-        self.turn.text.extend(texts)
+    def _text_run(self, run: TextRun) -> None:
+        self.turn.text.extend(run.texts)
         if not self._block_open or self._open_tool is not None:
             self._open_block({"type": "text", "text": ""})
         head = (b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
                 + str(self._index).encode() + b',"delta":{"type":"text_delta","text":"')  # fmt: skip
         tail = b'"}}\n\n'
-        self._out.append(head + (tail + head).join(encode_strings(texts)) + tail)
+        pieces = encode_strings(run.texts) if run.raw is None else run.raw
+        self._out += (head, (tail + head).join(pieces), tail)  # joined once, by _flush
 
     def feed(self, chunks: list[dict[str, Any]]) -> bytes:
         for chunk in chunks:

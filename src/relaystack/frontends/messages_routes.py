@@ -101,7 +101,7 @@ class MessagesRoutes:
             return
         message = message_object(new_message_id(), request.model, turn, _stop_sequences(request))
         await self.frontend.settle(ctx, 200, turn.usage)
-        await send_raw_json(send, 200, orjson.dumps(message), _ignored(request))
+        await send_raw_json(send, 200, orjson.dumps(message), ctx.answer_headers(_ignored(request)))
 
     async def _stream(self, request: MessagesRequest, ctx: RequestContext, send: Send) -> None:
         try:
@@ -111,7 +111,7 @@ class MessagesRoutes:
             await send_anthropic_error(send, exc)
             return
         stream = MessagesStream(new_message_id(), request.model, _stop_sequences(request))
-        headers = [*SSE_HEADERS, *_ignored(request)]
+        headers = ctx.answer_headers([*SSE_HEADERS, *_ignored(request)])
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": stream.start(), "more_body": True})
         try:

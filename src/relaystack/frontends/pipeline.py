@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from relaystack.api.asgi import Receive, Scope, Send, header, parse_json_object, read_body
+from relaystack.api.asgi import Receive, Scope, Send, header, max_attempts_header, parse_json_object, read_body
 from relaystack.api.inference import (
     CLIENT_CLOSED,
     DisconnectWatcher,
@@ -70,6 +70,7 @@ class Frontend:
         if ctx.provider_data:
             ctx.redactor.add(key_like_values(ctx.provider_data))
         ctx.fault = self._fault(scope)
+        ctx.max_attempts = max_attempts_header(scope)
         await self.gate.admit(scope, ctx)
 
     async def send_chat(self, body: dict[str, Any], ctx: RequestContext) -> Reply:

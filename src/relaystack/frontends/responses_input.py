@@ -12,10 +12,10 @@ the conversation's last user message is not sent twice.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from relaystack.errors import InvalidRequestError, UnsupportedParameterError
+from relaystack.frontends.responses_output import new_id
 
 __all__ = ["input_items", "items_to_messages"]
 
@@ -209,10 +209,10 @@ def listed_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if isinstance(content, str):
                 part = "output_text" if item.get("role") == "assistant" else "input_text"
                 shown["content"] = [{"type": part, "text": content}]
-            shown.setdefault("id", f"msg_{uuid.uuid4().hex}")
+            shown.setdefault("id", new_id("msg"))
         elif kind == "function_call_output":
-            shown.setdefault("id", f"fco_{uuid.uuid4().hex}")
+            shown.setdefault("id", new_id("fco"))
         elif kind == "function_call":
-            shown.setdefault("id", f"fc_{uuid.uuid4().hex}")
+            shown.setdefault("id", new_id("fc"))
         out.append(shown)
     return out

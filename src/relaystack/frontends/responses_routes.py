@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from relaystack.api.asgi import Receive, Scope, Send, send_error, send_raw_json
 from relaystack.context import RequestContext
+from relaystack.counters import COUNTERS
 from relaystack.errors import ConflictError, InvalidRequestError, NotImplementedYetError, RelaystackError
 from relaystack.frontends.chat_reader import ChatTurn, blocks_of
 from relaystack.frontends.pipeline import SSE_HEADERS, Frontend
@@ -37,7 +38,9 @@ from relaystack.frontends.responses_output import (
 )
 from relaystack.frontends.responses_request import ResponsesRequest, parse_responses_request
 from relaystack.frontends.responses_stream import ResponsesStream
+from relaystack.gateway.owner import owner_to_read, owner_to_record
 from relaystack.storage.base import ResponseStore
+from relaystack.telemetry import current as telemetry
 
 __all__ = ["ResponsesRoutes"]
 
@@ -57,6 +60,7 @@ class _Prepared:
     chat_body: dict[str, Any]
     items: list[dict[str, Any]]  # the conversation's input items, this request's last
     messages: list[dict[str, Any]]  # the conversation as chat messages, without instructions
+    owner: str | None = None  # the key that creates it (server.auth on)
 
 
 class ResponsesRoutes:
@@ -72,7 +76,7 @@ class ResponsesRoutes:
             ctx.model = request.model
             ctx.stream = request.stream
             await self.frontend.admit(scope, ctx)
-            prepared = await self._prepare(request)
+            prepared = await self._prepare(request, scope)
         except RelaystackError as exc:
             await send_error(send, exc)
             self.frontend.ended(scope, ctx, exc)
@@ -86,7 +90,7 @@ class ResponsesRoutes:
 
         await self.frontend.serve(scope, ctx, receive, send, answer, send_error, "a Responses request")
 
-    async def _prepare(self, request: ResponsesRequest) -> _Prepared:
+    async def _prepare(self, request: ResponsesRequest, scope: Scope) -> _Prepared:
         instructions = request.body.get("instructions")
         if instructions is not None and not isinstance(instructions, str):
             raise InvalidRequestError("'instructions' must be a string.", param="instructions")
@@ -95,19 +99,21 @@ class ResponsesRoutes:
         before_items: list[dict[str, Any]] = []
         before_messages: list[dict[str, Any]] = []
         if request.previous_response_id is not None:
-            before_items, before_messages = await self._conversation(request.previous_response_id)
+            before_items, before_messages = await self._conversation(request.previous_response_id, scope)
         new_messages = items_to_messages(request.items, before_messages)
         messages = [*before_messages, *new_messages]
         system = [{"role": "system", "content": instructions}] if instructions else []
         chat_body = {**request.chat_body, "messages": [*system, *messages]}
         body = {**request.body, "store": request.store and self.store is not None}
-        return _Prepared(request, body, chat_body, [*before_items, *listed_items(request.items)], messages)
+        items = [*before_items, *listed_items(request.items)]
+        return _Prepared(request, body, chat_body, items, messages, owner_to_record(scope))
 
-    async def _conversation(self, previous_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    async def _conversation(self, previous_id: str, scope: Scope) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         if self.store is None:
             raise NotImplementedYetError(_NO_STORE, param="previous_response_id")
         try:
-            stored = await self.store.get_response(previous_id)
+            # another key's response is "not found": a key continues only its own conversations
+            stored = await self.store.get_response(previous_id, owner=owner_to_read(scope))
         except RelaystackError as exc:
             if exc.status_code != 404:
                 raise
@@ -137,7 +143,7 @@ class ResponsesRoutes:
         )  # fmt: skip
         stored = await self._store(prepared, response, turn)
         await self.frontend.settle(ctx, 200, turn.usage)
-        await send_raw_json(send, 200, orjson.dumps(response), None if stored else _STORE_FAILED)
+        await send_raw_json(send, 200, orjson.dumps(response), ctx.answer_headers([] if stored else _STORE_FAILED))
 
     async def _stream(self, prepared: _Prepared, ctx: RequestContext, send: Send) -> None:
         try:
@@ -147,7 +153,7 @@ class ResponsesRoutes:
             await send_error(send, exc)
             return
         stream = ResponsesStream(new_id("resp"), now(), prepared.body)
-        await send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        await send({"type": "http.response.start", "status": 200, "headers": ctx.answer_headers(SSE_HEADERS)})
         await send({"type": "http.response.body", "body": stream.start(), "more_body": True})
         status = 200
         try:
@@ -173,9 +179,11 @@ class ResponsesRoutes:
         if response["status"] != "failed":
             messages = [*messages, assistant_message(turn)]
         try:
-            await self.store.put_response(response, prepared.items, messages)
+            await self.store.put_response(response, prepared.items, messages, owner=prepared.owner)
         except Exception as exc:
-            log.error("Could not store response %s: %s", response["id"], exc)
+            COUNTERS.store_failures += 1
+            telemetry().store_failure("response")
+            log.error("Could not store response %s (answered, not stored): %s", response["id"], exc)
             return False
         return True
 
@@ -198,20 +206,21 @@ class ResponsesRoutes:
         return self.store
 
     async def get_response(self, request: Request) -> Response:
-        stored = await self._require_store().get_response(request.path_params["response_id"])
+        stored = await self._require_store().get_response(request.path_params["response_id"], owner=_reader(request))
         return _json_response(stored.response)
 
     async def delete_response(self, request: Request) -> Response:
         response_id = request.path_params["response_id"]
         store = self._require_store()
-        if not await store.delete_response(response_id):
-            await store.get_response(response_id)  # raises the store's 404
+        owner = _reader(request)
+        if not await store.delete_response(response_id, owner=owner):
+            await store.get_response(response_id, owner=owner)  # raises the store's 404
         return _json_response({"id": response_id, "object": "response", "deleted": True})
 
     async def cancel_response(self, request: Request) -> Response:
         """Only a background response can be cancelled, and relaystack runs none: every stored
         response has finished, so this is a 409 (404 for an unknown id), as OpenAI answers."""
-        stored = await self._require_store().get_response(request.path_params["response_id"])
+        stored = await self._require_store().get_response(request.path_params["response_id"], owner=_reader(request))
         raise ConflictError(
             f"Cannot cancel response '{stored.response['id']}': it is {stored.response.get('status')}; only "
             "background responses can be cancelled, and relaystack answers every response in its request.",
@@ -222,12 +231,12 @@ class ResponsesRoutes:
         query = request.query_params
         page = await self._require_store().list_responses(
             after=query.get("after") or None, limit=_limit(query.get("limit")), model=query.get("model") or None,
-            order=_order(query.get("order")),
+            order=_order(query.get("order")), owner=_reader(request),
         )  # fmt: skip
         return _json_response(page)
 
     async def list_input_items(self, request: Request) -> Response:
-        stored = await self._require_store().get_response(request.path_params["response_id"])
+        stored = await self._require_store().get_response(request.path_params["response_id"], owner=_reader(request))
         query = request.query_params
         items = stored.input_items if _order(query.get("order")) == "asc" else stored.input_items[::-1]
         ids = [item.get("id") for item in items]
@@ -252,7 +261,8 @@ class ResponsesRoutes:
 def _limit(text: str | None) -> int:
     if text is None:
         return 20
-    if not text.isdigit() or not 1 <= int(text) <= 100:
+    # ASCII digits only: str.isdigit() also takes '²' and '١', which int() then refuses (a 500)
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 100:
         raise InvalidRequestError("'limit' must be an integer from 1 to 100.", param="limit")
     return int(text)
 
@@ -261,6 +271,10 @@ def _order(text: str | None) -> Any:
     if text not in (None, "asc", "desc"):
         raise InvalidRequestError("'order' must be 'asc' or 'desc'.", param="order")
     return text or "desc"
+
+
+def _reader(request: Request) -> str | None:
+    return owner_to_read(request.scope)
 
 
 def _json_response(data: Any, status: int = 200) -> Response:

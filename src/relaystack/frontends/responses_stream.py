@@ -12,7 +12,6 @@ Every event carries ``sequence_number``; item events carry ``item_id`` and ``out
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import chain, repeat
 from typing import Any
 
 from relaystack.errors import RelaystackError
@@ -23,8 +22,6 @@ from relaystack.frontends.chat_reader import (
     Block,
     ChatTurn,
     encode_strings,
-    parse_block,
-    plain_text,
 )
 from relaystack.frontends.pipeline import sse_block
 from relaystack.frontends.responses_output import (
@@ -36,11 +33,13 @@ from relaystack.frontends.responses_output import (
     response_object,
     turn_status,
 )
+from relaystack.frontends.text_runs import TextRun, TextRuns
 
 __all__ = ["ResponsesStream"]
 
 _DELTA_HEAD = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":'
 _DELTA_TAIL = b'","logprobs":[]}\n\n'
+_DELTA_BETWEEN = _DELTA_TAIL + _DELTA_HEAD
 _NUMBERS: list[bytes] = []
 
 
@@ -67,6 +66,7 @@ class ResponsesStream:
         self.created_at = created_at
         self.body = body
         self.turn = ChatTurn()
+        self._reader = TextRuns(self.turn)
         self.output: list[dict[str, Any]] = []  # finished items, in output order
         self._open: _Open | None = None
         self._seq = 0
@@ -93,25 +93,19 @@ class ResponsesStream:
 
     def feed_block(self, block: Block) -> bytes:
         """One relayed block. Runs of plain text events become their delta events in one
-        ``bytes.join`` (their texts encoded in one call); any other event goes through ``feed``."""
-        chunks = block if isinstance(block, list) else parse_block(block)
-        run: list[str] = []
-        for chunk in chunks:
-            text = plain_text(chunk) if self.turn.completion_id is not None else None
-            if text is None:
-                if run:
-                    self._text_run(run)
-                    run = []
-                self._chunk(chunk)
-            elif text:
-                run.append(text)
-        if run:
-            self._text_run(run)
+        ``bytes.join`` (``TextRuns``: their texts spliced in as the upstream escaped them, or
+        encoded in one call); any other event goes through the turn, as in ``feed``."""
+        for item in self._reader.read(block):
+            if type(item) is TextRun:
+                self._text_run(item)
+            else:
+                self._chunk(item)  # type: ignore[arg-type]
         return self._flush()
 
-    def _text_run(self, texts: list[str]) -> None:
+    def _text_run(self, run: TextRun) -> None:
+        texts = run.texts
         self.turn.text.extend(texts)
-        pieces = encode_strings(texts)
+        pieces = encode_strings(texts) if run.raw is None else run.raw
         opened = self._open
         if opened is None or opened.kind != "message":
             self._close("completed")
@@ -119,10 +113,18 @@ class ResponsesStream:
         opened.text.extend(texts)
         middle = (b',"item_id":"' + opened.item_id.encode() + b'","output_index":' + str(opened.output_index).encode()
                   + b',"content_index":0,"response_id":"' + self.response_id.encode() + b'","delta":"')  # fmt: skip
-        numbers = _numbers(self._seq, len(pieces))
-        self._seq += len(pieces)
-        self._out.append(b"".join(chain.from_iterable(
-            zip(repeat(_DELTA_HEAD), numbers, repeat(middle), pieces, repeat(_DELTA_TAIL)))))  # fmt: skip
+        # the events' bytes as a list for _flush's one join: per event, what comes before its
+        # sequence number (the previous event's tail and this one's head), the number, the
+        # constant middle and the text; filled by slice assignment (no loop in Python)
+        count = len(pieces)
+        parts = [_DELTA_BETWEEN] * (4 * count + 1)
+        parts[0] = _DELTA_HEAD
+        parts[1::4] = _numbers(self._seq, count)
+        parts[2::4] = [middle] * count
+        parts[3::4] = pieces
+        parts[-1] = _DELTA_TAIL
+        self._seq += count
+        self._out += parts
 
     def feed(self, chunks: list[dict[str, Any]]) -> bytes:
         for chunk in chunks:

@@ -22,6 +22,7 @@ from relaystack.telemetry import current as telemetry
 __all__ = ["Guard"]
 
 Need = Literal["open", "key", "admin"]
+_NEEDS_MAX = 1024
 
 
 class Guard:
@@ -34,6 +35,16 @@ class Guard:
         self._stored = tuple(p + "/chat/completions" for p in self.prefixes)
         self._models = tuple(p + "/models" for p in self.prefixes)
         self._known = gate.auth.known if gate.auth is not None else None
+        self._needs: dict[tuple[str, str], Need] = {}  # (method, path) -> need, as passes() met them
+
+    def _need_of(self, method: str, path: str) -> Need:
+        """``need``, remembered: the few routes clients call are looked up, not worked out."""
+        need = self._needs.get((method, path))
+        if need is None:
+            if len(self._needs) >= _NEEDS_MAX:  # clients may send any path
+                self._needs.clear()
+            need = self._needs[(method, path)] = self.need(method, path)
+        return need
 
     def need(self, method: str, path: str) -> Need:
         if path in self._open:
@@ -56,9 +67,11 @@ class Guard:
         key = known(scope) if known is not None else None
         if key is None:
             return False
-        need = self.need(scope["method"], scope["path"])
-        if need == "admin" and not key.is_admin:
-            return False
+        if not key.is_admin:
+            route = (scope["method"], scope["path"])
+            need = self._needs.get(route) or self._need_of(*route)
+            if need == "admin":
+                return False
         scope[SCOPE_KEY] = key
         return True
 

@@ -11,9 +11,10 @@ again from a ``finally``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +24,7 @@ from relaystack.gateway.auth import Authenticator
 from relaystack.gateway.counters import Ask, Counters, InProcessCounters, Outcome, Reported, Window, WindowState
 from relaystack.gateway.keys import KeyInfo
 from relaystack.gateway.settings import Limits, QuotaSettings
-from relaystack.gateway.usage import Accountant, Tokens, tokens_of
+from relaystack.gateway.usage import Accountant, Submitted, Tokens, tokens_of
 from relaystack.telemetry import current as telemetry
 
 __all__ = ["SCOPE_KEY", "Caller", "KeyGate"]
@@ -44,7 +45,7 @@ class Caller:
     token_windows: tuple[Window, ...] = ()
     headers: list[tuple[bytes, bytes]] | None = None  # x-ratelimit-* for the answer
     settled: bool = False
-    usage_written: Awaitable[None] | None = None  # begun by begin_settle
+    usage_written: Submitted | None = None  # begun by begin_settle
     tokens: Tokens | None = None  # what the answer used, once known
 
     @property
@@ -76,7 +77,7 @@ class KeyGate:
         self._asks: dict[tuple[str, str], tuple[KeyInfo, Ask]] = {}
         # in-process counters answer at once: skip the coroutine (a few µs a request)
         self._admit_fast = counters.admit_fast if isinstance(counters, InProcessCounters) else None
-        self._settle_now = counters.settle_clocked if isinstance(counters, InProcessCounters) else None
+        self._settle_fast = counters.settle_fast if isinstance(counters, InProcessCounters) else None
 
     async def authenticate(self, scope: MutableMapping[str, Any]) -> KeyInfo:
         if self.auth is None:
@@ -137,9 +138,9 @@ class KeyGate:
             caller.tokens = tokens_of(ctx.usage)
             try:
                 caller.usage_written = self.accountant.submit(
-                    caller.key_id, ctx.model or "", ctx.provider_id or "", caller.tokens)
+                    caller.key.id, ctx.model or "", ctx.provider_id or "", caller.tokens)
             except Exception as exc:  # settle reports it
-                caller.usage_written = _failed(exc)
+                caller.usage_written = Submitted(_failed(exc), 0.0, None)
 
     async def settle(self, ctx: RequestContext) -> None:
         caller = ctx.principal
@@ -149,19 +150,25 @@ class KeyGate:
         tokens = caller.tokens or tokens_of(ctx.usage)
         if caller.slots or caller.token_windows:
             try:
-                used = tuple((w, tokens.total) for w in caller.token_windows)
-                if self._settle_now is not None:
-                    self._settle_now(used, caller.slots)
+                if self._settle_fast is not None:
+                    self._settle_fast(caller.token_windows, tokens.prompt + tokens.completion, caller.slots)
                 else:
-                    await self.counters.settle(used, caller.slots)
+                    total = tokens.prompt + tokens.completion
+                    await self.counters.settle(tuple((w, total) for w in caller.token_windows), caller.slots)
             except Exception as exc:
                 log.error("Could not release the limits of a request (key %s): %s", caller.key_id, exc)
                 telemetry().store_failure("limits")
         if self.accountant is None or not _answered(ctx):
             return
         try:
-            if caller.usage_written is not None:
-                await caller.usage_written
+            submitted = caller.usage_written
+            if submitted is not None:
+                try:
+                    await submitted.write
+                except asyncio.CancelledError:
+                    submitted.committed()  # the write goes on without this request
+                    raise
+                submitted.committed()
             else:
                 await self.accountant.record(caller.key_id, ctx.model or "", ctx.provider_id or "", tokens)
         except Exception as exc:
@@ -271,13 +278,13 @@ def _ratelimit_headers(requests: Reported | None, tokens: Reported | None) -> li
     headers: list[tuple[bytes, bytes]] = []
     if requests is not None:
         window, used, reset_s = requests
-        headers += ((_LIMIT_REQUESTS, window.limit_bytes),
-                    (_REMAINING_REQUESTS, b"%d" % max(0, window.limit - used)),
+        left = window.limit - used
+        headers += ((_LIMIT_REQUESTS, window.limit_bytes), (_REMAINING_REQUESTS, b"%d" % left if left > 0 else b"0"),
                     (_RESET_REQUESTS, _reset(reset_s)))
     if tokens is not None:
         window, used, reset_s = tokens
-        headers += ((_LIMIT_TOKENS, window.limit_bytes),
-                    (_REMAINING_TOKENS, b"%d" % max(0, window.limit - used)),
+        left = window.limit - used
+        headers += ((_LIMIT_TOKENS, window.limit_bytes), (_REMAINING_TOKENS, b"%d" % left if left > 0 else b"0"),
                     (_RESET_TOKENS, _reset(reset_s)))
     return headers
 
@@ -287,8 +294,10 @@ _LIMIT_TOKENS, _REMAINING_TOKENS, _RESET_TOKENS = _HEADER_NAMES["tokens"]
 
 
 def _reset(seconds: float) -> bytes:
-    """``_duration`` as bytes; the common per-minute case (under 60 s) without divisions."""
-    if 1 <= seconds <= 59:
+    """``_duration`` as bytes; the common cases (a window in use: under a minute) without divisions."""
+    if seconds < 1:
+        return b"%dms" % round(seconds * 1000) if seconds > 0 else b"0ms"
+    if seconds <= 59:
         return b"%ds" % math.ceil(seconds)
     return _duration(seconds).encode()
 

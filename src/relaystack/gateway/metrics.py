@@ -72,7 +72,8 @@ class PrometheusTelemetry(Telemetry):
         self._local = list(local_providers)
         self._refresh_task: asyncio.Task[None] | None = None
         self._models: set[str] = set()
-        self._tallies: dict[tuple[str, str, str, str], _Tally] = {}
+        # (route, ctx.model, ctx.provider_id, ctx.status) -> that label set's tally since the last flush
+        self._tallies: dict[tuple[str, str | None, str | None, int | None], _Tally] = {}
         # the router counts its own events (router/stats.py): read at each flush, as deltas
         self._router_stats = router_stats
         self._router_seen: dict[tuple[str, str, str], int] = {}
@@ -114,28 +115,32 @@ class PrometheusTelemetry(Telemetry):
     # -- hooks (telemetry.Telemetry) ------------------------------------------------------------
     def request_done(self, route: str, ctx: RequestContext) -> None:
         # the hot path: plain additions to this process's tallies, no locks; flush() moves them
-        # into the Prometheus values (at each scrape, and every second for the other workers)
-        status = str(ctx.status) if ctx.status is not None else "499"  # nginx's "client closed request"
-        key = (route, self._model_label(ctx), ctx.provider_id or "", status)
+        # into the Prometheus values (at each scrape, and every second for the other workers).
+        # Tallies are found by the request's raw fields; their labels are worked out once a second.
+        key = (route, ctx.model, ctx.provider_id, ctx.status)
         tally = self._tallies.get(key)
         if tally is None:
-            tally = self._tallies[key] = _Tally(len(self._bounds))
+            tally = self._tallies[key] = _Tally(len(self._bounds), self._labels(route, ctx))
         elapsed = time.monotonic() - ctx.started
         tally.count += 1
         tally.total += elapsed
         tally.buckets[bisect_left(self._bounds, elapsed)] += 1
-        usage = ctx.usage
-        if usage:
-            tokens = getattr(ctx.principal, "tokens", None) or tokens_of(usage)
+        if ctx.usage:
+            tokens = getattr(ctx.principal, "tokens", None) or tokens_of(ctx.usage)
             tally.prompt += tokens.prompt
             tally.completion += tokens.completion
             tally.cached += tokens.cached
+
+    def _labels(self, route: str, ctx: RequestContext) -> tuple[str, str, str, str]:
+        status = str(ctx.status) if ctx.status is not None else "499"  # nginx's "client closed request"
+        return route, self._model_label(ctx), ctx.provider_id or "", status
 
     def flush(self) -> None:
         """Add the tallies to the Prometheus values (the histogram's own sum and buckets)."""
         self._flush_router()
         tallies, self._tallies = self._tallies, {}
-        for (route, model, provider, status), tally in tallies.items():
+        for tally in tallies.values():
+            route, model, provider, status = tally.labels
             self.requests.labels(route, model, provider, status).inc(tally.count)
             _add_to_histogram(self.latency.labels(route, model, provider), tally)
             if tally.prompt or tally.completion or tally.cached:
@@ -250,9 +255,10 @@ class PrometheusTelemetry(Telemetry):
 class _Tally:
     """One label set's requests since the last flush."""
 
-    __slots__ = ("buckets", "cached", "completion", "count", "prompt", "total")
+    __slots__ = ("buckets", "cached", "completion", "count", "labels", "prompt", "total")
 
-    def __init__(self, bounds: int) -> None:
+    def __init__(self, bounds: int, labels: tuple[str, str, str, str]) -> None:
+        self.labels = labels  # route, model, provider, status
         self.count = 0
         self.total = 0.0
         self.buckets = [0] * (bounds + 1)  # the last one is +Inf

@@ -15,13 +15,13 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from relaystack.gateway.keys import Budget
 from relaystack.gateway.settings import Price
 from relaystack.storage.base import KeyStore, UsageRow
 
-__all__ = ["Accountant", "Tokens", "period_start", "tokens_of", "utc_day"]
+__all__ = ["Accountant", "Submitted", "Tokens", "period_start", "tokens_of", "utc_day"]
 
 log = logging.getLogger("relaystack.gateway")
 
@@ -29,8 +29,7 @@ log = logging.getLogger("relaystack.gateway")
 _SPEND_REFRESH_S = 1.0
 
 
-@dataclass(frozen=True, slots=True)
-class Tokens:
+class Tokens(NamedTuple):  # a named tuple: made on every request, and cheap to make
     prompt: int = 0
     completion: int = 0
     cached: int = 0
@@ -96,26 +95,27 @@ def period_start(period: str, now: float | None = None) -> str:
 
 class Pricing:
     def __init__(self, prices: Mapping[str, Price], is_local: Callable[[str], bool]) -> None:
-        self._prices = dict(prices)
+        # model -> (input, cached input or None, output) dollars per million: read once a request
+        self._rates = {m: (p.input_per_million, p.cached_input_per_million, p.output_per_million)
+                       for m, p in prices.items()}
         self._is_local = is_local
         self._unpriced_warned: set[str] = set()
 
     def cost(self, model: str, provider: str, tokens: Tokens) -> float:
         if self._is_local(provider):
             return 0.0
-        price = self._prices.get(model)
-        if price is None:
+        rates = self._rates.get(model)
+        if rates is None:
             if model not in self._unpriced_warned and len(self._unpriced_warned) < 1000:
                 self._unpriced_warned.add(model)
                 log.warning("No price for model '%s' in run.yaml's pricing: its cost is counted as 0.", model)
             return 0.0
-        cached_price = price.cached_input_per_million
-        cached = min(tokens.cached, tokens.prompt) if cached_price is not None else 0
-        return (
-            (tokens.prompt - cached) * price.input_per_million
-            + cached * (cached_price or 0.0)
-            + tokens.completion * price.output_per_million
-        ) / 1_000_000
+        input_rate, cached_rate, output_rate = rates
+        prompt, completion, cached = tokens
+        if cached_rate is None or not cached:
+            return (prompt * input_rate + completion * output_rate) / 1_000_000
+        cached = min(cached, prompt)
+        return ((prompt - cached) * input_rate + cached * cached_rate + completion * output_rate) / 1_000_000
 
 
 @dataclass(slots=True)
@@ -123,6 +123,20 @@ class _Spend:
     since: str
     usd: float
     read_at: float
+
+
+class Submitted(NamedTuple):
+    """One request's usage write, queued by ``Accountant.submit``."""
+
+    write: Awaitable[None]
+    cost: float
+    spend: _Spend | None  # the budget's figure this write adds to once committed (None: no budget)
+
+    def committed(self) -> None:
+        """The write committed (or is on its way: its request was cancelled while it waited,
+        so it is counted now, on the budget's safe side; the figure is re-read within a second)."""
+        if self.spend is not None:
+            self.spend.usd += self.cost
 
 
 class _Batch:
@@ -168,18 +182,13 @@ class Accountant:
             spend.usd += cost
         return cost
 
-    def submit(self, key_id: str, model: str, provider: str, tokens: Tokens) -> Awaitable[None]:
+    def submit(self, key_id: str, model: str, provider: str, tokens: Tokens) -> Submitted:
         """Queue one request's usage write now, without waiting (``Gate.begin_settle``): queued
-        next to the request's own store write, it commits in the same transaction. Await the
-        result for the commit."""
+        next to the request's own store write, it commits in the same transaction. Await
+        ``.write`` for the commit, then call ``.committed()`` (a budget's spend grows then)."""
         cost = self.pricing.cost(model, provider, tokens)
-        row = UsageRow(utc_day(), key_id, model, provider, 1, tokens.prompt, tokens.completion, tokens.cached, cost)
-        written = self._store.add_usage((row,))
-        write = written if isinstance(written, asyncio.Future) else asyncio.ensure_future(written)
-        spend = self._spend.get(key_id)
-        if spend is not None:  # a key with a budget: its spend grows once the write committed
-            write.add_done_callback(partial(_spent, spend, cost))
-        return write
+        written = self._store.add_usage((UsageRow(utc_day(), key_id, model, provider, 1, *tokens, cost),))
+        return Submitted(written, cost, self._spend.get(key_id))
 
     def _flush(self, batch: _Batch) -> None:
         self._batch = None
@@ -209,11 +218,6 @@ class Accountant:
         rows = await self._store.usage_totals(since=since, until="9999-12-31", key_id=key_id)
         spend = self._spend[key_id] = _Spend(since, sum(row.cost for row in rows), now)
         return spend.usd
-
-
-def _spent(spend: _Spend, cost: float, write: asyncio.Future[None]) -> None:
-    if not write.cancelled() and write.exception() is None:
-        spend.usd += cost
 
 
 def _added(old: UsageRow, new: UsageRow) -> UsageRow:

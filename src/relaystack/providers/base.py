@@ -182,6 +182,11 @@ class Provider:
         """Models the provider serves right now; None when it cannot tell (no key, no listing)."""
         return None
 
+    def listing_adopted(self, entries: list[ModelEntry]) -> None:
+        """Another worker process listed these models at start-up (``--workers N`` list once,
+        ``relaystack.shared_discovery``): a provider that learns something from its own listing
+        learns it here."""
+
     def static_models(self) -> list[ModelEntry]:
         """Models known without asking anyone (built-in defaults)."""
         return []
@@ -229,6 +234,14 @@ class Provider:
         return ()
 
     async def health(self) -> dict[str, Any]:
+        """llama-stack's provider health (``GET /v1/providers``): may ask the upstream (Ollama's
+        ``/api/ps``). ``GET /v1/health`` never calls it: it shows ``status()``."""
+        return self.status()
+
+    def status(self) -> dict[str, Any]:
+        """What ``GET /v1/health`` shows of this provider beside its last discovery and request
+        outcome (``health.py``): without any I/O, so a probe is free. ``OK``, or a local engine's
+        loading state."""
         return {"status": "OK"}
 
 

@@ -109,7 +109,7 @@ class _LocalProvider(Provider):
     async def stop(self) -> None:
         await self.worker.close()
 
-    async def health(self) -> dict[str, Any]:
+    def status(self) -> dict[str, Any]:
         """OK when it can answer now (ready, or not_loaded: loads on first use); "Loading" is not ready yet.
         ``queue``: requests waiting for the model, plus the one it runs."""
         state = self.state
@@ -217,7 +217,8 @@ class LlamaCppProvider(_LocalProvider):
             raise RelaystackError("The local model answered out of order.")
         if stream:
             blocks = shaper.stream(first, events)
-            return StreamReply(blocks=blocks, close=blocks.aclose)
+            # the usage is known whether or not the client asked to see it (usage accounting reads it)
+            return StreamReply(blocks=blocks, close=blocks.aclose, final_usage=lambda: shaper.final_usage)
         try:
             return JsonReply(data=await shaper.collect(first, events))
         finally:
@@ -234,6 +235,7 @@ class _Shaper:
         self.created = int(time.time())
         self.model = model
         self.include_usage = include_usage
+        self.final_usage: dict[str, int] | None = None  # set when a stream finishes
 
     def _usage(self, first: Started, done: Finished) -> dict[str, int]:
         total = first.prompt_tokens + done.completion_tokens
@@ -297,11 +299,12 @@ class _Shaper:
                     yield self._chunk(event.text, None)
                 elif isinstance(event, Finished):
                     yield self._chunk(None if self.chat else "", event.finish_reason)
+                    self.final_usage = self._usage(first, event)
                     if self.include_usage:
                         obj = "chat.completion.chunk" if self.chat else "text_completion"
                         usage = {
                             "id": self.id, "object": obj, "created": self.created, "model": self.model,
-                            "choices": [], "usage": self._usage(first, event),
+                            "choices": [], "usage": self.final_usage,
                         }  # fmt: skip
                         yield sse_event(orjson.dumps(usage))
                     return

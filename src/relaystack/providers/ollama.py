@@ -107,7 +107,9 @@ class OllamaProvider(OpenAICompatProvider):
         return response.status, await response.read()
 
     async def health(self) -> dict[str, Any]:
-        """llama-stack's: ``GET /api/ps`` answers (any running-models list will do)."""
+        """llama-stack's: ``GET /api/ps`` answers (any running-models list will do). Asked by
+        ``GET /v1/providers`` only: ``GET /v1/health`` shows the last discovery and request
+        outcome, as for every provider, and never calls Ollama."""
         try:
             status, _ = await self._native("/api/ps")
         except RelaystackError as exc:
@@ -135,6 +137,9 @@ class OllamaProvider(OpenAICompatProvider):
         models = [m for m in listing["models"] if isinstance(m, dict) and isinstance(_name(m), str)]
         self._pulled = frozenset(str(_name(m)) for m in models)
         return [e for e in self.models_from_tags(models) if self.allows(e.provider_resource_id)]
+
+    def listing_adopted(self, entries: list[ModelEntry]) -> None:
+        self._pulled = frozenset(entry.provider_resource_id for entry in entries)
 
     def models_from_tags(self, models: list[dict[str, Any]]) -> list[ModelEntry]:
         entries: list[ModelEntry] = []

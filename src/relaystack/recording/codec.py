@@ -23,7 +23,12 @@ replays it by iteration). When the upstream wrapped the list in an envelope
 ``response.envelope`` so replay can rebuild the same shape; Together's bare array has none.
 llama-stack's later generation drops the envelope (it drains the OpenAI SDK's page), so such a
 listing replays as OpenAI's page ``{"object": "list", "data": [...]}``, unless relaystack wrote
-it and marked a bare array with ``"envelope": null``.
+it and marked a bare array with ``"envelope": null``. A listing that is neither (OCI's
+``{"items": [...]}`` at ``.../models``) is kept as the object it was (``is_streaming: false``).
+
+A stream the upstream ends without ``data: [DONE]`` (watsonx never sends it) is recorded only if
+its last event finished (``finish_reason``, or watsonx's ``stop_reason``), with
+``"done_event": false`` (relaystack's extension), and replays without ``[DONE]`` too.
 
 SSE is read by ``relaystack.sse`` (the one parser; ``SSECollector`` and ``DONE_EVENT`` are
 re-exported here for the recorder).
@@ -55,9 +60,11 @@ __all__ = [
     "build_response",
     "compact_json",
     "dump_document",
+    "list_key",
     "load_recording",
     "parse_document",
     "sse_event",
+    "stream_finished",
     "typed",
     "untyped",
 ]
@@ -118,14 +125,20 @@ def type_for(operation: str | None, *, chunk: bool) -> str | None:
 
 
 def build_response(
-    operation: str | None, payload: Any, *, streaming: bool, endpoint: str = ""
+    operation: str | None, payload: Any, *, streaming: bool, endpoint: str = "", done_event: bool = True
 ) -> dict[str, Any]:
-    """The ``response`` object for an upstream answer (a JSON value, or a stream's chunk list)."""
+    """The ``response`` object for an upstream answer (a JSON value, or a stream's chunk list;
+    ``done_event=False``: a stream the upstream ended without ``[DONE]``)."""
     if streaming:
         chunks = list(payload)
-        return {"body": [typed(type_for(operation, chunk=True), c) for c in chunks], "is_streaming": True}
-    if operation == "/models":
+        response = {"body": [typed(type_for(operation, chunk=True), c) for c in chunks], "is_streaming": True}
+        if not done_event:
+            response["done_event"] = False
+        return response
+    if operation == "/models" and (isinstance(payload, list) or list_key(payload) == "data"):
         return _model_list_response(payload)
+    if operation == "/models" and not isinstance(payload, dict):
+        raise RecordingFormatError("a model list must be a JSON array or an object")
     type_name = type_for(operation, chunk=False) or _NATIVE_TYPES.get(endpoint)
     return {"body": typed(type_name, payload), "is_streaming": False}
 
@@ -134,6 +147,15 @@ def build_binary_response(content_type: str, data: bytes) -> dict[str, Any]:
     """A non-JSON answer (a downloaded image), kept byte for byte."""
     body = {"content_type": content_type, "base64": base64.b64encode(data).decode("ascii")}
     return {"body": body, "is_streaming": False, "is_binary": True}
+
+
+def list_key(page: Any) -> str | None:
+    """Which key of a listing object holds its array: OpenAI's ``data``, OCI's ``items``."""
+    if isinstance(page, dict):
+        for key in ("data", "items"):
+            if isinstance(page.get(key), list):
+                return key
+    return None
 
 
 def _model_list_response(payload: Any) -> dict[str, Any]:
@@ -149,6 +171,22 @@ def _model_list_response(payload: Any) -> dict[str, Any]:
     if envelope is not None:
         response["envelope"] = envelope
     return response
+
+
+def stream_finished(chunks: list[Any]) -> bool:
+    """Whether a stream that ended without ``[DONE]`` (watsonx never sends it) had finished:
+    its last event with choices has a ``finish_reason``, or its last generation result a
+    ``stop_reason`` other than ``not_finished`` (watsonx's text generation)."""
+    for chunk in reversed(chunks):
+        if not isinstance(chunk, dict):
+            return False
+        choices, results = chunk.get("choices"), chunk.get("results")
+        if isinstance(choices, list) and choices:
+            return any(isinstance(c, dict) and bool(c.get("finish_reason")) for c in choices)
+        if isinstance(results, list) and results:
+            reason = results[-1].get("stop_reason") if isinstance(results[-1], dict) else None
+            return isinstance(reason, str) and reason != "not_finished"
+    return False
 
 
 @dataclass(slots=True)
@@ -167,6 +205,8 @@ class Recording:
     # a recorded failure: exception_data (plus "exception_message"), see build_error_response
     exception: dict[str, Any] | None = None
     is_binary: bool = False
+    # False: the upstream ended this stream without `data: [DONE]` (replayed the same)
+    done_event: bool = True
     _events: list[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -240,9 +280,8 @@ class Recording:
         if isinstance(self.body, list):
             return [untyped(c) for c in self.body]
         page = untyped(self.body)
-        if isinstance(page, dict) and isinstance(page.get("data"), list):
-            return [untyped(c) for c in page["data"]]
-        return []
+        key = list_key(page)
+        return [untyped(c) for c in page[key]] if key is not None else []
 
     def wire_json(self) -> Any:
         """The non-stream answer as the upstream sent it."""
@@ -250,7 +289,8 @@ class Recording:
             items = self.items()
             page = untyped(self.body)
             if isinstance(page, dict):
-                return {**page, "data": items}
+                key = list_key(page)
+                return {**page, key: items} if key is not None else page
             if self.envelope is not None:
                 return {**self.envelope, "data": items}
             if self.per_test and not self.bare_list:
@@ -300,6 +340,7 @@ def parse_document(doc: Any, path: Path) -> Recording:
         per_test="test_id" in doc,
         exception=exception,
         is_binary=response.get("is_binary") is True and isinstance(body, dict),
+        done_event=response.get("done_event") is not False,
     )
 
 

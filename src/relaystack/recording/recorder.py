@@ -45,6 +45,8 @@ from relaystack.recording.codec import (
     build_binary_response,
     build_response,
     compact_json,
+    list_key,
+    stream_finished,
 )
 from relaystack.recording.failures import build_error_response, build_transport_error_response
 from relaystack.recording.faults import FaultSpec, fault_error_body
@@ -58,21 +60,30 @@ from relaystack.recording.store import RecordingSecretError, RecordingStore
 from relaystack.recording.testid import current_test_id
 from relaystack.upstream.base import Upstream, UpstreamRequest, UpstreamResponse
 
-__all__ = ["RecordingUpstream", "ReplayingUpstream", "wrap_upstream"]
+__all__ = ["RecordingUpstream", "ReplayingUpstream", "recording_store", "wrap_upstream"]
 
 log = logging.getLogger("relaystack.recording")
 
+# distinct missed requests remembered (so each is logged once); the oldest is forgotten past it
+_MISSES_KEPT = 1024
 RECORD_HINT = (
     "To record it, run the server with `relaystack run --record-mode record ...` (or the test suite "
     "with `pytest --record-mode=record`) against the real provider, with its API key set."
 )
 
 
-def wrap_upstream(inner: Upstream, settings: RecordingSettings) -> Upstream:
-    """The upstream the providers should use: ``inner`` itself in live mode (zero cost)."""
+def recording_store(settings: RecordingSettings) -> RecordingStore | None:
+    """The recordings folder of a process (None in live mode), for every ``wrap_upstream`` of it:
+    one index, built once, however many providers share the folder."""
+    return None if settings.mode is RecordMode.LIVE else RecordingStore(settings.directory, settings.format)
+
+
+def wrap_upstream(inner: Upstream, settings: RecordingSettings, store: RecordingStore | None = None) -> Upstream:
+    """The upstream the providers should use: ``inner`` itself in live mode (zero cost).
+    ``store``: the process's ``recording_store`` (without it, a store of this upstream's own)."""
     if settings.mode is RecordMode.LIVE:
         return inner
-    store = RecordingStore(settings.directory, settings.format)
+    store = store or RecordingStore(settings.directory, settings.format)
     if settings.mode is RecordMode.RECORD:
         return RecordingUpstream(inner, store)
     if not settings.directory.is_dir():
@@ -165,7 +176,8 @@ class RecordingUpstream:
                 response = build_binary_response(content_type.split(";")[0].strip(), cap.body)
             else:
                 response = build_response(
-                    identity.operation, _payload(cap), streaming=cap.streaming, endpoint=identity.endpoint
+                    identity.operation, _payload(cap), streaming=cap.streaming, endpoint=identity.endpoint,
+                    done_event=cap.done or not cap.streaming,
                 )
         except _NotRecordable as exc:
             log.warning("record: not recording %s: %s", what, exc)
@@ -224,14 +236,14 @@ def _payload(cap: Capture) -> Any:
             return json.loads(cap.body)
         except ValueError:
             raise _NotRecordable("the body is not JSON") from None
-    if not cap.done:
-        raise _NotRecordable("the stream ended without [DONE]")
     try:
         chunks = [json.loads(p) for p in cap.payloads]
     except ValueError:
         raise _NotRecordable("the stream carried a malformed (non-JSON) event") from None
     if any(isinstance(c, dict) and "error" in c for c in chunks):
         raise _NotRecordable("the stream carried an in-band error event")
+    if not cap.done and not stream_finished(chunks):
+        raise _NotRecordable("the stream ended without [DONE] before it finished")
     return chunks
 
 
@@ -244,8 +256,11 @@ class ReplayingUpstream:
         self._used_log = used_log
         self._injected: FaultSpec | None = None
         self.replayed: Counter[str] = Counter()
-        count = store.scan()
-        log.info("replay: %d recordings indexed from %s", count, store.directory)
+        # each distinct request that missed -> its error (logged once; later misses at debug level)
+        self._misses: dict[tuple[str, str | None], ReplayMissError] = {}
+        if not store.indexed:  # several providers share one store: indexed (and said) once
+            count = store.scan()
+            log.info("replay: %d recordings indexed from %s", count, store.directory)
 
     # -- faults, for tests -------------------------------------------------------------
 
@@ -282,22 +297,37 @@ class ReplayingUpstream:
         return _replay(used, fault)
 
     def _miss(self, request: UpstreamRequest, identity: Identity) -> ReplayMissError:
+        """The error of a miss; logged (with the nearest recording's differences) once per
+        distinct request, so a retrying client or suite does not flood the log."""
+        key = (identity.match_key(), identity.test_id)
+        known = self._misses.get(key)
+        if known is not None:
+            log.debug("replay miss again: %s", _describe(request, identity))
+            return ReplayMissError(known.message)
+        if len(self._misses) >= _MISSES_KEPT:
+            self._misses.pop(next(iter(self._misses)))
+        error = self._misses[key] = self._first_miss(request, identity)
+        return error
+
+    def _first_miss(self, request: UpstreamRequest, identity: Identity) -> ReplayMissError:
         what = _describe(request, identity)
         if identity.test_id:
             what += f" for test {identity.test_id}"
         near = nearest_recording(identity, self.store.candidates(identity))
         hint = ""
         would_be = _would_be(self.store, identity)
+        # a listing that was not recorded is no failure: the provider serves the config's models
+        level = logging.INFO if identity.is_model_list else logging.WARNING
         if near is None:
-            log.warning(
-                "replay miss: %s (would be %s); %s holds no recording of %s at all",
+            log.log(
+                level, "replay miss: %s (would be %s); %s holds no recording of %s at all",
                 what, would_be, self.store.directory, urlsplit(request.url).path,
             )
             hint = " There is no recording of this endpoint at all."
         else:
             rec, diffs = near
-            log.warning(
-                "replay miss: %s (would be %s); nearest recording %s (%s) differs in: %s",
+            log.log(
+                level, "replay miss: %s (would be %s); nearest recording %s (%s) differs in: %s",
                 what, would_be, rec.id, rec.path, "; ".join(diffs) or "nothing visible",
             )
             fields = ", ".join(d.split(":", 1)[0] for d in diffs[:4])
@@ -344,7 +374,8 @@ def _replay(found: list[Recording], fault: FaultSpec | None) -> ReplayResponse:
         return ReplayResponse(200, {**headers, "content-type": content_type}, [data], stream=False, fault=fault)
     if first.replays_as_stream:
         headers["content-type"] = "text/event-stream"
-        return ReplayResponse(200, headers, list(first.sse_events()), stream=True, fault=fault)
+        return ReplayResponse(200, headers, list(first.sse_events()), stream=True, fault=fault,
+                              done_event=first.done_event)
     headers["content-type"] = "application/json"
     wire = first.wire_json()
     if len(found) > 1 and first.is_model_list:
@@ -393,4 +424,4 @@ def _merged_models(found: list[Recording]) -> Any:
             by_id.setdefault(key, model)
     items = [by_id[k] for k in sorted(by_id)]
     shape = found[0].wire_json()
-    return {**shape, "data": items} if isinstance(shape, dict) else items
+    return {**shape, list_key(shape) or "data": items} if isinstance(shape, dict) else items

@@ -23,7 +23,7 @@ __all__ = ["Capture", "CapturingResponse", "ReplayResponse"]
 class ReplayResponse:
     """A response whose body is a list of pieces: SSE events (then ``[DONE]``) or one JSON body."""
 
-    __slots__ = ("_closed", "_end_error", "_fault", "_pieces", "_stream", "headers", "status")
+    __slots__ = ("_closed", "_done_event", "_end_error", "_fault", "_pieces", "_stream", "headers", "status")
 
     def __init__(
         self,
@@ -34,6 +34,7 @@ class ReplayResponse:
         stream: bool,
         fault: FaultSpec | None = None,
         end_error: RelaystackError | None = None,
+        done_event: bool = True,
     ) -> None:
         self.status = status
         # case-insensitive, as the live upstream's: callers ask for "Retry-After" or "content-type"
@@ -43,6 +44,8 @@ class ReplayResponse:
         self._fault = fault
         # a recorded stream that broke: raised after its pieces, instead of [DONE]
         self._end_error = end_error
+        # False: the recorded upstream ended the stream without [DONE] (watsonx); replayed the same
+        self._done_event = done_event
         self._closed = False
 
     async def read(self) -> bytes:
@@ -63,7 +66,8 @@ class ReplayResponse:
             if fault is not None:
                 async for extra in self._apply(fault, len(self._pieces)):
                     yield extra
-            yield DONE_EVENT
+            if self._done_event:
+                yield DONE_EVENT
 
     async def _apply(self, fault: FaultSpec, position: int) -> AsyncIterator[bytes]:
         """What the fault does before chunk ``position`` (``len(pieces)``: before ``[DONE]``)."""

@@ -79,6 +79,10 @@ class RecordingStore:
         self._format: RecordingFormat | None = None if fmt is RecordingFormat.AUTO else fmt
         self._files: dict[Path, _Entry] = {}
         self._by_key: dict[str, list[Recording]] = {}
+        # whether the index was built (``scan``) at least once
+        self.indexed = False
+        self._format_source = "as asked"
+        self._announced = False
 
     # -- reading -------------------------------------------------------------------
 
@@ -101,6 +105,7 @@ class RecordingStore:
             if entry.recording is not None:
                 by_key.setdefault(entry.recording.identity.match_key(), []).append(entry.recording)
         self._by_key = by_key
+        self.indexed = True
         return sum(len(v) for v in by_key.values())
 
     @staticmethod
@@ -159,9 +164,15 @@ class RecordingStore:
             found = [e.recording for e in self._files.values() if e.recording is not None]
             per_test = any(r.per_test for r in found)
             self._format = RecordingFormat.PER_TEST if per_test else RecordingFormat.SEED
-            log.info("record: writing the %s format in %s (%s)", self._format.value, self.directory,
-                     "as the files there" if found else "an empty folder")
+            self._format_source = "as the files there" if found else "an empty folder"
         return self._format
+
+    def announce_format(self) -> None:
+        """Say once which generation record mode writes (replay mode never needs to say it)."""
+        if not self._announced:
+            self._announced = True
+            log.info("record: writing the %s format in %s (%s)", self.format.value, self.directory,
+                     self._format_source)
 
     def path_for(self, identity: Identity, response: dict[str, Any] | None = None) -> Path:
         if self.format is RecordingFormat.SEED:
@@ -177,8 +188,10 @@ class RecordingStore:
     def write(self, identity: Identity, response: dict[str, Any], secrets: SecretSet) -> Path | None:
         """Scrub, check, and atomically write one recording; returns its path (None: a recorded
         success is never replaced by an error)."""
+        self.announce_format()
         per_test = self.format is RecordingFormat.PER_TEST
-        if per_test and identity.operation == "/models" and "envelope" not in response:
+        if per_test and identity.operation == "/models" and "envelope" not in response \
+                and isinstance(response.get("body"), list):
             # a bare array on the wire; without the mark a later-generation listing replays as a page
             response = {**response, "envelope": None}
         path = self.path_for(identity, response)
@@ -204,7 +217,7 @@ def model_digest(identity: Identity, response: dict[str, Any]) -> str:
     items: Any = body if isinstance(body, list) else []
     if isinstance(body, dict):
         page = body.get("__data__", body)
-        items = page.get("models", page.get("data", [])) if isinstance(page, dict) else []
+        items = page.get("models", page.get("data", page.get("items", []))) if isinstance(page, dict) else []
     if not isinstance(items, list):
         items = []
     key = "model" if identity.endpoint == "/api/tags" else "id"

@@ -6,7 +6,9 @@
 - One worker serves the app the CLI already built to check the config: built once, so its
   warnings and "replay: N recordings indexed" are printed once. With ``--workers N`` every
   worker process builds its own app (quietly: the CLI printed the warnings) and one of them,
-  the first to claim it, prints the start-up details.
+  the first to claim it, prints the start-up details. The workers list each provider's
+  models once between them: the first to take the lock on the start-up's discovery file
+  lists, the others read the file (``relaystack.shared_discovery``).
 - uvicorn runs with ``GuardedHttpToolsProtocol`` (header deadline, header size limit,
   connection and request caps from ``server:`` in run.yaml).
 """
@@ -139,6 +141,7 @@ def serve(app: RelaystackApp, sock: socket.socket, options: ServeOptions) -> Non
         os.environ[RUN_ARGS_ENV] = orjson.dumps({
             **options.run_args, "log_level": options.log_level, "log_format": options.log_format,
             "url": url, "announce_file": os.path.join(claims, "announced"), "quiet": True,
+            "discovery_file": os.path.join(claims, "discovery.json"),
         }).decode()
         config = uvicorn.Config("relaystack.api.factory:app_from_environment", factory=True,
                                 workers=options.workers, **uvicorn_settings(server, options.log_level))

@@ -15,11 +15,13 @@ from relaystack.storage.base import StoredResponse
 
 __all__ = ["ResponseRow", "decode_response", "encode_response", "response_not_found", "unknown_response_after"]
 
-# (id, created, model, response JSON, input_items JSON, messages JSON): one upsert's parameters
-ResponseRow = tuple[str, int, str, bytes, bytes, bytes]
+# (id, created, model, response JSON, input_items JSON, messages JSON, owner): one upsert's parameters
+ResponseRow = tuple[str, int, str, bytes, bytes, bytes, str | None]
 
 
-def encode_response(response: dict[str, Any], input_items: list[Any], messages: list[Any]) -> ResponseRow:
+def encode_response(
+    response: dict[str, Any], input_items: list[Any], messages: list[Any], owner: str | None = None
+) -> ResponseRow:
     """Serialize on the caller's side: the stored row is a snapshot, and a bad value fails the caller."""
     response_id = response.get("id")
     created = response.get("created_at")
@@ -34,7 +36,7 @@ def encode_response(response: dict[str, Any], input_items: list[Any], messages: 
         raise ValueError(f"response {response_id!r}: 'model' must be a string (got {model!r})")
     return (
         response_id, created, model,
-        orjson.dumps(response), orjson.dumps(input_items), orjson.dumps(messages),
+        orjson.dumps(response), orjson.dumps(input_items), orjson.dumps(messages), owner,
     )  # fmt: skip
 
 

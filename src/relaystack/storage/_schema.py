@@ -75,6 +75,11 @@ MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     CREATE INDEX usage_daily_by_key ON usage_daily (key_id, day);
     """,
+    # v4. the key that created a stored response (server.auth on; NULL otherwise): another
+    # key's responses are not found (storage/sqlite_responses.py)
+    """
+    ALTER TABLE responses ADD COLUMN owner TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -118,18 +118,24 @@ class ResponseStore(Protocol):
     Kept apart from ``Store`` so a backend can implement it later: a store without it makes the
     Responses API answer ``store: true`` with a clear error instead of losing the conversation.
     Same ordering and cursor rules as the chat completions: ``(created_at, insertion sequence)``.
+
+    ``owner`` (``server.auth`` on): the id of the key that created a response. Every method
+    takes it; on a read, ``None`` means every response (no auth, or the admin key) and a key id
+    means only that key's, so another key's response is "not found", never "forbidden".
     """
 
     def health(self) -> StoreHealth:
         """``Store.health()``: a request that would store a response is refused while it has an error."""
 
-    async def put_response(self, response: dict[str, Any], input_items: list[Any], messages: list[Any]) -> None:
+    async def put_response(
+        self, response: dict[str, Any], input_items: list[Any], messages: list[Any], *, owner: str | None = None
+    ) -> None:
         """Store (or replace, same ``response["id"]``) one response; returns once it is committed."""
 
-    async def get_response(self, response_id: str) -> StoredResponse:
+    async def get_response(self, response_id: str, *, owner: str | None = None) -> StoredResponse:
         """The stored response; ``NotFoundError`` (code ``response_not_found``) if absent."""
 
-    async def delete_response(self, response_id: str) -> bool:
+    async def delete_response(self, response_id: str, *, owner: str | None = None) -> bool:
         """Forget a response; False if it was not there."""
 
     async def list_responses(
@@ -139,6 +145,7 @@ class ResponseStore(Protocol):
         limit: int = 20,
         model: str | None = None,
         order: Literal["asc", "desc"] = "desc",
+        owner: str | None = None,
     ) -> CompletionPage:
         """Response objects (without input items or messages), paged like ``list_completions``.
 
@@ -196,7 +203,9 @@ class KeyStore(Protocol):
         write; the returned awaitable completes once it is committed.
 
         A plain method returning an awaitable (a coroutine or a future): the gateway calls it
-        once per event-loop turn for every request that settled in it, from a callback.
+        for each answered request as the answer is stored (or once per event-loop turn for the
+        requests that settled in it). A backend may merge the rows of several calls into one
+        write, as long as each awaitable completes only once its own rows committed.
         """
 
     async def usage_totals(self, *, since: str, until: str, key_id: str | None = None) -> list[UsageRow]:

@@ -27,7 +27,8 @@ class ResponseRows:
 
     def __init__(self) -> None:
         self.keys: list[_Key] = []
-        self.rows: dict[_Key, tuple[str, bytes, bytes, bytes]] = {}  # key -> (model, response, items, messages)
+        # key -> (model, response, items, messages, owner)
+        self.rows: dict[_Key, tuple[str, bytes, bytes, bytes, str | None]] = {}
         self.by_id: dict[str, _Key] = {}
         self.seq = itertools.count(1)
 
@@ -38,9 +39,11 @@ class MemoryResponses:
 
         def _check_open(self) -> None: ...
 
-    async def put_response(self, response: dict[str, Any], input_items: list[Any], messages: list[Any]) -> None:
-        response_id, created, model, response_json, items_json, messages_json = encode_response(
-            response, input_items, messages
+    async def put_response(
+        self, response: dict[str, Any], input_items: list[Any], messages: list[Any], *, owner: str | None = None
+    ) -> None:
+        response_id, created, model, response_json, items_json, messages_json, owner = encode_response(
+            response, input_items, messages, owner
         )
         self._check_open()
         table = self._responses
@@ -50,7 +53,7 @@ class MemoryResponses:
             self._forget(old)
         key = (created, seq)
         bisect.insort(table.keys, key)
-        table.rows[key] = (model, response_json, items_json, messages_json)
+        table.rows[key] = (model, response_json, items_json, messages_json, owner)
         table.by_id[response_id] = key
 
     def _forget(self, key: _Key) -> None:
@@ -58,19 +61,27 @@ class MemoryResponses:
         table.keys.pop(bisect.bisect_left(table.keys, key))
         del table.rows[key]
 
-    async def get_response(self, response_id: str) -> StoredResponse:
-        self._check_open()
+    def _owned(self, response_id: str, owner: str | None) -> _Key | None:
+        """The row's key, if it exists and ``owner`` (None: anyone) may see it."""
         key = self._responses.by_id.get(response_id)
+        if key is None or (owner is not None and self._responses.rows[key][4] != owner):
+            return None
+        return key
+
+    async def get_response(self, response_id: str, *, owner: str | None = None) -> StoredResponse:
+        self._check_open()
+        key = self._owned(response_id, owner)
         if key is None:
             raise response_not_found(response_id)
-        _model, response_json, items_json, messages_json = self._responses.rows[key]
+        _model, response_json, items_json, messages_json, _owner = self._responses.rows[key]
         return decode_response(response_json, items_json, messages_json)
 
-    async def delete_response(self, response_id: str) -> bool:
+    async def delete_response(self, response_id: str, *, owner: str | None = None) -> bool:
         self._check_open()
-        key = self._responses.by_id.pop(response_id, None)
+        key = self._owned(response_id, owner)
         if key is None:
             return False
+        del self._responses.by_id[response_id]
         self._forget(key)
         return True
 
@@ -81,6 +92,7 @@ class MemoryResponses:
         limit: int = 20,
         model: str | None = None,
         order: Literal["asc", "desc"] = "desc",
+        owner: str | None = None,
     ) -> CompletionPage:
         validate_list_args(limit, order)
         self._check_open()
@@ -88,7 +100,7 @@ class MemoryResponses:
         keys = table.keys if order == "asc" else table.keys[::-1]
         start = 0
         if after is not None:
-            position = table.by_id.get(after)
+            position = self._owned(after, owner)
             if position is None:
                 raise unknown_response_after(after)
             index = bisect.bisect_right(table.keys, position)
@@ -96,8 +108,8 @@ class MemoryResponses:
         picked: list[dict[str, Any]] = []
         has_more = False
         for key in itertools.islice(keys, start, None):
-            row_model, response_json, _items, _messages = table.rows[key]
-            if model is not None and row_model != model:
+            row_model, response_json, _items, _messages, row_owner = table.rows[key]
+            if (model is not None and row_model != model) or (owner is not None and row_owner != owner):
                 continue
             if len(picked) == limit:
                 has_more = True

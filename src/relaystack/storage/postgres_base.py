@@ -173,18 +173,23 @@ class PgBase:
 
 async def fetch_page(
     conn: asyncpg.Connection | asyncpg.pool.PoolConnectionProxy, table: str, columns: str, *,
-    after: str | None, limit: int, model: str | None, desc: bool, timeout: float,
+    after: str | None, limit: int, model: str | None, desc: bool, timeout: float, owner: str | None = None,
 ) -> list[asyncpg.Record] | None:
     """Up to ``limit + 1`` rows of ``table`` (one more tells whether there are more) in
     ``(created, seq)`` order, after the row whose id is ``after``; None if there is no such row.
-    The cursor is a position, not an offset: rows written meanwhile never shift a page."""
+    The cursor is a position, not an offset: rows written meanwhile never shift a page.
+    ``owner`` (a table with an ``owner`` column): only that owner's rows, the cursor's included."""
     where: list[str] = []
     args: list[Any] = []
     if model is not None:
         args.append(model)
         where.append(f"model = ${len(args)}")
+    if owner is not None:
+        args.append(owner)
+        where.append(f"owner = ${len(args)}")
     if after is not None:
-        position = await conn.fetchrow(f"SELECT created, seq FROM {table} WHERE id = $1", after, timeout=timeout)
+        cursor_sql = f"SELECT created, seq FROM {table} WHERE id = $1" + (" AND owner = $2" if owner else "")
+        position = await conn.fetchrow(cursor_sql, after, *((owner,) if owner else ()), timeout=timeout)
         if position is None:
             return None
         args.extend(position)

@@ -45,36 +45,44 @@ RESPONSES = TableGroup("responses", (
     CREATE INDEX responses_order ON responses (created, seq);
     CREATE INDEX responses_model_order ON responses (model, created, seq);
     """,
+    # v2. the key that created a response (server.auth on; NULL otherwise)
+    """
+    ALTER TABLE responses ADD COLUMN owner TEXT;
+    """,
 ))
 
 RESPONSE_ROWS = RowKind("responses", """
-INSERT INTO responses (id, created, model, response, input_items, messages)
-SELECT id, created, model, response, input_items, messages
-FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bytea[], $5::bytea[], $6::bytea[])
-     WITH ORDINALITY AS batch (id, created, model, response, input_items, messages, position)
+INSERT INTO responses (id, created, model, response, input_items, messages, owner)
+SELECT id, created, model, response, input_items, messages, owner
+FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bytea[], $5::bytea[], $6::bytea[], $7::text[])
+     WITH ORDINALITY AS batch (id, created, model, response, input_items, messages, owner, position)
 ORDER BY position
 ON CONFLICT (id) DO UPDATE SET
     created = excluded.created, model = excluded.model, response = excluded.response,
-    input_items = excluded.input_items, messages = excluded.messages
+    input_items = excluded.input_items, messages = excluded.messages, owner = excluded.owner
 """)
-_SELECT_ONE = "SELECT response, input_items, messages FROM responses WHERE id = $1"
-_DELETE = "DELETE FROM responses WHERE id = $1"
+# ``$2 IS NULL``: no owner asked for (auth off, or the admin key) matches every row
+_OWNED = "($2::text IS NULL OR owner = $2::text)"
+_SELECT_ONE = f"SELECT response, input_items, messages FROM responses WHERE id = $1 AND {_OWNED}"
+_DELETE = f"DELETE FROM responses WHERE id = $1 AND {_OWNED}"
 
 
 class PgResponses(PgWriter):
-    async def put_response(self, response: dict[str, Any], input_items: list[Any], messages: list[Any]) -> None:
-        await self._enqueue(RESPONSE_ROWS, encode_response(response, input_items, messages))
+    async def put_response(
+        self, response: dict[str, Any], input_items: list[Any], messages: list[Any], *, owner: str | None = None
+    ) -> None:
+        await self._enqueue(RESPONSE_ROWS, encode_response(response, input_items, messages, owner))
 
-    async def get_response(self, response_id: str) -> StoredResponse:
+    async def get_response(self, response_id: str, *, owner: str | None = None) -> StoredResponse:
         timeout = self.settings.command_timeout_s
-        row = await self._call(lambda pool: pool.fetchrow(_SELECT_ONE, response_id, timeout=timeout))
+        row = await self._call(lambda pool: pool.fetchrow(_SELECT_ONE, response_id, owner, timeout=timeout))
         if row is None:
             raise response_not_found(response_id)
         return decode_response(row[0], row[1], row[2])
 
-    async def delete_response(self, response_id: str) -> bool:
+    async def delete_response(self, response_id: str, *, owner: str | None = None) -> bool:
         timeout = self.settings.command_timeout_s
-        status = await self._call(lambda pool: pool.execute(_DELETE, response_id, timeout=timeout))
+        status = await self._call(lambda pool: pool.execute(_DELETE, response_id, owner, timeout=timeout))
         return bool(status != "DELETE 0")
 
     async def list_responses(
@@ -84,17 +92,18 @@ class PgResponses(PgWriter):
         limit: int = 20,
         model: str | None = None,
         order: Literal["asc", "desc"] = "desc",
+        owner: str | None = None,
     ) -> CompletionPage:
         validate_list_args(limit, order)
-        return await self._call(lambda pool: self._list_responses(pool, after, limit, model, order == "desc"))
+        return await self._call(lambda pool: self._list_responses(pool, after, limit, model, order == "desc", owner))
 
     async def _list_responses(
-        self, pool: asyncpg.Pool, after: str | None, limit: int, model: str | None, desc: bool
+        self, pool: asyncpg.Pool, after: str | None, limit: int, model: str | None, desc: bool, owner: str | None
     ) -> CompletionPage:
         async with pool.acquire(timeout=self.settings.command_timeout_s) as conn:
             rows = await fetch_page(
                 conn, "responses", "response", after=after, limit=limit, model=model, desc=desc,
-                timeout=self.settings.command_timeout_s,
+                timeout=self.settings.command_timeout_s, owner=owner,
             )  # fmt: skip
         if rows is None:
             assert after is not None

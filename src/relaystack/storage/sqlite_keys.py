@@ -9,14 +9,22 @@ another process's change at once. It reads an 8-byte stamp from a file beside th
 store's own ``PRAGMA data_version`` check measured ~20 µs under load, because every stored
 completion changes it). A key write puts a fresh random stamp there inside its transaction and
 again once it committed, so a process that reloads a key between the two sees the second.
+
+``add_usage`` runs once per answered request when the gateway accounts usage. Rows are not
+written one upsert each: they join the one usage write waiting for the writer thread, merged
+per (day, key, model, provider), until the writer runs it inside its next transaction (the
+same one as the requests' own completions, submitted next); each caller gets a future of its
+own, resolved once that transaction committed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import mmap
 import os
 import secrets
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -26,9 +34,6 @@ import orjson
 
 from relaystack.storage._writer import RUN
 from relaystack.storage.base import UsageRow
-
-if TYPE_CHECKING:
-    import asyncio
 
 __all__ = ["SqliteKeys"]
 
@@ -63,11 +68,59 @@ def _put_key(key_id: str, blob: bytes, stamp: SharedStamp, conn: sqlite3.Connect
     stamp.bump()
 
 
-def _add_usage(rows: Sequence[UsageRow], conn: sqlite3.Connection) -> None:
+def _add_usage(rows: Sequence[Sequence[Any]], conn: sqlite3.Connection) -> None:
     if len(rows) == 1:
         conn.execute(_ADD_USAGE, rows[0])  # the common case; executemany costs more for one row
     else:
         conn.executemany(_ADD_USAGE, rows)
+
+
+class _UsageWrite:
+    """The usage rows waiting for the writer thread, merged per (day, key, model, provider), and
+    a future per caller (a cancelled request cancels only its own)."""
+
+    __slots__ = ("loop", "rows", "waiters")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop  # the callers' (a caller on another loop starts a write of its own)
+        self.rows: dict[tuple[Any, ...], list[Any]] = {}
+        self.waiters: list[asyncio.Future[None]] = []
+
+    def add(self, rows: Sequence[UsageRow]) -> None:
+        merged = self.rows
+        for row in rows:
+            where = row[:4]
+            total = merged.get(where)
+            if total is None:
+                merged[where] = list(row)
+            else:
+                total[4] += row[4]
+                total[5] += row[5]
+                total[6] += row[6]
+                total[7] += row[7]
+                total[8] += row[8]
+
+
+def _write_usage(owner: SqliteKeys, write: _UsageWrite, conn: sqlite3.Connection) -> None:
+    """In the writer thread, inside its transaction: from here on, new rows go to a new write.
+    (Run again with the same rows when the writer retries a transaction another write failed.)"""
+    assert owner._usage_lock is not None
+    with owner._usage_lock:
+        if owner._usage_write is write:
+            owner._usage_write = None
+        rows = [tuple(total) for total in write.rows.values()]
+    _add_usage(rows, conn)
+
+
+def _resolve(waiters: list[asyncio.Future[None]], written: asyncio.Future[None]) -> None:
+    error = RuntimeError("the usage write was cancelled") if written.cancelled() else written.exception()
+    for waiter in waiters:
+        if waiter.done():  # its request was cancelled; the write happened anyway
+            continue
+        if error is None:
+            waiter.set_result(None)
+        else:
+            waiter.set_exception(error)
 
 
 def encode_key(record: dict[str, Any]) -> tuple[str, bytes]:
@@ -102,6 +155,8 @@ class SharedStamp:
 class SqliteKeys:
     path: Path
     _keys_stamp: SharedStamp | None = None
+    _usage_write: _UsageWrite | None = None  # shared with the writer thread, under _usage_lock
+    _usage_lock: threading.Lock | None = None
 
     if TYPE_CHECKING:  # provided by SqliteStore
 
@@ -133,7 +188,23 @@ class SqliteKeys:
         return int.from_bytes(stamp.map[:8], "little")
 
     def add_usage(self, rows: Sequence[UsageRow]) -> asyncio.Future[None]:
-        return self._submit(RUN, (partial(_add_usage, tuple(rows)),))
+        """Joins the usage write waiting for the writer (or queues a new one); the future is
+        this caller's own, resolved once the rows committed."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        lock = self._usage_lock
+        if lock is None:  # made on first use, by the event loop's thread
+            lock = self._usage_lock = threading.Lock()
+        with lock:
+            write = self._usage_write
+            if write is None or write.loop is not loop:
+                write = _UsageWrite(loop)
+                queued = self._submit(RUN, (partial(_write_usage, self, write),))  # raises when stopped
+                queued.add_done_callback(partial(_resolve, write.waiters))
+                self._usage_write = write
+            write.add(rows)
+            write.waiters.append(waiter)
+        return waiter
 
     async def usage_totals(self, *, since: str, until: str, key_id: str | None = None) -> list[UsageRow]:
         return await self._read(self._usage_sync, since, until, key_id)

@@ -32,22 +32,24 @@ __all__ = ["SqliteResponses"]
 _T = TypeVar("_T")
 
 _UPSERT = """
-INSERT INTO responses (id, created, model, response, input_items, messages) VALUES (?, ?, ?, ?, ?, ?)
+INSERT INTO responses (id, created, model, response, input_items, messages, owner) VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
     created = excluded.created, model = excluded.model, response = excluded.response,
-    input_items = excluded.input_items, messages = excluded.messages
+    input_items = excluded.input_items, messages = excluded.messages, owner = excluded.owner
 """
-_DELETE = "DELETE FROM responses WHERE id = ?"
-_SELECT_ONE = "SELECT response, input_items, messages FROM responses WHERE id = ?"
-_SELECT_CURSOR = "SELECT created, seq FROM responses WHERE id = ?"
+# ``?2 IS NULL``: no owner asked for (auth off, or the admin key) matches every row
+_OWNED = "(?2 IS NULL OR owner = ?2)"
+_DELETE = f"DELETE FROM responses WHERE id = ?1 AND {_OWNED}"
+_SELECT_ONE = f"SELECT response, input_items, messages FROM responses WHERE id = ?1 AND {_OWNED}"
+_SELECT_CURSOR = f"SELECT created, seq FROM responses WHERE id = ?1 AND {_OWNED}"
 
 
 def _upsert(row: ResponseRow, conn: sqlite3.Connection) -> None:
     conn.execute(_UPSERT, row)
 
 
-def _delete(response_id: str, conn: sqlite3.Connection) -> bool:
-    return conn.execute(_DELETE, (response_id,)).rowcount > 0
+def _delete(response_id: str, owner: str | None, conn: sqlite3.Connection) -> bool:
+    return conn.execute(_DELETE, (response_id, owner)).rowcount > 0
 
 
 class SqliteResponses:
@@ -59,15 +61,17 @@ class SqliteResponses:
 
         def _read_conn(self) -> sqlite3.Connection: ...
 
-    async def put_response(self, response: dict[str, Any], input_items: list[Any], messages: list[Any]) -> None:
-        row = encode_response(response, input_items, messages)
+    async def put_response(
+        self, response: dict[str, Any], input_items: list[Any], messages: list[Any], *, owner: str | None = None
+    ) -> None:
+        row = encode_response(response, input_items, messages, owner)
         await self._submit(RUN, (partial(_upsert, row),))
 
-    async def delete_response(self, response_id: str) -> bool:
-        return bool(await self._submit(RUN, (partial(_delete, response_id),)))
+    async def delete_response(self, response_id: str, *, owner: str | None = None) -> bool:
+        return bool(await self._submit(RUN, (partial(_delete, response_id, owner),)))
 
-    async def get_response(self, response_id: str) -> StoredResponse:
-        return await self._read(self._get_response_sync, response_id)
+    async def get_response(self, response_id: str, *, owner: str | None = None) -> StoredResponse:
+        return await self._read(self._get_response_sync, response_id, owner)
 
     async def list_responses(
         self,
@@ -76,25 +80,31 @@ class SqliteResponses:
         limit: int = 20,
         model: str | None = None,
         order: Literal["asc", "desc"] = "desc",
+        owner: str | None = None,
     ) -> CompletionPage:
         validate_list_args(limit, order)
-        return await self._read(self._list_responses_sync, after, limit, model, order == "desc")
+        return await self._read(self._list_responses_sync, after, limit, model, order == "desc", owner)
 
-    def _get_response_sync(self, response_id: str) -> StoredResponse:
-        row = self._read_conn().execute(_SELECT_ONE, (response_id,)).fetchone()
+    def _get_response_sync(self, response_id: str, owner: str | None) -> StoredResponse:
+        row = self._read_conn().execute(_SELECT_ONE, (response_id, owner)).fetchone()
         if row is None:
             raise response_not_found(response_id)
         return decode_response(row[0], row[1], row[2])
 
-    def _list_responses_sync(self, after: str | None, limit: int, model: str | None, desc: bool) -> CompletionPage:
+    def _list_responses_sync(
+        self, after: str | None, limit: int, model: str | None, desc: bool, owner: str | None
+    ) -> CompletionPage:
         conn = self._read_conn()
         where: list[str] = []
         args: list[Any] = []
         if model is not None:
             where.append("model = ?")
             args.append(model)
+        if owner is not None:
+            where.append("owner = ?")
+            args.append(owner)
         if after is not None:
-            position = conn.execute(_SELECT_CURSOR, (after,)).fetchone()
+            position = conn.execute(_SELECT_CURSOR, (after, owner)).fetchone()
             if position is None:
                 raise unknown_response_after(after)
             where.append(f"(created, seq) {'<' if desc else '>'} (?, ?)")
