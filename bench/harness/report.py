@@ -9,6 +9,9 @@ from typing import Any
 
 Key = tuple[str, int, str]  # scenario, conc, gateway
 STORE_ON = "relaystack-store"
+# issue 13: raw CPU/req over relaystack's (store on, c=16, same run) at least this; chat1k, chat4k and
+# embed32 (realistic bodies) are held to the chat and embeddings goals
+CPU_TARGETS = {"chat": 0.77, "chat1k": 0.77, "chat4k": 0.77, "embed": 0.77, "embed32": 0.77, "sse500": 0.6}
 
 
 def _median(values: list[float]) -> float | None:
@@ -107,17 +110,15 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     def add(name: str, value: float | None, goal: str, ok: bool | None) -> None:
         out.append({"target": name, "value": value, "goal": goal, "ok": ok})
 
-    for scenario, floor in (("chat", 0.5), ("embed", 0.5), ("sse500", 0.4)):
+    for scenario, goal in CPU_TARGETS.items():
         row = _row(rows, scenario, 16, STORE_ON)
-        if row and row["x_raw"] is not None:
-            add(f"{scenario} c=16 store on: req/s x raw", row["x_raw"], f">= {floor}", row["x_raw"] >= floor)
         if row and row.get("cpu_x_raw") is not None:
-            add(f"{scenario} c=16 store on: x raw by CPU/req (dedicated-core estimate)", row["cpu_x_raw"],
-                f">= {floor}", row["cpu_x_raw"] >= floor)
+            add(f"{scenario} c=16 store on: raw CPU/req ÷ relaystack's (same run)", row["cpu_x_raw"],
+                f">= {goal}", row["cpu_x_raw"] >= goal)
     for row in rows:
         if row["conc"] == 16 and row["gateway"].startswith("relaystack") and row["p99_x_raw"] is not None:
-            add(f"{row['scenario']} c=16 {row['gateway']}: p99 x raw", row["p99_x_raw"], "<= 3",
-                row["p99_x_raw"] <= 3)
+            add(f"{row['scenario']} c=16 {row['gateway']}: p99 x raw", row["p99_x_raw"], "<= 2",
+                row["p99_x_raw"] <= 2)
     cells = result.get("cells", [])
     for scenario, floor, what in (("chat2", 0.95, "both up"), ("chat2down", 0.8, "the first refusing connections")):
         for gateway in (STORE_ON, "relaystack-nostore"):
@@ -135,8 +136,10 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         add("stream: first event through relaystack (ms; upstream stalls 1 s after it)",
             None if first is None else first * 1e3, "< 500", ttfb["relayed_at_once"])
     if soak := result.get("soak"):
-        add(f"RSS after {soak['first_mark']:,} requests (MB)", soak["rss_at_first_mark_mb"], "< 150",
-            None if soak["rss_at_first_mark_mb"] is None else soak["rss_at_first_mark_mb"] < 150)
+        add(f"RSS after {soak['first_mark']:,} requests (MB)", soak["rss_at_first_mark_mb"], "< 100",
+            None if soak["rss_at_first_mark_mb"] is None else soak["rss_at_first_mark_mb"] < 100)
+        add(f"RSS after {soak['total']:,} requests (MB)", soak["rss_at_end_mb"], "< 100",
+            None if soak["rss_at_end_mb"] is None else soak["rss_at_end_mb"] < 100)
         growth = soak["growth_mb"]
         add(f"RSS growth {soak['first_mark']:,} -> {soak['total']:,} requests (MB)", growth,
             "~0 (<= 5 MB noise)", None if growth is None else growth <= 5)
@@ -160,6 +163,12 @@ def render(result: dict[str, Any]) -> str:
         for t in tlist:
             verdict = {True: "pass", False: "**FAIL**", None: "n/a"}[t["ok"]]
             lines.append(f"| {t['target']} | {_fmt(t['value'], '.3g')} | {t['goal']} | {verdict} |")
+        lines.append("")
+    if checked := result.get("check"):
+        lines += ["## Check (`--check`: raw CPU/req ÷ relaystack's, store on, each round; floors in harness/floors.py)",
+                  "", "| scenario | conc | per round | floor | verdict |", "|---|---:|---|---:|---|"]
+        lines += [f"| {c['scenario']} | {c['conc']} | {', '.join(f'{r:.3f}' for r in c['ratios']) or '-'} | "
+                  f"{c['floor']} | {'ok' if c['ok'] else '**below the floor**'} |" for c in checked]
         lines.append("")
     lines += ["## Correctness", ""]
     for name, problems in result.get("checks", {}).items():
