@@ -9,7 +9,7 @@ from typing import Any
 
 Key = tuple[str, int, str]  # scenario, conc, gateway
 STORE_ON = "relaystack-store"
-# issue 13: raw CPU/req over relaystack's (store on, c=16, same run) at least this; chat1k, chat4k and
+# the goals: raw CPU/req over relaystack's (store on, c=16, same run) at least this; chat1k, chat4k and
 # embed32 (realistic bodies) are held to the chat and embeddings goals
 CPU_TARGETS = {"chat": 0.77, "chat1k": 0.77, "chat4k": 0.77, "embed": 0.77, "embed32": 0.77, "sse500": 0.6}
 

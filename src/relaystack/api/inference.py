@@ -184,7 +184,7 @@ class InferenceRoutes:
             ctx.status = reply.status
             ctx.usage = reply.usage
             self.gate.begin_settle(ctx)  # the usage write rides with the completion's commit
-            if kind.stored and self._should_store(body) and not await self._store(reply.data, body):
+            if kind.stored and self._should_store(body) and not await self._store(reply.data, body, payload):
                 extra += _STORE_FAILED
             await self.gate.settle(ctx)
             await send_raw_json(send, reply.status, payload, ctx.with_limit_headers(extra))
@@ -265,7 +265,7 @@ class InferenceRoutes:
     def _should_store(self, body: dict[str, Any]) -> bool:
         return self.store is not None and body.get("store") is not False
 
-    async def _store(self, completion: dict[str, Any], body: dict[str, Any]) -> bool:
+    async def _store(self, completion: dict[str, Any], body: dict[str, Any], payload: bytes) -> bool:
         """Store and wait for the commit. False (and a log line) if storing failed: the answer
         is still sent, since withholding a generated completion would lose it for good."""
         assert self.store is not None
@@ -273,7 +273,7 @@ class InferenceRoutes:
         try:
             if not isinstance(completion_id, str) or not completion_id:
                 raise ValueError("the upstream's answer has no string 'id'")
-            await self.store.put_completion(completion, body.get("messages") or [])
+            await self.store.put_completion(completion, body.get("messages") or [], payload)
         except Exception as exc:
             _store_failed("chat completion", completion_id, exc)
             telemetry().store_failure("completion")

@@ -76,8 +76,9 @@ def completion_not_found(completion_id: str) -> CompletionNotFoundError:
     )
 
 
-def encode_completion(completion: dict[str, Any], input_messages: list[Any]) -> CompletionRow:
-    """Serialize on the caller's side: the stored row is a snapshot, and a bad value fails the caller."""
+def encode_completion(completion: dict[str, Any], input_messages: list[Any], raw: bytes | None = None) -> CompletionRow:
+    """Serialize on the caller's side: the stored row is a snapshot, and a bad value fails the caller.
+    ``raw``: the completion's JSON bytes, already made (kept as they are)."""
     completion_id = completion.get("id")
     created = completion.get("created")
     model = completion.get("model")
@@ -89,7 +90,8 @@ def encode_completion(completion: dict[str, Any], input_messages: list[Any]) -> 
         raise ValueError(f"chat completion {completion_id!r}: 'created' must be an integer (got {created!r})")
     if not isinstance(model, str):
         raise ValueError(f"chat completion {completion_id!r}: 'model' must be a string (got {model!r})")
-    return (completion_id, created, model, orjson.dumps(completion), orjson.dumps(input_messages))
+    return (completion_id, created, model, raw if raw is not None else orjson.dumps(completion),
+            orjson.dumps(input_messages))
 
 
 def encode_model(model: dict[str, Any]) -> tuple[str, bytes]:

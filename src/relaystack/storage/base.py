@@ -50,10 +50,14 @@ class Store(Protocol):
         says so here, so a request that would be stored is refused before the upstream call."""
 
     # -- stored chat completions ------------------------------------------------------
-    async def put_completion(self, completion: dict[str, Any], input_messages: list[Any]) -> None:
+    async def put_completion(
+        self, completion: dict[str, Any], input_messages: list[Any], raw: bytes | None = None
+    ) -> None:
         """Store (or replace, same id) one chat completion; returns once it is committed.
 
-        ``completion`` is an OpenAI ``chat.completion`` dict whose ``model`` is the caller's id.
+        ``completion`` is an OpenAI ``chat.completion`` dict whose ``model`` is the caller's id;
+        ``raw``, when given, is the same completion as JSON bytes (what the client got), stored as
+        they are instead of serialising ``completion`` again.
         Writes from many concurrent requests are group-committed by one writer.
         """
 

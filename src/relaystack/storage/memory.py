@@ -68,8 +68,10 @@ class MemoryStore(MemoryResponses, MemoryKeys):  # responses: memory_responses.p
             )
 
     # -- chat completions -------------------------------------------------------------------
-    async def put_completion(self, completion: dict[str, Any], input_messages: list[Any]) -> None:
-        self._put(encode_completion(completion, input_messages))
+    async def put_completion(
+        self, completion: dict[str, Any], input_messages: list[Any], raw: bytes | None = None
+    ) -> None:
+        self._put(encode_completion(completion, input_messages, raw))
 
     async def put_stream(
         self, completion_id: str, created: int, model: str, events: bytes, input_messages: list[Any]

@@ -60,8 +60,10 @@ _SELECT_ONE = "SELECT id, created, completion, input_messages, model FROM chat_c
 
 class PgCompletions(PgWriter):
     # -- writes -------------------------------------------------------------------------
-    async def put_completion(self, completion: dict[str, Any], input_messages: list[Any]) -> None:
-        await self._enqueue(COMPLETION_ROWS, encode_completion(completion, input_messages))
+    async def put_completion(
+        self, completion: dict[str, Any], input_messages: list[Any], raw: bytes | None = None
+    ) -> None:
+        await self._enqueue(COMPLETION_ROWS, encode_completion(completion, input_messages, raw))
 
     async def put_stream(
         self, completion_id: str, created: int, model: str, events: bytes, input_messages: list[Any]

@@ -150,8 +150,10 @@ class SqliteStore(SqliteResponses, SqliteKeys):  # stored responses: sqlite_resp
         return _HEALTHY  # asked before every stored request: one constant, no allocation
 
     # -- writes (hot path) --------------------------------------------------------------------
-    async def put_completion(self, completion: dict[str, Any], input_messages: list[Any]) -> None:
-        await self._submit(PUT_COMPLETION, encode_completion(completion, input_messages))
+    async def put_completion(
+        self, completion: dict[str, Any], input_messages: list[Any], raw: bytes | None = None
+    ) -> None:
+        await self._submit(PUT_COMPLETION, encode_completion(completion, input_messages, raw))
 
     async def put_stream(
         self, completion_id: str, created: int, model: str, events: bytes, input_messages: list[Any]
