@@ -82,6 +82,13 @@ async def test_output_is_the_same_for_every_segmentation() -> None:
     assert parsed[0]["choices"][0]["delta"]["content"] == 't0 "model":"x"'  # type: ignore[index]
 
 
+@pytest.mark.parametrize("caller", ["up/model", "up/other", "caller/model"])  # same id, same length, another
+async def test_every_event_gets_the_callers_model_and_nothing_else_changes(caller: str) -> None:
+    relayed = events(await collect([STREAM], RelayRules(caller)))
+    assert [e["model"] for e in relayed] == [caller] * 21
+    assert relayed == [{**e, "model": caller} for e in events(STREAM.removesuffix(b"data: [DONE]\n\n"))]
+
+
 async def test_stream_that_stops_before_finishing_raises() -> None:
     with pytest.raises(UpstreamProtocolError):
         await collect([chunk(0), chunk(1)], RelayRules("m"))

@@ -140,8 +140,8 @@ class SSERelay:
             if not chunks:
                 return b""
         self._note_finish(chunks)
-        usages = list(map(_usage, chunks))
-        if usages.count(None) != len(usages):
+        if any(map(_usage, chunks)):  # in C: no list of 500 Nones for the usual block
+            usages = list(map(_usage, chunks))
             self.usage = next(u for u in reversed(usages) if u is not None)
             if self.rules.strip_usage or self.rules.split_usage:
                 payloads = self._edit_usage(payloads, usages)
@@ -246,12 +246,12 @@ class SSERelay:
                 return block
             self._upstream_field = found.group(0)
         upstream, caller = self._upstream_field, self._caller_field
-        if upstream == caller:
+        if len(upstream) == len(caller):  # the length a replace adds cannot tell: count the fields
             if block.count(upstream) == events:
-                return block
+                return block if upstream == caller else block.replace(upstream, caller)
         else:
             replaced = block.replace(upstream, caller)
-            if len(replaced) - len(block) == events * (len(caller) - len(upstream)) != 0:
+            if len(replaced) - len(block) == events * (len(caller) - len(upstream)):
                 return replaced
         return _MODEL_FIELD.sub(caller.replace(b"\\", b"\\\\"), block)
 
