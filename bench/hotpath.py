@@ -35,7 +35,11 @@ sys.path.insert(0, str(BENCH))
 
 from harness.bodies import request_body, upstream_files  # noqa: E402
 from harness.scenarios import ENDPOINTS, MODELS  # noqa: E402
-from relaystack.api.asgi import DISCONNECT_HOOKS  # noqa: E402
+
+try:
+    from relaystack.api.asgi import DISCONNECT_HOOKS
+except ImportError:  # a relaystack from before the server's disconnect hook: the key is ignored
+    DISCONNECT_HOOKS = "relaystack.on_disconnect"
 
 SCENARIOS = ("chat", "chat1k", "chat4k", "embed", "embed32", "sse500", "completions")
 READ_SIZE = 65536  # the stream is handed over in pieces of this size, as a socket read would
