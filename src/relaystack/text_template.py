@@ -13,7 +13,7 @@ string per hole, none ending in a backslash) proves each hole is exactly one JSO
 decodes them all (``decode_holes``). Such an event is the checked one with another JSON string
 as its content: valid wherever the checked one was.
 
-Two readers use it: the relay's check of every event (``chunk_check.py``) and the front-ends'
+Two readers use it: the relay's check of every event (``chunk_shape.StreamCheck``) and the front-ends'
 translation (``frontends/text_runs.py``). Anything the proof does not cover (an event that
 differs from the template in any byte outside the hole, a hole that is not one JSON string, a
 hole ending in a backslash) is left to the reader's careful path. Pure functions on bytes,
