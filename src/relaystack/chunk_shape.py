@@ -130,7 +130,9 @@ class StreamCheck:
                     _decode_lines(rest, chunks)
                 else:
                     assert self._chunk is not None
-                    self._prove(rest, self.template, self._chunk, chunks)
+                    # where the rest starts in the block (after the events the learning decoded)
+                    at = 6 + sum(len(event) + 8 for event in events[: len(events) - len(rest)])
+                    self._prove(rest, (block, at), self.template, self._chunk, chunks)
         except msgspec.DecodeError:
             return None
         return events, chunks
@@ -150,9 +152,10 @@ class StreamCheck:
             taken += 1
         return events[taken:]
 
-    def _prove(self, events: list[bytes], template: Template, shape: Chunk, chunks: list[Chunk]) -> None:
+    def _prove(self, events: list[bytes], source: tuple[bytes, int], template: Template, shape: Chunk,
+               chunks: list[Chunk]) -> None:
         took = False
-        for start, end, holes in stretches(events, template):
+        for start, end, holes in stretches(events, template, *source):
             if holes is None:
                 _decode_lines(events[start:end], chunks)
                 continue

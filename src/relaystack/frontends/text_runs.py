@@ -93,18 +93,20 @@ class TextRuns:
         if events is None:
             yield from self._careful(block)
             return
+        at = 6
         if self.template is None:  # the first events the careful way, one by one until one teaches it
             taken = 0
             while taken < min(_PEEK, len(events)) and self.template is None:
                 yield from self._careful(framed(events[taken : taken + 1]), learn=True)
                 taken += 1
+            at = 6 + sum(len(event) + 8 for event in events[:taken])  # where the rest starts in the block
             events = events[taken:]
             if not events:
                 return
             if self.template is None:
                 yield from self._careful(framed(events))
                 return
-        yield from self._fast(events, self.template)
+        yield from self._fast(events, self.template, block, at)
 
     # -- the careful path: every event parsed ------------------------------------------------------
     def _careful(self, block: Block, *, learn: bool = False) -> Iterator[TextRun | dict[str, Any]]:
@@ -132,9 +134,11 @@ class TextRuns:
             self._misses += 1
 
     # -- the fast path: stretches of template events -----------------------------------------------
-    def _fast(self, events: list[bytes], template: Template) -> Iterator[TextRun | dict[str, Any]]:
+    def _fast(
+        self, events: list[bytes], template: Template, block: bytes, at: int
+    ) -> Iterator[TextRun | dict[str, Any]]:
         took = False
-        for start, end, holes in stretches(events, template):
+        for start, end, holes in stretches(events, template, block, at):
             if holes is None or self.turn.completion_id is None:
                 yield from self._careful(framed(events[start:end]))
                 continue
