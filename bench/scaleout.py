@@ -2,13 +2,17 @@
 """Scale-out numbers: the PostgreSQL store against SQLite, and three instances behind nginx.
 
     .venv/bin/python bench/scaleout.py                         # 3 rounds x 3 s, chat at c=16
-    .venv/bin/python bench/scaleout.py --rounds 5 --duration 5 --no-cluster
+    .venv/bin/python bench/scaleout.py --rounds 5 --duration 5 --no-cluster --no-gateway
 
 Part 1, store: ``relaystack-store`` (SQLite) and ``relaystack-pg`` (PostgreSQL store, a
-throw-away database) on CPU 0, load on CPU 1, interleaved rounds; the ratio of req/s is taken
-within each round, then the median. CPU per request is the gateway's process tree; the
-PostgreSQL server's CPU (every ``postgres`` process, so other users of a shared server add
-noise) is reported beside it.
+throw-away database, with Redis as every PostgreSQL deployment runs) on CPU 0, load on CPU 1,
+interleaved rounds; the ratio of req/s is taken within each round, then the median. CPU per
+request is the gateway's process tree; the PostgreSQL and Redis servers' CPU (every ``postgres``
+/ ``redis-server`` process, so other users of a shared server add noise) is reported beside it.
+With the gateway on (default; ``--no-gateway`` skips it), the same for ``relaystack-gateway``
+(server.auth, every request with a virtual key with limits and a budget: SQLite keys and usage,
+in-process limits) and ``relaystack-gateway-pg`` (keys and usage in PostgreSQL, limits on Redis:
+one script call to admit and one to settle per request).
 
 Part 2, cluster: ``scripts/cluster`` starts 3 instances behind nginx (PostgreSQL store, Redis
 state), unpinned: on a 2-CPU machine the instances, nginx, PostgreSQL and the load generator
@@ -53,9 +57,17 @@ def log(message: str) -> None:
 
 
 def postgres_cpu() -> float:
+    return server_cpu(("postgres", "postmaster"))
+
+
+def redis_cpu() -> float:
+    return server_cpu(("redis-server",))
+
+
+def server_cpu(names: tuple[str, ...]) -> float:
     total = 0.0
     for proc in psutil.process_iter(["name"]):
-        if proc.info["name"] in ("postgres", "postmaster"):
+        if proc.info["name"] in names:
             try:
                 times = proc.cpu_times()
                 total += times.user + times.system
@@ -87,43 +99,82 @@ async def admin(sql: str) -> None:
         await conn.close()
 
 
-def pg_config(tmp: Path) -> Path:
-    """bench/configs/relaystack-store.yaml with the PostgreSQL store."""
-    text = (BENCH / "configs" / "relaystack-store.yaml").read_text()
+def pg_config(tmp: Path, source: str = "relaystack-store.yaml") -> Path:
+    """bench/configs/<source> with the PostgreSQL store."""
+    text = (BENCH / "configs" / source).read_text()
     text = text.replace('storage: {inference_store: true, dir: "${env.BENCH_STORE_DIR}"}',
                         'storage: {inference_store: true, backend: postgres, dsn: "${env.RELAYSTACK_POSTGRES_DSN}"}')
-    assert "backend: postgres" in text, "relaystack-store.yaml changed: update bench/scaleout.py"
-    path = tmp / "relaystack-pg.yaml"
+    assert "backend: postgres" in text, f"{source} changed: update bench/scaleout.py"
+    path = tmp / source.replace("relaystack-", "relaystack-pg-")
     path.write_text(text)
     return path
 
 
+# (name, its config): a name ending in -pg runs on PostgreSQL + Redis; "gateway" ones with server.auth
+PAIRS = [("relaystack-store", "relaystack-store.yaml"), ("relaystack-pg", "relaystack-store.yaml")]
+GATEWAY_PAIRS = [("relaystack-gateway", "relaystack-gateway.yaml"),
+                 ("relaystack-gateway-pg", "relaystack-gateway.yaml")]
+
+
+def shared_env(dsn: str, prefix: str) -> dict[str, str]:
+    """What a PostgreSQL instance gets: the DSN, Redis, and the key secret every instance shares."""
+    return {"RELAYSTACK_POSTGRES_DSN": dsn, "RELAYSTACK_REDIS_URL": REDIS_URL, "RELAYSTACK_REDIS_PREFIX": prefix,
+            "RELAYSTACK_KEY_SECRET": "bench-key-secret-" + prefix}
+
+
 def store_part(args: argparse.Namespace, up: Any, tmp: Path, dsn: str, tool: str) -> dict[str, Any]:
-    os.environ["RELAYSTACK_POSTGRES_DSN"] = dsn
-    sqlite = relaystack_gateway("relaystack-store", "relaystack-store.yaml", up, tmp, "0")
-    pg = relaystack_gateway("relaystack-pg", str(pg_config(tmp)), up, tmp, "0")
-    gateways = [sqlite.start(), pg.start()]
+    prefix = f"relaystack-bench-{secrets.token_hex(4)}:"
+    gateways = []
+    for name, source in PAIRS + (GATEWAY_PAIRS if args.gateway else []):
+        on_pg = name.endswith("-pg")
+        admin_key = ("bench-admin-" + secrets.token_hex(16)) if "gateway" in name else None
+        config = str(pg_config(tmp, source)) if on_pg else source
+        gateways.append(relaystack_gateway(name, config, up, tmp, "0", admin_key=admin_key,
+                                           env=shared_env(dsn, prefix) if on_pg else None).start())
     rows: list[dict[str, Any]] = []
     try:
         for rnd in range(args.rounds):
             cells = {}
             for gateway in gateways if rnd % 2 == 0 else gateways[::-1]:
-                pg0 = postgres_cpu()
+                if gateway.token:
+                    os.environ["BENCH_TOKEN"] = gateway.token
+                pg0, redis0 = postgres_cpu(), redis_cpu()
                 cell = run_cell(gateway, up, "chat", args.conc, duration=args.duration, warmup=1.0,
                                 load_cpus="1", tool=tool, body_dir=tmp / "bodies")
                 cell["pg_cpu_per_req_us"] = (postgres_cpu() - pg0) / max(1, cell["requests"]) * 1e6
+                cell["redis_cpu_per_req_us"] = (redis_cpu() - redis0) / max(1, cell["requests"]) * 1e6
                 cells[gateway.name] = cell
-                log(f"  round {rnd + 1} {gateway.name:17} {cell['rps']:8.0f} req/s  "
+                log(f"  round {rnd + 1} {gateway.name:22} {cell['rps']:8.0f} req/s  "
                     f"p99 {cell['p99_ms']:6.1f} ms  gateway {cell['cpu_per_req_us']:6.0f} us/req  "
-                    f"postgres {cell['pg_cpu_per_req_us']:5.0f} us/req  errors {cell['errors'] + cell['non2xx']}")
+                    f"postgres {cell['pg_cpu_per_req_us']:5.0f}  redis {cell['redis_cpu_per_req_us']:4.0f} us/req  "
+                    f"errors {cell['errors'] + cell['non2xx']}")
             rows.append(cells)
     finally:
         for gateway in gateways:
             gateway.stop()
-    ratios = [r["relaystack-pg"]["rps"] / r["relaystack-store"]["rps"] for r in rows]
-    cpu_ratios = [r["relaystack-pg"]["cpu_per_req_us"] / r["relaystack-store"]["cpu_per_req_us"] for r in rows]
-    return {"rounds": rows, "rps_ratio_median": statistics.median(ratios), "rps_ratios": ratios,
-            "cpu_ratio_median": statistics.median(cpu_ratios)}
+        forget_redis_prefix(prefix)
+    out: dict[str, Any] = {"rounds": rows}
+    for sqlite, pg in [("relaystack-store", "relaystack-pg")] + (
+            [("relaystack-gateway", "relaystack-gateway-pg")] if args.gateway else []):
+        ratios = [r[pg]["rps"] / r[sqlite]["rps"] for r in rows]
+        cpu_ratios = [r[pg]["cpu_per_req_us"] / r[sqlite]["cpu_per_req_us"] for r in rows]
+        out[pg] = {"rps_ratio_median": statistics.median(ratios), "rps_ratios": ratios,
+                   "cpu_ratio_median": statistics.median(cpu_ratios), "cpu_ratios": cpu_ratios,
+                   "cpu_us_median": statistics.median(r[pg]["cpu_per_req_us"] for r in rows),
+                   "sqlite_cpu_us_median": statistics.median(r[sqlite]["cpu_per_req_us"] for r in rows)}
+    return out
+
+
+def forget_redis_prefix(prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match=prefix + "*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
 
 
 def cluster_part(args: argparse.Namespace, up: Any, tmp: Path, dsn: str, tool: str) -> dict[str, Any]:
@@ -139,7 +190,8 @@ def cluster_part(args: argparse.Namespace, up: Any, tmp: Path, dsn: str, tool: s
         raise RuntimeError(f"scripts/cluster start failed:\n{started.stdout}{started.stderr}")
     single_port = free_port()
     single = Proc("relaystack-pg-1", [*relaystack_command(), "run", str(pg_config(tmp)), "--port", str(single_port)],
-                  cpus=None, log=tmp / "logs" / "single.log", env={"BENCH_UPSTREAM": up.base})
+                  cpus=None, log=tmp / "logs" / "single.log",
+                  env={"BENCH_UPSTREAM": up.base, **shared_env(dsn, prefix)})
     single.start().wait_http(f"http://127.0.0.1:{single_port}/v1/models", timeout=90)
     try:
         state = json.loads((directory / "cluster.json").read_text())
@@ -177,12 +229,7 @@ def cluster_part(args: argparse.Namespace, up: Any, tmp: Path, dsn: str, tool: s
     finally:
         single.stop()
         subprocess.run([*cluster, "stop", "--dir", str(directory)], env=env, capture_output=True, check=False)
-        import redis
-
-        client = redis.Redis.from_url(REDIS_URL)
-        keys = list(client.scan_iter(match=prefix + "*"))
-        if keys:
-            client.delete(*keys)
+        forget_redis_prefix(prefix)
     return {"rows": rows}
 
 
@@ -205,6 +252,8 @@ def main() -> None:
     parser.add_argument("--conc", type=int, default=16)
     parser.add_argument("--cluster-conc", type=int, default=48, help="concurrency through nginx (16 per instance)")
     parser.add_argument("--no-cluster", action="store_true")
+    parser.add_argument("--no-gateway", dest="gateway", action="store_false",
+                        help="skip the server.auth pair (keys, usage, limits: SQLite vs PostgreSQL + Redis)")
     args = parser.parse_args()
     tool = "wrk" if have_wrk() else "python"
     tmp = Path(tempfile.mkdtemp(prefix="relaystack-scaleout-"))
@@ -216,9 +265,13 @@ def main() -> None:
     try:
         log(f"store: chat c={args.conc}, {args.rounds} rounds x {args.duration:.0f} s, gateway on CPU 0 ({tool})")
         result["store"] = store_part(args, up, tmp, dsn, tool)
-        log(f"  PostgreSQL / SQLite req/s: median {result['store']['rps_ratio_median']:.2f} "
-            f"(rounds {', '.join(f'{r:.2f}' for r in result['store']['rps_ratios'])}); "
-            f"CPU/req ratio {result['store']['cpu_ratio_median']:.2f}")
+        for name in ("relaystack-pg", "relaystack-gateway-pg"):
+            if name in result["store"]:
+                got = result["store"][name]
+                log(f"  {name} / SQLite req/s: median {got['rps_ratio_median']:.2f} "
+                    f"(rounds {', '.join(f'{r:.2f}' for r in got['rps_ratios'])}); CPU/req ratio "
+                    f"{got['cpu_ratio_median']:.2f} (rounds {', '.join(f'{r:.2f}' for r in got['cpu_ratios'])}; "
+                    f"{got['cpu_us_median']:.0f} vs {got['sqlite_cpu_us_median']:.0f} us)")
         if not args.no_cluster:
             log(f"cluster: 3 instances behind nginx vs 1 instance, chat c={args.cluster_conc}, unpinned")
             result["cluster"] = cluster_part(args, up, tmp, dsn, tool)

@@ -10,6 +10,8 @@ with ``storage.backend: postgres`` and ``state.redis_url`` set, from the environ
     RELAYSTACK_POSTGRES_DSN   default postgresql://postgres@127.0.0.1:5432/relaystack (created if missing)
     RELAYSTACK_REDIS_URL      default redis://127.0.0.1:6379/0; set it empty to run without Redis
     RELAYSTACK_REDIS_PREFIX   default relaystack: (every Redis key and channel starts with it)
+    RELAYSTACK_KEY_SECRET     server.auth's HMAC secret, the same on every instance; if unset, one is
+                              made once in --dir/key-secret (0600): keep that file, or keys stop working
 
 Instances listen on 127.0.0.1, ports PORT+1 .. PORT+N; nginx on PORT balances them (least
 connections; a refused connection is retried on the next instance, a request already sent is
@@ -112,6 +114,8 @@ def start(args: argparse.Namespace, directory: Path) -> None:
     env.setdefault("RELAYSTACK_REDIS_PREFIX", "relaystack:")
     asyncio.run(_ensure_database(env["RELAYSTACK_POSTGRES_DSN"]))
     config = write_cluster_config(args.config, directory / "run.yaml")
+    if not env.get("RELAYSTACK_KEY_SECRET"):
+        env["RELAYSTACK_KEY_SECRET"] = _key_secret(directory)
     instances = []
     for index in range(1, args.instances + 1):
         port = args.port + index
@@ -156,6 +160,16 @@ def write_cluster_config(source: str | None, target: Path) -> Path:
     target.write_text("# written by scripts/cluster from " + (source or "the built-in default") + "\n"
                       + yaml.safe_dump(raw, sort_keys=False))
     return target
+
+
+def _key_secret(directory: Path) -> str:
+    """The key secret every instance hashes keys with: read from --dir/key-secret, made once."""
+    from relaystack.gateway.keys import load_server_secret
+
+    try:
+        return load_server_secret(None, directory).decode()
+    except ConfigError as exc:
+        sys.exit(f"error: {exc}")
 
 
 async def _ensure_database(dsn: str) -> None:

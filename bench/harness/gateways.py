@@ -39,6 +39,7 @@ class Gateway:
     # relaystack with server.auth: readiness is polled on /v1/health, and a virtual key is created
     # once started (limits, budget and usage on) for every request to carry (BENCH_TOKEN)
     admin_key: str | None = None
+    token: str | None = None  # that key (also put in BENCH_TOKEN when started)
 
     def url(self, scenario: str) -> str:
         return url_for(self.base, self.api_prefix, scenario, by_path=self.by_path)
@@ -55,7 +56,7 @@ class Gateway:
             self.ready_s = self.proc.wait_http(ready_url, timeout=timeout)
             self.idle_rss = self.proc.rss_bytes()
             if self.admin_key:
-                os.environ["BENCH_TOKEN"] = create_bench_key(self.base, self.admin_key)
+                self.token = os.environ["BENCH_TOKEN"] = create_bench_key(self.base, self.admin_key)
         return self
 
     def stop(self) -> None:
@@ -98,12 +99,13 @@ def relaystack_unavailable() -> str | None:
 
 
 def relaystack_gateway(name: str, config: str, up: Upstream, tmp: Path, cpus: str,
-                       workers: int = 1, admin_key: str | None = None) -> Gateway:
+                       workers: int = 1, admin_key: str | None = None,
+                       env: dict[str, str] | None = None) -> Gateway:
     port = free_port()
     argv = [*relaystack_command(), "run", str(BENCH / "configs" / config), "--port", str(port)]
     if workers > 1:
         argv += ["--workers", str(workers)]
-    env = {"BENCH_UPSTREAM": up.base, "BENCH_STORE_DIR": str(tmp / f"{name}-store")}
+    env = {"BENCH_UPSTREAM": up.base, "BENCH_STORE_DIR": str(tmp / f"{name}-store"), **(env or {})}
     if admin_key:
         env["RELAYSTACK_ADMIN_KEY"] = admin_key
     proc = Proc(name, argv, cpus=cpus, log=tmp / "logs" / f"{name}.log", env=env)

@@ -50,8 +50,14 @@ class GatewayStack:
 
 
 def start_gateway(home: Path, fake: FakeTogether, args: tuple[str, ...] = (), env: dict[str, str] | None = None,
-                  **server: Any) -> GatewayStack:
-    config = write_config(home / "run.yaml", gateway_config(fake, **server))
+                  storage: dict[str, Any] | None = None, **server: Any) -> GatewayStack:
+    """``storage``: the run.yaml's storage section (default: SQLite in ``home``); with a PostgreSQL
+    one, the state section takes Redis from the environment (RELAYSTACK_REDIS_URL, _PREFIX)."""
+    raw = gateway_config(fake, **server)
+    if storage is not None:
+        raw["storage"] = storage
+        raw["state"] = {"prefix": "${env.RELAYSTACK_REDIS_PREFIX:=relaystack:}"}
+    config = write_config(home / "run.yaml", raw)
     running = start_server(config, home=home, args=args, env={"RELAYSTACK_ADMIN_KEY": ADMIN_KEY, **(env or {})})
     return GatewayStack(fake, running, home)
 

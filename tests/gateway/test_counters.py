@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 
 from relaystack.gateway.counters import Ask, Counters, InProcessCounters, Window
+from relaystack.gateway.counters_redis import RedisCounters
 from relaystack.gateway.counters_sqlite import SqliteCounters
+from relaystack.state.redis import RedisState
+from support.backends import REDIS_URL, delete_redis_prefix, new_redis_prefix, redis_or_skip
 
 
 class Clock:
@@ -24,13 +27,18 @@ class Clock:
         return self.now
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 async def pair(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[Counters, Counters, Clock]]:
-    """Two views of the same counters (one process twice, or two 'processes' on one file)."""
+    """Two views of the same counters (one process twice, two 'processes' on one file, or two
+    instances on one Redis)."""
     clock = Clock()
     if request.param == "memory":
         one = InProcessCounters(clock)
         yield one, one, clock
+        return
+    if request.param == "redis":
+        async for made in _redis_pair(clock):
+            yield made
         return
     first, second = SqliteCounters(tmp_path / "limits.db", clock), SqliteCounters(tmp_path / "limits.db", clock)
     await first.start()
@@ -40,6 +48,23 @@ async def pair(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
     finally:
         await first.stop()
         await second.stop()
+
+
+async def _redis_pair(clock: Clock) -> AsyncIterator[tuple[Counters, Counters, Clock]]:
+    redis_or_skip()
+    prefix = new_redis_prefix()
+    states = [RedisState(REDIS_URL, prefix=prefix), RedisState(REDIS_URL, prefix=prefix)]
+    counters = [RedisCounters(state, clock) for state in states]
+    for state, counter in zip(states, counters, strict=True):
+        await state.start()
+        await counter.start()
+    try:
+        yield counters[0], counters[1], clock
+    finally:
+        for state, counter in zip(states, counters, strict=True):
+            await counter.stop()
+            await state.stop()
+        delete_redis_prefix(prefix)
 
 
 RPM = Window("k:rpm", 50, 60, "requests", "rpm")
@@ -127,6 +152,29 @@ async def test_a_dead_process_slots_are_reclaimed(tmp_path: Path) -> None:
         assert (await counters.admit(Ask((), (("k7:concurrent", 1),)))).allowed
     finally:
         await counters.stop()
+
+
+async def test_a_dead_instance_slots_are_reclaimed_on_redis() -> None:
+    """An instance killed while holding slots stops beating; after _STALE_S its slots are freed."""
+    import redis
+
+    async for first, second, clock in _redis_pair(Clock()):
+        assert isinstance(first, RedisCounters) and isinstance(second, RedisCounters)
+        ask = Ask((), (("k7:concurrent", 1),))
+        assert (await first.admit(ask)).allowed
+        assert not (await second.admit(ask)).allowed  # the first is alive: its slot holds
+        await first.stop()  # it stops beating, as a killed instance would
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            key = next(k for k in client.scan_iter(match="relaystack-test-*x:instances")
+                       if first.instance.encode() in client.hkeys(k))
+            assert float(client.hget(key, first.instance)) == clock.now  # type: ignore[arg-type]
+        finally:
+            client.close()
+        clock.now += 5
+        assert not (await second.admit(ask)).allowed  # silent for 5 s: maybe slow, not dead
+        clock.now += 6
+        assert (await second.admit(ask)).allowed  # silent for 11 s: its slot is given back
 
 
 def test_the_gates_fast_path_counts_like_admit_and_reports_the_tightest_windows() -> None:

@@ -56,13 +56,18 @@ def test_200_concurrent_requests_against_rpm_50_admit_exactly_50_across_two_work
     two_workers: tuple[GatewayStack, Path],
 ) -> None:
     stack, metrics_dir = two_workers
-    _, key = stack.create_key(limits={"rpm": 50})
-    statuses = asyncio.run(_burst(stack.base_url, key, 200))
-    assert statuses.count(200) == 50, sorted(set(statuses))
-    assert statuses.count(429) == 150
-    deadline = time.monotonic() + 10  # each worker moves its tallies into the shared files every second
-    while len(_pids_that_served_chat(metrics_dir)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    # the kernel decides which worker accepts each connection; on a loaded machine one worker may
+    # take a whole burst, which proves nothing about sharing: then burst again with a fresh key
+    for _ in range(3):
+        _, key = stack.create_key(limits={"rpm": 50})
+        statuses = asyncio.run(_burst(stack.base_url, key, 200))
+        assert statuses.count(200) == 50, sorted(set(statuses))
+        assert statuses.count(429) == 150
+        deadline = time.monotonic() + 5  # each worker moves its tallies into the shared files every second
+        while len(_pids_that_served_chat(metrics_dir)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if len(_pids_that_served_chat(metrics_dir)) == 2:
+            break
     assert len(_pids_that_served_chat(metrics_dir)) == 2  # both workers took part
 
 

@@ -21,7 +21,9 @@ from relaystack.context import Operation, RequestContext
 from relaystack.errors import UpstreamConnectionError, UpstreamError
 from relaystack.providers.base import CallContext, JsonReply, Provider, Reply, StreamReply
 from relaystack.registry import Registry
-from relaystack.router import InProcessCooldowns, Router, RouterSettings
+from relaystack.router import CooldownState, InProcessCooldowns, Router, RouterSettings
+from relaystack.router.cooldown_shared import SharedCooldowns
+from relaystack.state import LocalState
 
 Step = Callable[["Scripted", CallContext], Awaitable[Reply]]
 
@@ -134,7 +136,9 @@ class Clock:
 class Rig:
     """A router over scripted providers, from a run.yaml dict, with a test clock and no real sleeps."""
 
-    def __init__(self, config: dict[str, Any], *providers: Scripted, seed: int = 7) -> None:
+    def __init__(self, config: dict[str, Any], *providers: Scripted, seed: int = 7, shared: bool = False) -> None:
+        """``shared``: cooldowns kept by ``SharedCooldowns`` (on an in-process ``LocalState``: the
+        Redis one behaves the same, tests/router/test_cooldown_shared.py)."""
         raw = {"providers": {"inference": [{"provider_id": p.provider_id, "provider_type": "remote::openai-compat",
                                             "config": {"base_url": "http://127.0.0.1:9"}} for p in providers]},
                **config}
@@ -143,7 +147,8 @@ class Rig:
         self.registry = Registry(providers)
         self.registry.add_config_models(run.models)
         self.clock = Clock()
-        self.state = InProcessCooldowns(clock=self.clock)
+        self.state: CooldownState = (SharedCooldowns(LocalState(clock=self.clock), clock=self.clock) if shared
+                                     else InProcessCooldowns(clock=self.clock))
         self.router = Router(self.registry, RouterSettings.from_config(run), state=self.state,
                              rng=random.Random(seed), clock=self.clock)
         self.waits: list[float] = []

@@ -124,10 +124,11 @@ async def test_backoff_is_exponential_with_full_jitter_and_bounded() -> None:
     assert len(set(rig.waits)) == 6  # jittered, not lock-step
 
 
-async def test_cooldown_one_failed_attempt_per_window_across_100_requests() -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["in_process", "shared"])
+async def test_cooldown_one_failed_attempt_per_window_across_100_requests(shared: bool) -> None:
     primary, secondary = Scripted("primary", default=refuse()), Scripted("secondary")
     rig = Rig(two_deployments(retries=1, cooldown={"failures": 1, "window_s": 10, "cooldown_s": 30}),
-              primary, secondary)
+              primary, secondary, shared=shared)
     reply, _ctx = await rig.send()
     assert served_by(reply) == "secondary" and len(primary.calls) == 1  # opened: no retry on it
     results = await asyncio.gather(*(rig.send() for _ in range(99)))
@@ -144,10 +145,11 @@ async def test_cooldown_one_failed_attempt_per_window_across_100_requests() -> N
     assert rig.router.stats.of("m", "primary")["cooldown"] == 4
 
 
-async def test_k_failures_within_the_window_open_the_cooldown() -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["in_process", "shared"])
+async def test_k_failures_within_the_window_open_the_cooldown(shared: bool) -> None:
     primary, secondary = Scripted("primary", default=fail(500)), Scripted("secondary")
     rig = Rig(two_deployments(retries=0, cooldown={"failures": 3, "window_s": 10, "cooldown_s": 30}),
-              primary, secondary)
+              primary, secondary, shared=shared)
     for _ in range(2):
         await rig.send()
         rig.clock.advance(20)  # failures further apart than the window never add up
@@ -160,9 +162,11 @@ async def test_k_failures_within_the_window_open_the_cooldown() -> None:
     assert len(primary.calls) == calls == 5
 
 
-async def test_half_open_probe_restores_the_primary() -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["in_process", "shared"])
+async def test_half_open_probe_restores_the_primary(shared: bool) -> None:
     primary, secondary = Scripted("primary", refuse(), refuse()), Scripted("secondary")
-    rig = Rig(two_deployments(retries=0, cooldown={"failures": 1, "cooldown_s": 30}), primary, secondary)
+    rig = Rig(two_deployments(retries=0, cooldown={"failures": 1, "cooldown_s": 30}), primary, secondary,
+              shared=shared)
     await rig.send()
     rig.clock.advance(31)
     reply, _ = await rig.send()  # the probe fails: cooling again
@@ -179,10 +183,12 @@ async def test_half_open_probe_restores_the_primary() -> None:
         assert served_by(reply) == "primary"
 
 
-async def test_only_one_probe_while_it_is_in_flight() -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["in_process", "shared"])
+async def test_only_one_probe_while_it_is_in_flight(shared: bool) -> None:
     primary = Scripted("primary", refuse(), stall(0.05))
     secondary = Scripted("secondary")
-    rig = Rig(two_deployments(retries=0, cooldown={"failures": 1, "cooldown_s": 30}), primary, secondary)
+    rig = Rig(two_deployments(retries=0, cooldown={"failures": 1, "cooldown_s": 30}), primary, secondary,
+              shared=shared)
     await rig.send()
     rig.clock.advance(31)
     results = await asyncio.gather(*(rig.send() for _ in range(20)))
@@ -200,9 +206,11 @@ async def test_a_lone_deployment_is_never_cooled_down() -> None:
     assert len(primary.calls) == 5
 
 
-async def test_every_deployment_cooling_down_is_a_fast_503_with_retry_after() -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["in_process", "shared"])
+async def test_every_deployment_cooling_down_is_a_fast_503_with_retry_after(shared: bool) -> None:
     primary, secondary = Scripted("primary", default=refuse()), Scripted("secondary", default=refuse())
-    rig = Rig(two_deployments(retries=0, cooldown={"failures": 1, "cooldown_s": 30}), primary, secondary)
+    rig = Rig(two_deployments(retries=0, cooldown={"failures": 1, "cooldown_s": 30}), primary, secondary,
+              shared=shared)
     with pytest.raises(RelaystackError):
         await rig.send()
     with pytest.raises(RelaystackError) as raised:

@@ -1,6 +1,7 @@
 """A real cluster (scripts/cluster: 3 instances behind nginx) on a throw-away PostgreSQL database
-and a random Redis prefix, in front of the fake Together. Skipped with a one-line reason when
-PostgreSQL, Redis or nginx is missing."""
+and a random Redis prefix, in front of the fake Together, with server.auth on (virtual keys,
+limits) and a model routed over a deployment that always fails and one that works. Skipped with
+a one-line reason when PostgreSQL, Redis or nginx is missing."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster_helpers import Cluster
+from cluster_helpers import ADMIN_KEY, Cluster, cluster_config
 
 from fakes.fake_together import DEFAULT_API_KEY, FakeTogether
 from support.backends import (
@@ -41,8 +42,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             env = {k: v for k, v in os.environ.items() if not k.startswith("RELAYSTACK_")}
             env.update({"RELAYSTACK_POSTGRES_DSN": dsn, "RELAYSTACK_REDIS_URL": REDIS_URL,
                         "RELAYSTACK_REDIS_PREFIX": prefix, "TOGETHER_API_KEY": DEFAULT_API_KEY,
-                        "TOGETHER_BASE_URL": fake.base_url, "HF_HUB_OFFLINE": "1"})
-            config = write_config(home / "run.yaml", issue_config())
+                        "TOGETHER_BASE_URL": fake.base_url, "HF_HUB_OFFLINE": "1",
+                        "RELAYSTACK_ADMIN_KEY": ADMIN_KEY})  # the key secret: scripts/cluster makes one
+            config = write_config(home / "run.yaml", cluster_config(issue_config()))
             made = Cluster(home / "cluster", env, fake, dsn, prefix)
             for _attempt in range(3):  # another process on this shared machine may take a port meanwhile
                 started = made.run("start", str(config), "--instances", "3", "--port", str(_port_block(4)))

@@ -85,3 +85,68 @@ def test_the_app_builds_the_postgres_store_and_state_from_config() -> None:
     redis_app = create_app(parse_config({**raw, "state": {"redis_url": "redis://cache:6379/0"}}),
                            environ={"RELAYSTACK_POSTGRES_DSN": "postgresql://db/r"})
     assert isinstance(redis_app.state, RedisState)
+
+
+def _two_deployments() -> dict[str, object]:
+    providers = [{"provider_id": name, "provider_type": "remote::openai-compat",
+                  "config": {"base_url": "http://127.0.0.1:9"}} for name in ("a", "b")]
+    return {"providers": {"inference": providers}, "models": [{"model_id": "m", "model_type": "llm", "deployments": [
+        {"provider_id": "a", "provider_model_id": "x"}, {"provider_id": "b", "provider_model_id": "x"}]}]}
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    ({"server": {"auth": {}}}, "rate limits (server.auth/server.quota)"),
+    ({"server": {"quota": {"anonymous_max_requests": 5}}}, "rate limits"),
+    (_two_deployments(), "deployment cooldowns"),
+])
+def test_a_postgres_deployment_with_a_feature_to_share_refuses_to_start_without_redis(
+    extra: dict[str, object], named: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from relaystack.api.app import create_app
+    from relaystack.config import parse_config
+
+    monkeypatch.setenv("RELAYSTACK_ADMIN_KEY", "a" * 32)
+    monkeypatch.setenv("RELAYSTACK_KEY_SECRET", "s" * 32)
+    raw = {"providers": {"inference": []}, **extra, "storage": {"backend": "postgres"}}
+    with pytest.raises(ConfigError) as caught:
+        create_app(parse_config(raw, env={}), environ={"RELAYSTACK_POSTGRES_DSN": "postgresql://db/r"})
+    message = str(caught.value)
+    assert named in message and "storage.backend: postgres" in message and "state.redis_url" in message
+    # with Redis it starts, limits on Redis and cooldowns shared
+    app = create_app(parse_config(raw, env={}), environ={"RELAYSTACK_POSTGRES_DSN": "postgresql://db/r",
+                                                          "RELAYSTACK_REDIS_URL": "redis://cache:6379/0"})
+    assert isinstance(app.state, RedisState)
+    if "deployments" in str(extra):
+        from relaystack.router.cooldown_shared import SharedCooldowns
+
+        assert isinstance(app.router.state, SharedCooldowns)
+    else:
+        from relaystack.gateway.counters_redis import RedisCounters
+
+        assert isinstance(app.gateway.counters, RedisCounters)
+
+
+def test_server_auth_on_postgres_needs_the_shared_key_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    from relaystack.api.app import create_app
+    from relaystack.config import parse_config
+
+    monkeypatch.setenv("RELAYSTACK_ADMIN_KEY", "a" * 32)
+    monkeypatch.delenv("RELAYSTACK_KEY_SECRET", raising=False)
+    raw = {"providers": {"inference": []}, "server": {"auth": {}}, "storage": {"backend": "postgres"}}
+    with pytest.raises(ConfigError) as caught:
+        create_app(parse_config(raw, env={}), environ={"RELAYSTACK_POSTGRES_DSN": "postgresql://u:pw@db/r",
+                                                        "RELAYSTACK_REDIS_URL": "redis://cache:6379/0"})
+    assert "RELAYSTACK_KEY_SECRET" in str(caught.value) and "pw" not in str(caught.value)
+
+
+def test_workers_on_sqlite_keep_cooldowns_per_worker_and_say_so(
+    tmp_path: object, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from relaystack.api.app import create_app
+    from relaystack.config import parse_config
+    from relaystack.router.cooldown import InProcessCooldowns
+
+    monkeypatch.setenv("RELAYSTACK_HOME", str(tmp_path))
+    app = create_app(parse_config(_two_deployments(), env={}), environ={}, workers=2)
+    assert isinstance(app.state, LocalState) and isinstance(app.router.state, InProcessCooldowns)
+    assert any("cools failing deployments down on its own" in r.message for r in caplog.records)

@@ -110,7 +110,7 @@ async def test_a_database_without_the_responses_group_is_migrated_and_keeps_its_
     finally:
         await store.stop()
     versions = dict(await raw(pg_dsn, "SELECT table_group, version FROM relaystack_schema"))
-    assert versions == {"chat_completions": 1, "models": 1, "responses": RESPONSES.version}
+    assert versions == {"chat_completions": 1, "models": 1, "responses": RESPONSES.version, "keys": 1}
 
 
 async def test_a_responses_table_relaystack_did_not_create_is_refused_with_the_fix(pg_dsn: str) -> None:

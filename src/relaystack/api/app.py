@@ -42,8 +42,9 @@ from relaystack.recording.testid import bound_test_id
 from relaystack.redaction import PROCESS, install_log_redaction, register_environment
 from relaystack.registry import Registry
 from relaystack.router import Router, RouterSettings
+from relaystack.router.cooldown import CooldownState
 from relaystack.shared_discovery import SharedDiscovery
-from relaystack.state import SharedState, open_state
+from relaystack.state import SharedState, has_cooldowns, needs_of, open_state
 from relaystack.storage.base import ResponseStore, Store
 from relaystack.telemetry import current as telemetry
 from relaystack.upstream.aiohttp_client import AiohttpUpstream
@@ -91,7 +92,7 @@ class RelaystackApp:
             allow_faults=recording.mode is RecordMode.REPLAY,
         )
         completions_store = store if config.storage.inference_store else None
-        self.router = Router(self.registry, RouterSettings.from_config(config))
+        self.router = Router(self.registry, RouterSettings.from_config(config), state=self._cooldowns(config))
         self.gateway = self._build_gateway(config, store)
         inference = InferenceRoutes(self.router, completions_store, settings, self.gateway.gate,
                                     on_end=self._inference_ended)
@@ -131,6 +132,18 @@ class RelaystackApp:
         self._plain = self._cors is None and not self._test_ids and self._tracing is None
         self._anthropic_paths = tuple(p + tail for p in PREFIXES for tail in ("/messages", "/messages/count_tokens"))
 
+    def _cooldowns(self, config: RunConfig) -> CooldownState | None:
+        """Deployment cooldowns on Redis when there is one (every instance skips what one cooled);
+        in this process otherwise (None: the router's own)."""
+        if self.state.backend == "redis":
+            from relaystack.router.cooldown_shared import SharedCooldowns
+
+            return SharedCooldowns(self.state)
+        if self._workers > 1 and has_cooldowns(config):
+            log.warning("%d worker processes without state.redis_url: each worker cools failing deployments "
+                        "down on its own (set state.redis_url to share cooldowns).", self._workers)
+        return None
+
     def _build_gateway(self, config: RunConfig, store: Store | None) -> GatewayParts:
         server = config.server
         local = [p for p in self.providers if p.provider_type.startswith("inline::")]
@@ -139,7 +152,7 @@ class RelaystackApp:
             auth=server.auth, quota=server.quota, cors=server.cors, metrics=server.metrics, pricing=config.pricing,
             tracing=server.tracing, store=store, db_path=getattr(store, "path", None), prefixes=PREFIXES,
             provider_of=self._provider_of, is_local=local_ids.__contains__, local_providers=local,
-            workers=self._workers, router_stats=self.router.stats,
+            workers=self._workers, router_stats=self.router.stats, state=self.state,
         )
 
     def _provider_of(self, model: str) -> str | None:
@@ -373,7 +386,7 @@ def create_app(
         config_dir=config.recording.dir,
     )
     store = _make_store(config, env)
-    state = open_state(config.state, shared_by=_shared_by(config, workers), needed_by=(), env=env)
+    state = open_state(config.state, shared_by=_shared_by(config, workers), needed_by=needs_of(config), env=env)
     return RelaystackApp(config, recording, store, state, workers)
 
 

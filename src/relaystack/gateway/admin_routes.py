@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import orjson
@@ -47,15 +47,20 @@ class KeyAdminRoutes:
     """Mounted always, so the routes are the same with and without ``server.auth``; without it
     (or without a store that keeps keys) the key routes answer 501 naming the setting."""
 
-    def __init__(self, store: KeyStore | None, auth: Authenticator | None) -> None:
+    def __init__(
+        self, store: KeyStore | None, auth: Authenticator | None,
+        on_change: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """``on_change``: awaited after each committed key write (broadcasts it to other instances)."""
         self._store = store
         self._auth = auth
+        self._on_change = on_change
 
     @property
     def store(self) -> KeyStore:
         if self._store is None:
             raise NotImplementedYetError(
-                "This store does not keep virtual keys and usage yet (PostgreSQL); use SQLite for server.auth."
+                "This store does not keep virtual keys and usage; use SQLite or PostgreSQL for server.auth."
             )
         return self._store
 
@@ -92,7 +97,7 @@ class KeyAdminRoutes:
             "revoked_at": None,
             "secret_hash": self.auth.hash(token),
         }
-        await self.store.put_key(record)
+        await self._put(record)
         return _json({**public_record(record), "key": token}, 201)
 
     async def list(self, request: Request) -> Response:
@@ -113,15 +118,20 @@ class KeyAdminRoutes:
         values = fields.model_dump(mode="json")
         record.update({name: values[name] for name in given})
         record["updated_at"] = int(time.time())
-        await self.store.put_key(record)
+        await self._put(record)
         return _json(public_record(record))
 
     async def revoke(self, request: Request) -> Response:
         record = await self._record(request)
         if not record.get("revoked_at"):
             record["revoked_at"] = record["updated_at"] = int(time.time())
-            await self.store.put_key(record)
+            await self._put(record)
         return _json(public_record(record))
+
+    async def _put(self, record: dict[str, Any]) -> None:
+        await self.store.put_key(record)
+        if self._on_change is not None:
+            await self._on_change()
 
     async def _record(self, request: Request) -> dict[str, Any]:
         self.auth  # noqa: B018 - raises 501 when server.auth is off

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from relaystack import telemetry
-from relaystack.errors import ConfigError
+from relaystack.errors import ConfigError, RelaystackError
 from relaystack.gateway.admin_routes import KeyAdminRoutes
 from relaystack.gateway.auth import Authenticator
 from relaystack.gateway.counters import Counters, InProcessCounters
@@ -38,11 +38,14 @@ from relaystack.gateway.settings import (
     resolve_cors,
 )
 from relaystack.gateway.usage import Accountant, Pricing
+from relaystack.state.base import SharedState
 from relaystack.storage.base import KeyStore
 
 __all__ = ["GatewayParts", "build_gateway"]
 
 log = logging.getLogger("relaystack.gateway")
+
+KEYS_CHANNEL = "keys"
 
 
 @dataclass
@@ -91,6 +94,7 @@ def build_gateway(
     workers: int = 1,
     router_stats: Any = None,
     environ: Mapping[str, str] | None = None,
+    state: SharedState | None = None,
 ) -> GatewayParts:
     env = os.environ if environ is None else environ
     parts = GatewayParts(gate=OpenGate(), cors=resolve_cors(cors))
@@ -106,13 +110,17 @@ def build_gateway(
         parts.routes.extend(KeyAdminRoutes(key_store, None).routes())
         return parts
     if key_store is None:
-        raise ConfigError("server.auth/server.quota need a store that keeps keys and usage (SQLite or memory).")
-    parts.counters = _counters(auth, store, db_path, workers)
+        raise ConfigError("server.auth/server.quota need a store that keeps keys and usage (SQLite, PostgreSQL "
+                          "or memory).")
+    shared_store = store.health().backend == "postgres"
+    parts.counters = _counters(auth, db_path, workers, state, shared_store)
     accountant = Accountant(store, Pricing(pricing, is_local))
     authenticator = None
     if auth is not None:
-        authenticator = Authenticator(store, _secret(auth, db_path, env), _admin_key(auth, env), auth.default_limits)
-    parts.routes.extend(KeyAdminRoutes(store, authenticator).routes())
+        secret = _secret(auth, db_path, env, shared=shared_store)
+        authenticator = Authenticator(store, secret, _admin_key(auth, env), auth.default_limits)
+    on_change = share_key_changes(store, state) if state is not None and state.backend == "redis" else None
+    parts.routes.extend(KeyAdminRoutes(store, authenticator, on_change).routes())
     gate = KeyGate(auth=authenticator, counters=parts.counters, accountant=accountant, provider_of=provider_of,
                    quota=quota)
     parts.gate = gate
@@ -137,17 +145,30 @@ def _metrics_endpoint(metrics: Any) -> Callable[[Request], Any]:
     return endpoint
 
 
-def _counters(auth: AuthSettings | None, store: Any, db_path: Path | None, workers: int) -> Counters:
+def _counters(
+    auth: AuthSettings | None, db_path: Path | None, workers: int, state: SharedState | None, shared_store: bool
+) -> Counters:
     backend = auth.limits_backend if auth is not None else "auto"
+    redis = state is not None and state.backend == "redis"
     if backend == "auto":
-        backend = "sqlite" if workers > 1 and db_path is not None else "memory"
-        if workers > 1 and db_path is None:
+        backend = "redis" if redis else "sqlite" if workers > 1 and db_path is not None else "memory"
+        if workers > 1 and backend == "memory":
             log.warning("%d workers with an in-memory store: each worker counts limits on its own "
                         "(a key gets up to %d times its limits).", workers, workers)
+    if backend == "redis":
+        if not redis:
+            raise ConfigError("server.auth.limits_backend: redis needs state.redis_url (or RELAYSTACK_REDIS_URL).")
+        from relaystack.gateway.counters_redis import RedisCounters
+
+        return RedisCounters(state)
     if backend == "memory":
+        if shared_store:
+            log.warning("server.auth.limits_backend: memory on the PostgreSQL store: each instance counts "
+                        "limits on its own (set state.redis_url to share them).")
         return InProcessCounters()
     if db_path is None:
-        raise ConfigError("server.auth.limits_backend: sqlite needs a database file (storage.db_path is :memory:).")
+        raise ConfigError("server.auth.limits_backend: sqlite needs the SQLite store with a database file "
+                          "(storage.db_path is :memory:, or the store is PostgreSQL: use redis).")
     from relaystack.gateway.counters_sqlite import SqliteCounters, limits_path
 
     return SqliteCounters(limits_path(db_path))
@@ -165,8 +186,39 @@ def _admin_key(auth: AuthSettings, env: Mapping[str, str]) -> str:
     return value
 
 
-def _secret(auth: AuthSettings, db_path: Path | None, env: Mapping[str, str]) -> bytes:
+def _secret(auth: AuthSettings, db_path: Path | None, env: Mapping[str, str], *, shared: bool = False) -> bytes:
     given = auth.key_secret.get_secret_value() if auth.key_secret is not None else env.get("RELAYSTACK_KEY_SECRET")
+    if not given and shared:  # every instance must hash keys with the same secret, and none may make its own
+        raise ConfigError(
+            "server.auth on the PostgreSQL store needs the key secret every instance shares: set "
+            f"RELAYSTACK_KEY_SECRET (a random string of {ADMIN_KEY_MIN_LENGTH}+ characters, e.g. `openssl rand -hex "
+            "32`, the same on every instance; keep it out of the database) or server.auth.key_secret."
+        )
     if not given and db_path is None:  # an in-memory store forgets its keys at exit: so may the secret
         return secrets.token_bytes(32)
     return load_server_secret(given, db_path.parent if db_path is not None else Path("."))
+
+
+def share_key_changes(store: Any, state: SharedState) -> Callable[[], Awaitable[None]] | None:
+    """With Redis and a store several instances share (PostgreSQL): every key change is broadcast
+    with the store's new ``keys_version``, and each instance takes it at once (instead of at its
+    store monitor's next probe), so a revoked key is refused everywhere within milliseconds.
+    Returns what the admin routes call after each key write; None when the store needs no help
+    (SQLite's workers share a memory-mapped stamp)."""
+    observe = getattr(store, "observe_keys_version", None)
+    if observe is None:
+        return None
+
+    def heard(message: bytes | None) -> None:
+        if message:  # None (a gap in the broadcast): the store's monitor catches up within a probe
+            observe(int(message))
+
+    state.subscribe(KEYS_CHANNEL, heard)
+
+    async def announce() -> None:
+        try:
+            await state.publish(KEYS_CHANNEL, b"%d" % store.keys_version())
+        except RelaystackError as exc:  # the change is committed; the monitor spreads it anyway
+            log.warning("Could not broadcast a key change (%s); other instances see it within a second", exc.code)
+
+    return announce

@@ -65,8 +65,9 @@ class AuthSettings(_Strict):
     # limits for keys created without their own
     default_limits: Limits = Field(default_factory=Limits)
     # where the limit counters live: memory (one process), sqlite (a file beside the store,
-    # shared by --workers N), auto (sqlite when there are several workers)
-    limits_backend: Literal["auto", "memory", "sqlite"] = "auto"
+    # shared by --workers N), redis (state.redis_url: every instance), auto (redis when
+    # configured, else sqlite when there are several workers, else memory)
+    limits_backend: Literal["auto", "memory", "sqlite", "redis"] = "auto"
 
     @field_validator("provider_config")
     @classmethod

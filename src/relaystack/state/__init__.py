@@ -5,7 +5,10 @@
 """
 
 from relaystack.state.base import MessageCallback, SharedState, StateUnavailableError, Take
-from relaystack.state.factory import open_state
+from relaystack.state.factory import has_cooldowns, needs_of, open_state
 from relaystack.state.local import LocalState
 
-__all__ = ["LocalState", "MessageCallback", "SharedState", "StateUnavailableError", "Take", "open_state"]
+__all__ = [
+    "LocalState", "MessageCallback", "SharedState", "StateUnavailableError", "Take", "has_cooldowns", "needs_of",
+    "open_state",
+]

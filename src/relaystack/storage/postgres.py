@@ -4,15 +4,15 @@ Driver: asyncpg, pooled, chosen by ``bench/pg_drivers.py`` (less client CPU per 
 than psycopg 3 on every workload the store has, half on batched writes).
 
 Composition: one mixin per *table group* (``postgres_completions``, ``postgres_responses``,
-``postgres_models``), each a small module with its ``TableGroup`` (its own versioned migrations)
-and its methods. To add a group (keys, usage): write ``postgres_<group>.py`` with a
+``postgres_models``, ``postgres_keys``), each a small module with its ``TableGroup`` (its own
+versioned migrations) and its methods. To add a group: write ``postgres_<group>.py`` with a
 ``TableGroup`` and a ``PgBase`` mixin (``PgWriter`` and a ``RowKind`` if its rows should be
 group-committed), then add the mixin to ``PostgresStore``'s bases and its group to ``GROUPS``.
 ``start()`` migrates every group under an advisory lock (``postgres_schema``).
 
 One background task, the monitor, holds its own connection (never starved by a busy pool)
-and every ``probe_interval_s`` reads ``models_version``: that is both how other instances'
-registrations become visible and the health probe. When PostgreSQL goes away, requests get
+and every ``probe_interval_s`` reads ``models_version`` and ``keys_version``: that is how other
+instances' registrations and key changes become visible, and the health probe. When PostgreSQL goes away, requests get
 503 ``store_unavailable`` at once (see ``postgres_base``); when the monitor reaches it again,
 the store marks itself available and replaces the pool's dead connections.
 """
@@ -29,7 +29,8 @@ import asyncpg
 from relaystack.errors import ConfigError
 from relaystack.storage.postgres_base import PgSettings, StoreUnavailableError, is_connection_error, reason_of
 from relaystack.storage.postgres_completions import COMPLETIONS, PgCompletions
-from relaystack.storage.postgres_models import MODELS, SELECT_MODELS_VERSION, PgModels
+from relaystack.storage.postgres_keys import KEYS, SELECT_VERSIONS, PgKeys
+from relaystack.storage.postgres_models import MODELS, PgModels
 from relaystack.storage.postgres_responses import RESPONSES, PgResponses
 from relaystack.storage.postgres_schema import TableGroup, migrate
 
@@ -37,7 +38,7 @@ __all__ = ["GROUPS", "PgSettings", "PostgresStore", "StoreUnavailableError"]
 
 log = logging.getLogger("relaystack.storage")
 
-GROUPS: tuple[TableGroup, ...] = (COMPLETIONS, MODELS, RESPONSES)
+GROUPS: tuple[TableGroup, ...] = (COMPLETIONS, MODELS, RESPONSES, KEYS)
 
 
 class _Connection(asyncpg.Connection):
@@ -53,11 +54,12 @@ class _Connection(asyncpg.Connection):
         return ""
 
 
-class PostgresStore(PgCompletions, PgResponses, PgModels):
+class PostgresStore(PgCompletions, PgResponses, PgModels, PgKeys):
     def __init__(self, settings: PgSettings) -> None:
         super().__init__(settings)
         self._init_writer()
         self._models_version = 0
+        self._keys_version = 0
         self._monitor: asyncio.Task[None] | None = None
         self._monitor_conn: asyncpg.Connection | None = None
 
@@ -91,7 +93,7 @@ class PostgresStore(PgCompletions, PgResponses, PgModels):
                 assert pool is not None
                 async with pool.acquire(timeout=self.settings.connect_timeout_s) as conn:
                     await migrate(conn, GROUPS, self.where)  # type: ignore[arg-type]
-                    self._models_version = int(await conn.fetchval(SELECT_MODELS_VERSION))
+                    self._note_versions(await conn.fetch(SELECT_VERSIONS))
                 return pool
             except BaseException as exc:
                 if pool is not None:
@@ -129,7 +131,7 @@ class PostgresStore(PgCompletions, PgResponses, PgModels):
         while True:
             await asyncio.sleep(self.settings.probe_interval_s)
             try:
-                version = await self._probe()
+                versions = await self._probe()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -139,14 +141,23 @@ class PostgresStore(PgCompletions, PgResponses, PgModels):
                 else:
                     log.warning("PostgreSQL store %s: probe failed: %s", self.where, type(exc).__name__)
                 continue
-            self._models_version = max(self._models_version, version)
+            self._note_versions(versions)
             await self._mark_up()
 
-    async def _probe(self) -> int:
+    async def _probe(self) -> list[asyncpg.Record]:
         timeout = self.settings.connect_timeout_s
         if self._monitor_conn is None or self._monitor_conn.is_closed():
             self._monitor_conn = await self._connect_one("monitor")
-        return int(await self._monitor_conn.fetchval(SELECT_MODELS_VERSION, timeout=timeout))
+        rows: list[asyncpg.Record] = await self._monitor_conn.fetch(SELECT_VERSIONS, timeout=timeout)
+        return rows
+
+    def _note_versions(self, rows: list[asyncpg.Record]) -> None:
+        """The versions as read from ``relaystack_meta`` (newer than what this instance knew, or the same)."""
+        for name, value in rows:
+            if name == "models_version":
+                self._models_version = max(self._models_version, int(value))
+            elif name == "keys_version":
+                self.observe_keys_version(int(value))
 
     async def _close_monitor_conn(self) -> None:
         conn, self._monitor_conn = self._monitor_conn, None

@@ -6,12 +6,13 @@ with a connection of its own (``_Lane``). Measured with ``bench/pg_drivers.py``:
 CPU per row in a batch of 16 against ~90 us for a statement per row. A put returns only after
 its row committed.
 
-A row kind (``RowKind``) is a table group's upsert: stored chat completions and stored responses
-each have one, so a response and a completion put at the same moment share one round trip each
-instead of one transaction per request. A row is a tuple whose first field is its id; the
-statement takes one array per field, in order, and must insert the rows in array order
-(``WITH ORDINALITY ... ORDER BY position``) so the ``seq`` each new row takes follows the order
-the puts arrived in.
+A row kind (``RowKind``) is a table group's upsert: stored chat completions, stored responses and
+usage totals each have one, so a response and a completion put at the same moment share one round
+trip each instead of one transaction per request. A row is a tuple whose first ``identity``
+fields are its id; the statement takes one array per field, in order, and must insert the rows in
+array order (``WITH ORDINALITY ... ORDER BY position``) so the ``seq`` each new row takes follows
+the order the puts arrived in. One statement cannot touch a row twice, so rows of one id in a
+batch become one: the last put wins (a replace), or the kind's ``merge`` adds them up (counters).
 
 ``PgSettings.writers`` > 1 runs several writers: while one waits for its commit (PostgreSQL's
 fsync) another sends the next batch, at the price of smaller batches (more CPU per row). A row
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +48,9 @@ class RowKind:
 
     name: str
     sql: str
+    # rows of one id in one batch: None, the last put wins; else merge(earlier, later) -> row
+    merge: Callable[[tuple[Any, ...], tuple[Any, ...]], tuple[Any, ...]] | None = None
+    identity: int = 1  # how many leading fields make a row's id
 
 
 # (its kind, the row, the future its put awaits)
@@ -125,7 +130,7 @@ class PgWriter(PgBase):
             _settle(batch, self._unavailable_error)
             return
         try:
-            await self._upsert(lane, _last_per_id(batch))
+            await self._upsert(lane, _one_per_id(batch))
         except Exception as exc:
             error = self._translate(exc)
             if self._unavailable_error is not None:
@@ -165,13 +170,23 @@ def _by_kind(batch: list[_Pending]) -> list[list[_Pending]]:
     return list(parts.values())
 
 
-def _last_per_id(batch: list[_Pending]) -> list[_Pending]:
-    """One row per id, the last put winning (one statement cannot update a row twice)."""
+def _one_per_id(batch: list[_Pending]) -> list[_Pending]:
+    """One row per id (one statement cannot update a row twice): the last put winning, or the
+    rows merged by the kind's ``merge``. Only the rows are sent: the futures are settled from
+    the whole batch."""
     if len(batch) == 1:
         return batch
+    kind = batch[0][0]
     latest: dict[Any, _Pending] = {}
+    if kind.merge is None:
+        for pending in batch:
+            latest[pending[1][0]] = pending  # the first put's position (its seq), the last put's content
+        return list(latest.values())
+    size = kind.identity
     for pending in batch:
-        latest[pending[1][0]] = pending  # the first put's position (its seq), the last put's content
+        where = pending[1][:size]
+        earlier = latest.get(where)
+        latest[where] = pending if earlier is None else (kind, kind.merge(earlier[1], pending[1]), pending[2])
     return list(latest.values())
 
 
