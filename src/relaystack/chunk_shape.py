@@ -76,7 +76,9 @@ class Chunk(msgspec.Struct, gc=False):
 
 
 CHUNK_DECODER = msgspec.json.Decoder(Chunk)
-ChunkProblem = msgspec.DecodeError  # ValidationError (right JSON, wrong shape) is a subclass
+# ValidationError (right JSON, wrong shape) is a subclass of DecodeError; msgspec before 0.23 raises
+# UnicodeDecodeError for bytes that are not UTF-8
+ChunkProblem = (msgspec.DecodeError, UnicodeDecodeError)
 _decode = CHUNK_DECODER.decode
 
 
@@ -95,7 +97,7 @@ def decode_plain_block(block: bytes) -> tuple[list[bytes], list[Chunk]] | None:
         return None
     try:
         return payloads, list(map(_decode, payloads))
-    except msgspec.DecodeError:
+    except ChunkProblem:
         return None
 
 
@@ -133,7 +135,7 @@ class StreamCheck:
                     # where the rest starts in the block (after the events the learning decoded)
                     at = 6 + sum(len(event) + 8 for event in events[: len(events) - len(rest)])
                     self._prove(rest, (block, at), self.template, self._chunk, chunks)
-        except msgspec.DecodeError:
+        except ChunkProblem:
             return None
         return events, chunks
 
@@ -196,7 +198,7 @@ def _probe_fits(template: Template, chunk: Chunk) -> bool:
     """The template with ``PROBE`` in its hole decodes to ``chunk`` with ``PROBE`` as its content."""
     try:
         probed = _decode(template.probed())
-    except msgspec.DecodeError:
+    except ChunkProblem:
         return False
     choice = chunk.choices[0]
     assert choice.delta is not None
