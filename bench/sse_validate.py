@@ -7,7 +7,9 @@ bench's 500-event stream (the sse500 body, ~100 KB), as CPU time per stream (bes
     .venv/bin/python bench/sse_validate.py [--events 500] [--runs 9]
 
 Rows: what the relay did before it checked anything (the byte edits alone), the candidate
-checks alone, and the relay's whole per-block work now (``SSERelay._process``: check, usage,
+checks alone (the careful one, ``decode_plain_block``, and the one the relay uses now,
+``StreamCheck``: text events proven against a template of the first), and the relay's whole
+per-block work now (``SSERelay._process``: check, usage,
 finish, model id, secret scan) with and without a caller model id that differs from the
 upstream's. Results and the choice are in bench/README.md ("Checking every streamed event").
 """
@@ -28,7 +30,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness.bodies import sse_body
-from relaystack.chunk_shape import CHUNK_DECODER, Chunk, decode_plain_block
+from relaystack.chunk_shape import CHUNK_DECODER, Chunk, StreamCheck, decode_plain_block
 from relaystack.providers.sse_relay import RelayRules, SSERelay
 from relaystack.redaction import Redactor
 
@@ -89,6 +91,15 @@ def cases(block: bytes) -> dict[str, Callable[[], object]]:
     def msgspec_block() -> object:
         return decode_plain_block(block)
 
+    def template_first() -> object:  # a stream's first block: learns the template, proves the rest
+        return StreamCheck().plain_block(block)
+
+    known = StreamCheck()
+    known.plain_block(block)
+
+    def template_known() -> object:  # a later block: the template is known
+        return known.plain_block(block)
+
     def relay(caller: str, secret: str | None) -> Callable[[], object]:
         redactor = Redactor([secret] if secret else [])
 
@@ -112,7 +123,9 @@ def cases(block: bytes) -> dict[str, Callable[[], object]]:
         "orjson, one array + Python shape check": orjson_array_shape,
         "msgspec Chunk, each event (decode only)": msgspec_each,
         "msgspec Chunk, one array (not per-event)": msgspec_array,
-        "chosen: split + line check + msgspec each": msgspec_block,
+        "before: split + line check + msgspec each": msgspec_block,
+        "now: template check, first block (learns)": template_first,
+        "now: template check, template known": template_known,
         "usage scan of decoded chunks": usage_scan,
         "relay now: same model id, no key": relay(MODEL, None),
         "relay now: same model id, 1 key scanned": relay(MODEL, CANARY),

@@ -7,17 +7,32 @@ decoding: fields relaystack does not read are skipped in C without building obje
 makes it about twice as cheap as ``orjson.loads`` of the same events (bench/sse_validate.py).
 Each event is decoded on its own: decoding a block's events joined into one JSON array is not
 cheaper here, and would accept two halves of an object sent as two events.
+
+Most of a long stream is text events alike but for their text, and ``StreamCheck`` (one per
+stream) proves those without decoding each (``relaystack.text_template``): the first text event is
+decoded, its bytes around the content string become a template, kept only if the template with a
+probe string in the hole decodes to the same ``Chunk`` with the probe as its content. A stretch of
+events that are the template with a JSON string in the hole (one comparison, one ``orjson.loads``
+of the holes as an array of strings) is then that ``Chunk`` but for its content: valid, with the
+same usage and finish reason. Everything else is decoded event by event as before.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import msgspec
 
 from relaystack.sse import plain_payloads
+from relaystack.text_template import PROBE, Template, decoded_runs, find_template, split_events, stretches
 
-__all__ = ["CHUNK_DECODER", "Chunk", "ChunkProblem", "decode_event", "decode_plain_block"]
+__all__ = ["CHUNK_DECODER", "Chunk", "ChunkProblem", "StreamCheck", "decode_event", "decode_plain_block"]
+
+# events of a block decoded one by one while there is no template (a stream's first events)
+_PEEK = 4
+# stop looking for a template (or using one) after this many misses: the upstream's events differ
+_MAX_MISSES = 3
 
 
 class FunctionDelta(msgspec.Struct, gc=False):
@@ -61,9 +76,10 @@ class Chunk(msgspec.Struct, gc=False):
 
 
 CHUNK_DECODER = msgspec.json.Decoder(Chunk)
-ChunkProblem = msgspec.DecodeError  # ValidationError (right JSON, wrong shape) is a subclass
+# ValidationError (right JSON, wrong shape) is a subclass of DecodeError; msgspec before 0.23 raises
+# UnicodeDecodeError for bytes that are not UTF-8
+ChunkProblem = (msgspec.DecodeError, UnicodeDecodeError)
 _decode = CHUNK_DECODER.decode
-
 
 
 def decode_event(payload: bytes) -> Chunk:
@@ -81,5 +97,111 @@ def decode_plain_block(block: bytes) -> tuple[list[bytes], list[Chunk]] | None:
         return None
     try:
         return payloads, list(map(_decode, payloads))
-    except msgspec.DecodeError:
+    except ChunkProblem:
         return None
+
+
+class StreamCheck:
+    """One stream's check of its plain blocks: ``plain_block`` is ``decode_plain_block`` with the
+    stream's text events proven against a template instead of decoded one by one.
+
+    The chunks it returns for template events are the template's ``Chunk`` (one object, repeated):
+    every field but the content is the event's own, and the relay reads only usage and finish
+    reasons from them."""
+
+    __slots__ = ("_chunk", "_misses", "template")
+
+    def __init__(self) -> None:
+        self.template: Template | None = None
+        self._chunk: Chunk | None = None
+        self._misses = 0
+
+    def plain_block(self, block: bytes) -> tuple[list[bytes], list[Chunk]] | None:
+        """The payloads and chunks of a block whose every event is one ``data: `` line holding a valid
+        chunk; None for any other block (the caller reads that one event by event)."""
+        if self.template is None and self._misses >= _MAX_MISSES:
+            return decode_plain_block(block)
+        events = split_events(block)
+        if events is None:
+            return None
+        chunks: list[Chunk] = []
+        try:
+            rest = self._learn(events, chunks) if self.template is None else events
+            if rest:
+                if self.template is None:
+                    _decode_lines(rest, chunks)
+                else:
+                    assert self._chunk is not None
+                    # where the rest starts in the block (after the events the learning decoded)
+                    at = 6 + sum(len(event) + 8 for event in events[: len(events) - len(rest)])
+                    self._prove(rest, (block, at), self.template, self._chunk, chunks)
+        except ChunkProblem:
+            return None
+        return events, chunks
+
+    def _learn(self, events: list[bytes], chunks: list[Chunk]) -> list[bytes]:
+        """Decodes the first events one by one until one teaches the template; returns the rest."""
+        taken = 0
+        while taken < min(_PEEK, len(events)) and self.template is None:
+            _decode_lines(events[taken : taken + 1], chunks)
+            text = _text_of(chunks[-1])
+            if text:
+                self.template = find_template(events[taken], text, partial(_probe_fits, chunk=chunks[-1]))
+                if self.template is None:
+                    self._misses += 1
+                else:
+                    self._chunk = chunks[-1]
+            taken += 1
+        return events[taken:]
+
+    def _prove(self, events: list[bytes], source: tuple[bytes, int], template: Template, shape: Chunk,
+               chunks: list[Chunk]) -> None:
+        took = False
+        for start, end, holes in stretches(events, template, *source):
+            if holes is None:
+                _decode_lines(events[start:end], chunks)
+                continue
+            for first, last, texts in decoded_runs(holes):
+                if texts is None:
+                    _decode_lines(events[start + first : start + last], chunks)
+                else:
+                    took = True
+                    chunks.extend([shape] * (last - first))
+        if not took and len(events) > 1:
+            self._misses += 1
+            if self._misses >= _MAX_MISSES:
+                self.template = None  # this upstream's events differ in more than their text
+
+
+def _decode_lines(payloads: list[bytes], chunks: list[Chunk]) -> None:
+    """Each payload decoded into ``chunks``; raises ``ChunkProblem`` (a line break too: not one line)."""
+    if b"\n" in b"".join(payloads):
+        raise msgspec.DecodeError("an event of several lines")
+    chunks.extend(map(_decode, payloads))
+
+
+def _text_of(chunk: Chunk) -> str | None:
+    """The content of a chunk that says nothing but text of choice 0, else None (a stream's first
+    event, which names the role too, is not what the events after it look like)."""
+    if chunk.usage is not None or len(chunk.choices) != 1:
+        return None
+    choice = chunk.choices[0]
+    delta = choice.delta
+    if delta is None or choice.finish_reason is not None or delta.tool_calls is not None:
+        return None
+    if delta.role is not None or delta.refusal is not None:
+        return None
+    return delta.content
+
+
+def _probe_fits(template: Template, chunk: Chunk) -> bool:
+    """The template with ``PROBE`` in its hole decodes to ``chunk`` with ``PROBE`` as its content."""
+    try:
+        probed = _decode(template.probed())
+    except ChunkProblem:
+        return False
+    choice = chunk.choices[0]
+    assert choice.delta is not None
+    delta = msgspec.structs.replace(choice.delta, content=PROBE)
+    expected = msgspec.structs.replace(chunk, choices=[msgspec.structs.replace(choice, delta=delta)])
+    return bool(probed == expected)

@@ -185,3 +185,32 @@ async def test_an_unusable_directory_is_a_config_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(ConfigError, match="storage directory"):
         await SqliteStore(blocker / "sub" / "relaystack.db").start()
+
+
+def test_many_workers_opening_a_new_file_at_once_all_get_wal(tmp_path: Path) -> None:
+    """Workers starting together race to switch a new file to WAL; SQLite answers the loser "database
+    is locked" at once (no busy wait: it would deadlock), which must be retried, not fail start-up."""
+    import threading
+
+    from relaystack.storage._schema import connect, migrate
+
+    failures: list[BaseException] = []
+    for round_number in range(20):
+        path = tmp_path / f"race-{round_number}.db"
+        barrier = threading.Barrier(12)
+
+        def open_it(path: Path = path, barrier: threading.Barrier = barrier) -> None:
+            barrier.wait()
+            try:
+                conn = connect(path, busy_timeout_s=5, synchronous="NORMAL")
+                migrate(conn, path)
+                conn.close()
+            except BaseException as exc:  # collected and asserted below
+                failures.append(exc)
+
+        threads = [threading.Thread(target=open_it) for _ in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []

@@ -2,9 +2,11 @@
 
 The stream is cut into blocks of whole events (``sse.EventSplitter``) as the upstream
 delivers it. Every event of a block is checked against the chunk shape before any byte of
-the block reaches the client (``chunk_shape``: one msgspec decode per block, skipping the
-fields nobody reads). A block that passes is forwarded as the upstream's own bytes, with the
-edits relaystack owes the client done as byte substitutions:
+the block reaches the client (``chunk_shape``: a msgspec decode per event, skipping the
+fields nobody reads; text events alike but for their text are proven valid against a
+template of the first instead: ``chunk_shape.StreamCheck``). A block that passes is forwarded
+as the upstream's own bytes, with the edits relaystack owes the client done as byte
+substitutions:
 
 - the caller's model id replaces the upstream's in ``"model":"..."``;
 - provider fixes declared as byte replacements (e.g. Together's ``completion.chunk``);
@@ -43,7 +45,7 @@ from typing import Any
 import orjson
 
 from relaystack import sse
-from relaystack.chunk_shape import Chunk, ChunkProblem, decode_event, decode_plain_block
+from relaystack.chunk_shape import Chunk, ChunkProblem, StreamCheck, decode_event
 from relaystack.errors import RelaystackError, UpstreamError, UpstreamProtocolError
 from relaystack.redaction import Redactor
 from relaystack.upstream.base import UpstreamResponse
@@ -91,6 +93,8 @@ class SSERelay:
         self._caller_field = b'"model":' + orjson.dumps(rules.caller_model)
         # the upstream's `"model":"..."` field as first seen: later blocks swap it with bytes.replace
         self._upstream_field: bytes | None = None
+        # the stream's text events proven against a template of the first (chunk_shape.StreamCheck)
+        self._check_plain = StreamCheck().plain_block
 
     async def blocks(self) -> AsyncIterator[bytes]:
         """Framed SSE blocks (without ``[DONE]``); raises if the stream did not finish."""
@@ -131,7 +135,7 @@ class SSERelay:
             block = block[: -len(sse.DONE_EVENT)]
             if not block:
                 return b""
-        plain = decode_plain_block(block) if self.rules.translate is None else None
+        plain = self._check_plain(block) if self.rules.translate is None else None
         if plain is not None:
             payloads, chunks = plain
         else:  # re-framed below: one line per event

@@ -9,6 +9,7 @@ the busy timeout and then find the work done.
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 from relaystack.errors import ConfigError
@@ -102,7 +103,7 @@ def connect(
         ) from exc
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = _switch_to_wal(conn, busy_timeout_s)
         if str(mode).lower() != "wal":
             raise ConfigError(
                 f"{path}: SQLite refused WAL mode (journal_mode is {mode}); use a local filesystem."
@@ -122,6 +123,24 @@ def connect(
         conn.close()
         raise
     return conn
+
+
+def _switch_to_wal(conn: sqlite3.Connection, busy_timeout_s: float) -> str:
+    """``PRAGMA journal_mode = WAL``, retried while another process holds the file. Two processes
+    opening a new file at once can each hold a shared lock the other must see released; SQLite then
+    answers "database is locked" at once, without waiting on the busy timeout (it would deadlock)."""
+    deadline = time.monotonic() + busy_timeout_s
+    pause = 0.005
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() + pause > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
 
 def migrate(conn: sqlite3.Connection, path: Path) -> None:
