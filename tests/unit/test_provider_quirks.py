@@ -318,3 +318,17 @@ async def test_a_bad_watsonx_stream_event_fails_the_stream(bad: bytes, code: str
         assert "quota exceeded" in failed.value.message
     else:
         assert failed.value.code == code
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_redirect_is_a_502_naming_where_it_points_not_a_json_error(stream: bool) -> None:
+    def handler(request: UpstreamRequest) -> MockResponse:
+        return MockResponse(301, {"Location": "https://new.example.com/v1/chat/completions?key=secret",
+                                  "Content-Type": "text/html"}, [b"<html>moved</html>"])
+
+    provider, _ = make("remote::openai", {"api_key": "k"}, handler)
+    with pytest.raises(UpstreamError) as caught:
+        await provider.chat_completion({**HELLO, "stream": stream}, call(provider, "gpt-4o"))
+    error = caught.value
+    assert error.status_code == 502 and error.code == "upstream_redirect"
+    assert "https://new.example.com" in error.message and "secret" not in error.message

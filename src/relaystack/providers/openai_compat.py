@@ -277,7 +277,7 @@ class OpenAICompatProvider(Provider):
         ``anonymous`` sends no credentials at all (an endpoint that needs none)."""
         response = await self._send(method, url, body, call, stream=False, auth=auth, anonymous=anonymous)
         raw = await response.read()
-        if response.status >= 400:
+        if response.status >= 300:
             raise self._error_from(response.status, raw, response.headers, call)
         try:
             return orjson.loads(raw)
@@ -335,7 +335,7 @@ class OpenAICompatProvider(Provider):
     async def _read_ok(self, response: UpstreamResponse, call: CallContext) -> bytes:
         """The whole body of a successful answer; the upstream's error (redacted) otherwise."""
         raw = await response.read()
-        if response.status >= 400:
+        if response.status >= 300:
             raise self._error_from(response.status, raw, response.headers, call)
         return raw
 
@@ -345,6 +345,12 @@ class OpenAICompatProvider(Provider):
         # some upstreams echo the credentials they were given (in any field): never pass them on.
         # Taken before a 401 drops an exchanged token, which the error may still echo.
         redactor = Redactor(self.secrets(call))
+        if status < 400:  # the live client follows no redirect: no model API sends its calls elsewhere
+            where = _origin(str(headers.get("Location") or "")) or "another address"
+            return redactor.error(UpstreamError(
+                f"Provider '{self.provider_id}' answered {status}, a redirect to {where}; relaystack does not "
+                "follow redirects: set the provider's base_url to the address it points to.",
+                status=502, code="upstream_redirect"))
         if status == 401:
             self.auth.invalidate(self._key(call))  # an exchanged token is refused: exchange again next time
         message, type_, param, code = _parse_error_body(raw)
@@ -370,6 +376,12 @@ def _spec_of(cls: type[OpenAICompatProvider]) -> ProviderSpec:
     from relaystack.providers.catalog import CATALOG
 
     return CATALOG[cls.provider_type]
+
+
+def _origin(url: str) -> str:
+    """scheme://host of a URL (its path and query may hold a secret); empty if it is not absolute."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0].split('?', 1)[0].rpartition('@')[2]}" if sep else ""
 
 
 def _usage_asked(body: dict[str, Any]) -> bool:
