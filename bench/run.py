@@ -304,7 +304,17 @@ def rerender(path: Path, *, readme: bool) -> int:
     if readme and result["meta"]["mode"] != "smoke" and result["cells"]:
         report.update_readme(BENCH / "README.md", result, path.with_suffix(".md").name)
         log("updated the Latest results section of bench/README.md")
+        publish_plot(png)
     return 0
+
+
+def publish_plot(png: Path | None) -> None:
+    """The plot README shows (bench/latest-results.png) is the one this run drew."""
+    if png is not None:
+        shutil.copyfile(png, BENCH / "latest-results.png")
+        log("copied the plot to bench/latest-results.png")
+    else:
+        log("no plot drawn (pip install matplotlib): bench/latest-results.png is an earlier run's")
 
 
 def write_outputs(args: argparse.Namespace, out: Path, stamp: str, result: dict[str, Any]) -> None:
@@ -320,6 +330,7 @@ def write_outputs(args: argparse.Namespace, out: Path, stamp: str, result: dict[
     regenerate = not args.smoke and not args.no_readme and result["cells"]
     if regenerate and report.update_readme(BENCH / "README.md", result, md_path.name):
         log("updated the Latest results section of bench/README.md")
+        publish_plot(png)
 
 
 if __name__ == "__main__":

@@ -216,7 +216,13 @@ COLUMNS = """## Columns
 """
 
 
+_PANELS = (("rps", "req/s"), ("p99_ms", "p99 ms"), ("cpu_per_req_us", "CPU µs per request"))
+_COLUMNS = 5
+
+
 def plot(result: dict[str, Any], path: Path) -> Path | None:
+    """Per scenario, bars per gateway and concurrency: req/s, p99 and CPU per request (log scales),
+    five scenarios to a row of panels."""
     try:
         import matplotlib
 
@@ -229,27 +235,39 @@ def plot(result: dict[str, Any], path: Path) -> Path | None:
     if not scenarios:
         return None
     gateways = [g for g in meta["gateways"] if any(r["gateway"] == g for r in rows)]
-    fig, axes = plt.subplots(2, len(scenarios), figsize=(4.2 * len(scenarios), 8), squeeze=False)
+    groups = [scenarios[i:i + _COLUMNS] for i in range(0, len(scenarios), _COLUMNS)]
+    columns = min(_COLUMNS, len(scenarios))
+    fig, axes = plt.subplots(len(_PANELS) * len(groups), columns, figsize=(3.8 * columns, 2.9 * len(_PANELS) *
+                                                                           len(groups)), squeeze=False)
     width = 0.8 / max(1, len(gateways))
-    for col, scenario in enumerate(scenarios):
-        concs = sorted({r["conc"] for r in rows if r["scenario"] == scenario})
-        for row_i, (field, label) in enumerate((("rps", "req/s"), ("p99_ms", "p99 ms"))):
-            ax = axes[row_i][col]
-            for g_i, gateway in enumerate(gateways):
-                vals = [(_row(rows, scenario, c, gateway) or {}).get(field) or 0 for c in concs]
-                ax.bar([i + g_i * width for i in range(len(concs))], vals, width, label=gateway)
-            ax.set_xticks([i + width * (len(gateways) - 1) / 2 for i in range(len(concs))])
-            ax.set_xticklabels([f"c={c}" for c in concs])
-            ax.set_yscale("log")
-            ax.set_title(f"{scenario}: {label}")
-            ax.grid(axis="y", which="both", alpha=0.3)
+    for group_i, group in enumerate(groups):
+        for col in range(columns):
+            for panel_i, (field, label) in enumerate(_PANELS):
+                ax = axes[group_i * len(_PANELS) + panel_i][col]
+                if col >= len(group):
+                    ax.axis("off")
+                    continue
+                _bars(ax, rows, group[col], gateways, field, width)
+                ax.set_title(f"{group[col]}: {label}", fontsize=10)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(gateways), fontsize=9)
-    fig.suptitle(f"relaystack bench {meta['started']} (log scale; gateway on CPU {meta['gateway_cpus']})")
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    fig.savefig(path, dpi=90)
+    fig.legend(handles, labels, loc="lower center", ncol=len(gateways), fontsize=10)
+    fig.suptitle(f"relaystack bench {meta['started']} (log scales; gateway on CPU {meta['gateway_cpus']})")
+    fig.tight_layout(rect=(0, 0.03, 1, 0.98))
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
+
+
+def _bars(ax: Any, rows: list[dict[str, Any]], scenario: str, gateways: list[str], field: str,
+          width: float) -> None:
+    concs = sorted({r["conc"] for r in rows if r["scenario"] == scenario})
+    for g_i, gateway in enumerate(gateways):
+        vals = [(_row(rows, scenario, c, gateway) or {}).get(field) or 0 for c in concs]
+        ax.bar([i + g_i * width for i in range(len(concs))], vals, width, label=gateway)
+    ax.set_xticks([i + width * (len(gateways) - 1) / 2 for i in range(len(concs))])
+    ax.set_xticklabels([f"c={c}" for c in concs])
+    ax.set_yscale("log")
+    ax.grid(axis="y", which="both", alpha=0.3)
 
 
 START, END = "<!-- latest-results:start -->", "<!-- latest-results:end -->"
