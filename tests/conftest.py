@@ -12,6 +12,19 @@ from support.server import start_server, write_config
 from support.stack import Stack, issue_config
 
 
+@pytest.fixture(params=["c", "python"])
+def proof(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The test once with the C template proof (``relaystack._textscan``), once with the pure-Python
+    one; readers pick theirs when they are made, so make them inside the test."""
+    from relaystack import text_template
+
+    if request.param == "c" and text_template.ACCEL is None:
+        pytest.skip("the C accelerator is not built (or RELAYSTACK_NO_ACCEL is set)")
+    if request.param == "python":
+        monkeypatch.setattr(text_template, "ACCEL", None)
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
 def together_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("together-stack")
