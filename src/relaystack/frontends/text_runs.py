@@ -96,11 +96,8 @@ class TextRuns:
         if isinstance(block, list) or (self.template is None and self._misses >= _MAX_MISSES):
             yield from self._careful(block)
             return
-        if self._take is not None and self.template is not None:
-            if block.startswith(b"data: ") and block.endswith(b"\n\n"):
-                yield from self._walk(block, self.template, 6)
-            else:
-                yield from self._careful(block)
+        if self._take is not None:
+            yield from self._read_in_place(block)
             return
         events = split_events(block)  # each event's payload
         if events is None:
@@ -119,10 +116,24 @@ class TextRuns:
             if self.template is None:
                 yield from self._careful(framed(events))
                 return
-        if self._take is not None:
-            yield from self._walk(block, self.template, at)
+        yield from self._fast(events, self.template, block, at)
+
+    def _read_in_place(self, block: bytes) -> Iterator[TextRun | dict[str, Any]]:
+        """``read`` with the C accelerator: no split of the block, not even to learn the template."""
+        if not (block.startswith(b"data: ") and block.endswith(b"\n\n")):
+            yield from self._careful(block)
+            return
+        at, size, taken = 6, len(block), 0
+        while self.template is None and taken < _PEEK and at < size:  # one by one until one teaches it
+            _, following = event_at(block, at)
+            yield from self._careful(block[at - 6 : following - 6 if following < size else size], learn=True)
+            at, taken = following, taken + 1
+        if at >= size:
+            return
+        if self.template is None:
+            yield from self._careful(block[at - 6 :])
         else:
-            yield from self._fast(events, self.template, block, at)
+            yield from self._walk(block, self.template, at)
 
     # -- the careful path: every event parsed ------------------------------------------------------
     def _careful(self, block: Block, *, learn: bool = False) -> Iterator[TextRun | dict[str, Any]]:
