@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import sysconfig
+from pathlib import Path
 
 import msgspec
 import orjson
@@ -141,4 +142,6 @@ def test_the_install_built_and_loads_the_c_accelerator() -> None:
     compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(compiler) is None:
         pytest.skip(f"no C compiler ({compiler}): the pure-Python path is the one used")
+    if not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists():
+        pytest.skip("no Python headers: the pure-Python path is the one used")
     assert text_template.accelerator() == "c"
