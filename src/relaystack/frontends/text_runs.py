@@ -26,7 +26,6 @@ the holes run together, and the events it stopped at go the careful way, as a bl
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -54,13 +53,31 @@ _PEEK = 4
 _MAX_MISSES = 3
 
 
-@dataclass(slots=True)
 class TextRun:
     """Plain text events in a row: their texts, and (from the fast path) each text as the upstream
-    escaped it, ready to be spliced into a JSON string (None: the translator encodes ``texts``)."""
+    escaped it, ready to be spliced into a JSON string (None: the translator encodes ``texts``).
 
-    texts: list[str]
-    raw: list[bytes] | None = None
+    The C path hands the pieces over joined by a line feed (``joined``: a byte no piece holds raw),
+    so a translator that writes them joined (``spliced``) never makes one object per event."""
+
+    __slots__ = ("_raw", "joined", "texts")
+
+    def __init__(self, texts: list[str], raw: list[bytes] | None = None, *, joined: bytes | None = None) -> None:
+        self.texts = texts
+        self._raw = raw
+        self.joined = joined
+
+    @property
+    def raw(self) -> list[bytes] | None:
+        if self._raw is None and self.joined is not None:
+            self._raw = self.joined.split(b"\n")
+        return self._raw
+
+    def spliced(self, between: bytes) -> bytes | None:
+        """The escaped pieces joined with ``between``; None when there are none (the careful path)."""
+        if self.joined is not None:
+            return self.joined.replace(b"\n", between)
+        return None if self._raw is None else between.join(self._raw)
 
 
 def learn_template(payload: bytes, chunk: dict[str, Any], text: str) -> Template | None:
@@ -176,7 +193,7 @@ class TextRuns:
                     proven, events, at, other = proven + count, events + count, end, end
                     if holes:
                         text: str = orjson.loads(b'"' + holes.replace(b"\n", b"") + b'"')
-                        yield TextRun([text], holes.split(b"\n"))
+                        yield TextRun([text], joined=holes)
                     continue
             _, at = event_at(block, at)
             events += 1
