@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from relaystack.errors import RelaystackError
 from relaystack.frontends.chat_reader import (
     TEXT,
@@ -30,10 +32,11 @@ from relaystack.frontends.responses_output import (
     map_usage,
     message_item,
     new_id,
-    response_object,
     turn_status,
 )
+from relaystack.frontends.responses_render import ResponseTemplate, event_with_response
 from relaystack.frontends.text_runs import TextRun, TextRuns
+from relaystack.storage.base import RenderedResponse
 
 __all__ = ["ResponsesStream"]
 
@@ -64,10 +67,10 @@ class ResponsesStream:
     def __init__(self, response_id: str, created_at: int, body: dict[str, Any]) -> None:
         self.response_id = response_id
         self.created_at = created_at
-        self.body = body
+        self.template = ResponseTemplate(response_id, created_at, body)
         self.turn = ChatTurn()
         self._reader = TextRuns(self.turn)
-        self.output: list[dict[str, Any]] = []  # finished items, in output order
+        self.output: list[bytes] = []  # finished items' JSON, in output order
         self._open: _Open | None = None
         self._seq = 0
         self._out: list[bytes] = []
@@ -81,14 +84,18 @@ class ResponsesStream:
         self._out.clear()
         return data
 
-    def _snapshot(self, status: str, output: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
-        items = list(self.output) if output is None else output
-        return response_object(self.response_id, self.created_at, self.body, status=status, output=items, **extra)
+    def _emit_response(self, event_type: str, response_json: bytes) -> None:
+        self._out.append(event_with_response(event_type, self._seq, response_json))
+        self._seq += 1
+
+    def _output_json(self) -> bytes:
+        return b"[" + b",".join(self.output) + b"]"
 
     # -- the stream --------------------------------------------------------------------------
     def start(self) -> bytes:
-        self._emit("response.created", {"response": self._snapshot("in_progress", output=[])})
-        self._emit("response.in_progress", {"response": self._snapshot("in_progress", output=[])})
+        opening = self.template.render("in_progress", b"[]")  # the same object in both events
+        self._emit_response("response.created", opening)
+        self._emit_response("response.in_progress", opening)
         return self._flush()
 
     def feed_block(self, block: Block) -> bytes:
@@ -141,7 +148,7 @@ class ResponsesStream:
             elif kind == TOOL_ARGS:
                 self._tool_args(index, text)
 
-    def finish(self) -> tuple[bytes, dict[str, Any]]:
+    def finish(self) -> tuple[bytes, RenderedResponse]:
         """The closing events and the final response object (to store)."""
         status, incomplete = turn_status(self.turn)
         item_status = "incomplete" if status == "incomplete" else "completed"
@@ -149,20 +156,29 @@ class ResponsesStream:
         if not self.output:  # the model said nothing: still one (empty) message, as a client expects
             self._open_message()
             self._close(item_status)
-        usage = map_usage(self.turn.usage)
-        final = self._snapshot(status, usage=usage, incomplete=incomplete, service_tier=self.turn.service_tier)
-        self._emit(f"response.{status}", {"response": final})
+        final = self.template.rendered(status, self._output_json(), usage=map_usage(self.turn.usage),
+                                       incomplete=incomplete, service_tier=self.turn.service_tier)  # fmt: skip
+        self._emit_response(f"response.{status}", final.json)
         return self._flush(), final
 
-    def fail(self, exc: RelaystackError) -> tuple[bytes, dict[str, Any]]:
+    def fail(self, exc: RelaystackError) -> tuple[bytes, RenderedResponse]:
         self._close("incomplete")
-        final = self._snapshot("failed", error=error_object(exc), usage=map_usage(self.turn.usage))
-        self._emit("response.failed", {"response": final})
+        final = self.template.rendered("failed", self._output_json(), error=error_object(exc),
+                                       usage=map_usage(self.turn.usage))  # fmt: skip
+        self._emit_response("response.failed", final.json)
         return self._flush(), final
 
     # -- items -------------------------------------------------------------------------------
     def _item_event(self, event_type: str, item: dict[str, Any], output_index: int) -> None:
         self._emit(event_type, {"output_index": output_index, "item": item})
+
+    def _item_done(self, item_json: bytes, output_index: int) -> None:
+        """``output_item.done`` around the item's JSON (the same bytes the final output holds)."""
+        self._out.append(b"".join((
+            b'event: response.output_item.done\ndata: {"type":"response.output_item.done","sequence_number":',
+            str(self._seq).encode(), b',"output_index":', str(output_index).encode(), b',"item":', item_json, b"}\n\n",
+        )))  # fmt: skip
+        self._seq += 1
 
     def _open_message(self) -> _Open:
         opened = _Open("message", new_id("msg"), len(self.output))
@@ -221,5 +237,6 @@ class ResponsesStream:
                        {"item_id": opened.item_id, "output_index": opened.output_index,
                         "arguments": call.arguments_text, "name": call.name})  # fmt: skip
             item = function_call_item(opened.item_id, call, status)
-        self.output.append(item)
-        self._item_event("response.output_item.done", item, opened.output_index)
+        item_json = orjson.dumps(item)
+        self.output.append(item_json)
+        self._item_done(item_json, opened.output_index)
