@@ -28,10 +28,11 @@ from relaystack.frontends.chat_reader import ChatTurn, blocks_of
 from relaystack.frontends.pipeline import SSE_HEADERS, Frontend
 from relaystack.frontends.responses_input import items_to_messages, listed_items
 from relaystack.frontends.responses_output import (
-    assistant_message,
     map_usage,
     new_id,
     now,
+    restored_messages,
+    stored_answer,
     turn_output,
     turn_status,
 )
@@ -124,7 +125,7 @@ class ResponsesRoutes:
                 code="previous_response_not_found",
             ) from None
         output = stored.response.get("output") or []
-        return [*stored.input_items, *output], list(stored.messages)
+        return [*stored.input_items, *output], restored_messages(stored.messages, output)
 
     async def _json(self, prepared: _Prepared, ctx: RequestContext, send: Send) -> None:
         turn = ChatTurn()
@@ -176,7 +177,7 @@ class ResponsesRoutes:
             return True
         messages = prepared.messages
         if response.status != "failed":
-            messages = [*messages, assistant_message(turn)]
+            messages = [*messages, stored_answer(turn)]
         try:
             await self.store.put_response(response, prepared.items, messages, owner=prepared.owner)
         except Exception as exc:
