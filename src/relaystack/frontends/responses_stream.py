@@ -6,7 +6,11 @@ opens a ``function_call`` item (``function_call_arguments.delta``s); an item is 
 (``*.done``, ``output_item.done``) when the next one starts or the upstream finishes; the last
 event is ``response.completed``, ``response.incomplete`` (the reason included) or, when the
 upstream stream broke, ``response.failed``: never a completion the model did not give.
-Every event carries ``sequence_number``; item events carry ``item_id`` and ``output_index``.
+Every event carries ``sequence_number``; item events carry ``item_id`` and ``output_index``
+(a text delta no ``response_id``: neither OpenAI's nor llama-stack's has one, and it is most of
+a stream's bytes). A run of text deltas is written in one piece: with the C accelerator by its
+``number_pieces`` (each upstream hole spliced between the event's numbered head and its tail),
+else by one ``bytes.join`` of a list filled by slice assignment.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from relaystack import text_template
 from relaystack.errors import RelaystackError
 from relaystack.frontends.chat_reader import (
     TEXT,
@@ -44,6 +49,8 @@ _DELTA_HEAD = b'event: response.output_text.delta\ndata: {"type":"response.outpu
 _DELTA_TAIL = b'","logprobs":[]}\n\n'
 _DELTA_BETWEEN = _DELTA_TAIL + _DELTA_HEAD
 _NUMBERS: list[bytes] = []
+# the C accelerator's numbered splice (absent: not built, or built before it had one)
+_NUMBER_PIECES = getattr(text_template.ACCEL, "number_pieces", None)
 
 
 def _numbers(start: int, count: int) -> list[bytes]:
@@ -61,6 +68,8 @@ class _Open:
     tool_index: int = 0
     text: list[str] = field(default_factory=list)
     logprobs: list[Any] = field(default_factory=list)
+    # a text delta event's bytes between its sequence number and its text (a message's)
+    delta_middle: bytes = b""
 
 
 class ResponsesStream:
@@ -112,14 +121,17 @@ class ResponsesStream:
     def _text_run(self, run: TextRun) -> None:
         texts = run.texts
         self.turn.text.extend(texts)
-        pieces = encode_strings(texts) if run.raw is None else run.raw
         opened = self._open
         if opened is None or opened.kind != "message":
             self._close("completed")
             opened = self._open_message()
         opened.text.extend(texts)
-        middle = (b',"item_id":"' + opened.item_id.encode() + b'","output_index":' + str(opened.output_index).encode()
-                  + b',"content_index":0,"response_id":"' + self.response_id.encode() + b'","delta":"')  # fmt: skip
+        middle = opened.delta_middle
+        if run.joined is not None and _NUMBER_PIECES is not None:  # the C path: all events in one bytes
+            self._out.append(_NUMBER_PIECES(run.joined, self._seq, _DELTA_HEAD, middle, _DELTA_TAIL))
+            self._seq += run.joined.count(b"\n") + 1
+            return
+        pieces = encode_strings(texts) if run.raw is None else run.raw
         # the events' bytes as a list for _flush's one join: per event, what comes before its
         # sequence number (the previous event's tail and this one's head), the number, the
         # constant middle and the text; filled by slice assignment (no loop in Python)
@@ -182,6 +194,8 @@ class ResponsesStream:
 
     def _open_message(self) -> _Open:
         opened = _Open("message", new_id("msg"), len(self.output))
+        opened.delta_middle = (b',"item_id":"' + opened.item_id.encode() + b'","output_index":'
+                               + str(opened.output_index).encode() + b',"content_index":0,"delta":"')  # fmt: skip
         self._open = opened
         added = message_item(opened.item_id, "", "in_progress", [])
         added["content"] = []
@@ -204,7 +218,8 @@ class ResponsesStream:
             opened = self._open_message()
         opened.text.append(text)
         opened.logprobs.extend(logprobs)
-        self._emit("response.output_text.delta", {**self._part_ids(opened), "delta": text, "logprobs": logprobs})
+        self._emit("response.output_text.delta", {"item_id": opened.item_id, "output_index": opened.output_index,
+                                                  "content_index": 0, "delta": text, "logprobs": logprobs})
 
     def _open_tool(self, tool_index: int) -> None:
         self._close("completed")
