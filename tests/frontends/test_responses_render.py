@@ -24,6 +24,8 @@ BODIES: list[dict[str, Any]] = [
      "tools": [{"type": "function", "name": "f", "parameters": {}}], "tool_choice": "required",
      "reasoning": {"effort": "low"}, "service_tier": "flex", "store": False, "user": "u\u2028",
      "text": {"format": {"type": "json_object"}}, "parallel_tool_calls": False, "top_p": 1},
+    {"model": "m", "instructions": "a request may hold the template's mark: \u0000relaystack:hole\u0000",
+     "metadata": {"\u0000relaystack:hole\u0000": "\u0000relaystack:hole\u0000"}},
 ]  # fmt: skip
 ENDS: list[dict[str, Any]] = [
     {"status": "in_progress", "output": []},

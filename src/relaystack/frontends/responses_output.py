@@ -124,12 +124,15 @@ def assistant_message(turn: ChatTurn) -> dict[str, Any]:
     text = turn.text_so_far
     if not turn.tools:
         return {"role": "assistant", "content": text}
-    calls = [
+    return {"role": "assistant", "content": text, "tool_calls": _chat_tool_calls(turn)}
+
+
+def _chat_tool_calls(turn: ChatTurn) -> list[dict[str, Any]]:
+    return [
         {"index": i, "id": call.id, "type": "function",
          "function": {"name": call.name, "arguments": call.arguments_text}}
         for i, call in enumerate(turn.tool_calls())
     ]  # fmt: skip
-    return {"role": "assistant", "content": text, "tool_calls": calls}
 
 
 # a stored conversation's last message says its text is the response's output text (not stored twice)
@@ -140,9 +143,9 @@ def stored_answer(turn: ChatTurn) -> dict[str, Any]:
     """``assistant_message`` as a stored conversation keeps it: without its text, which the stored
     response's output holds already (a long answer would otherwise be stored twice, and a row over
     one SQLite page costs its overflow pages on every insert); ``restored_messages`` puts it back."""
-    message = assistant_message(turn)
-    del message["content"]
-    message[_CONTENT_FROM_OUTPUT] = True
+    message: dict[str, Any] = {"role": "assistant", _CONTENT_FROM_OUTPUT: True}
+    if turn.tools:
+        message["tool_calls"] = _chat_tool_calls(turn)
     return message
 
 

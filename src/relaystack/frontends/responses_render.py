@@ -24,6 +24,9 @@ __all__ = ["ResponseTemplate", "event_with_response"]
 
 # the fields a response object's renderings differ in, in the order response_object writes them
 _HOLES = ("status", "error", "incomplete_details", "output", "service_tier", "usage")
+# what stands in each hole for the one encoding the template is cut from
+_MARK = "\x00relaystack:hole\x00"
+_MARK_JSON = orjson.dumps(_MARK)
 _STATUSES = {status: orjson.dumps(status) for status in ("in_progress", "completed", "incomplete", "failed")}
 
 
@@ -47,7 +50,11 @@ class ResponseTemplate:
         self.model: str = body["model"]
         shape = response_object(response_id, created_at, body, status="", output=[])
         self._service_tier = shape["service_tier"]
-        self._between = _cut(shape)
+        for hole in _HOLES:
+            shape[hole] = _MARK
+        between = orjson.dumps(shape).split(_MARK_JSON)
+        # a request's own strings could hold the mark: then it is cut field by field
+        self._between = between if len(between) == len(_HOLES) + 1 else _cut(shape)
 
     def render(
         self,
@@ -76,7 +83,8 @@ class ResponseTemplate:
 
 def _cut(shape: dict[str, Any]) -> list[bytes]:
     """The bytes of ``shape`` before, between and after its ``_HOLES`` values (each piece ending
-    with the next hole's ``"name":``), the other fields rendered by one ``orjson.dumps`` per stretch."""
+    with the next hole's ``"name":``), the other fields rendered by one ``orjson.dumps`` per stretch:
+    what splitting one encoding at the marks gives, without the marks (and checking the fields' order)."""
     pieces: list[bytes] = []
     holes: list[str] = []
     stretch: dict[str, Any] = {}
