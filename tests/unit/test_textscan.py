@@ -148,12 +148,14 @@ def test_numbered_pieces_are_each_piece_between_its_numbered_head_and_the_tail(
     head, middle, tail = frame
     expected = b"".join(head + str(first + k).encode() + middle + piece + tail for k, piece in enumerate(pieces))
     assert scan.number_pieces(b"\n".join(pieces), first, head, middle, tail) == expected
+    assert scan.number_pieces(b"\n".join(pieces), first, head, middle, tail, middle + tail) == middle + tail + expected
 
 
 @needs_c
 def test_numbering_nothing_is_nothing_and_a_negative_start_is_refused() -> None:
     assert scan is not None
     assert scan.number_pieces(b"", 5, b"h", b"m", b"t") == b""
+    assert scan.number_pieces(b"", 5, b"h", b"m", b"t", b"before") == b"before"
     with pytest.raises(ValueError, match="first"):
         scan.number_pieces(b"x", -1, b"h", b"m", b"t")
 

@@ -9,8 +9,9 @@ upstream stream broke, ``response.failed``: never a completion the model did not
 Every event carries ``sequence_number``; item events carry ``item_id`` and ``output_index``
 (a text delta no ``response_id``: neither OpenAI's nor llama-stack's has one, and it is most of
 a stream's bytes). A run of text deltas is written in one piece: with the C accelerator by its
-``number_pieces`` (each upstream hole spliced between the event's numbered head and its tail),
-else by one ``bytes.join`` of a list filled by slice assignment.
+``number_pieces`` (each upstream hole spliced between the event's numbered head and its tail, after
+the events written before it in the same block), else by one ``bytes.join`` of a list filled by
+slice assignment.
 """
 
 from __future__ import annotations
@@ -89,8 +90,9 @@ class ResponsesStream:
         self._seq += 1
 
     def _flush(self) -> bytes:
-        data = b"".join(self._out)
-        self._out.clear()
+        out = self._out
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
         return data
 
     def _emit_response(self, event_type: str, response_json: bytes) -> None:
@@ -127,8 +129,9 @@ class ResponsesStream:
             opened = self._open_message()
         opened.text.extend(texts)
         middle = opened.delta_middle
-        if run.joined is not None and _NUMBER_PIECES is not None:  # the C path: all events in one bytes
-            self._out.append(_NUMBER_PIECES(run.joined, self._seq, _DELTA_HEAD, middle, _DELTA_TAIL))
+        if run.joined is not None and _NUMBER_PIECES is not None:  # the C path: all events in one bytes,
+            written = b"".join(self._out)  # after the ones written before (no second copy of the run)
+            self._out[:] = [_NUMBER_PIECES(run.joined, self._seq, _DELTA_HEAD, middle, _DELTA_TAIL, written)]
             self._seq += run.joined.count(b"\n") + 1
             return
         pieces = encode_strings(texts) if run.raw is None else run.raw
