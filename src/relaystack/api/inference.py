@@ -248,7 +248,9 @@ class InferenceRoutes:
         ctx.status = 200
         self.gate.begin_settle(ctx)
         if keep:
-            if reply.hidden is not None:
+            if reply.stored is not None:
+                keep = [reply.stored()]
+            elif reply.hidden is not None:
                 keep.append(hidden)
             await self._store_stream(b"".join(keep), body, ctx.model or "")
         await self.gate.settle(ctx)

@@ -150,6 +150,9 @@ class StreamReply:
     hidden: Callable[[], bytes] | None = None
     # the usage object of the stream's last usage-carrying chunk (shown to the client or not)
     final_usage: Callable[[], dict[str, Any] | None] | None = None
+    # the stream as the store keeps it (the blocks sent, then the hidden events), maybe packed
+    # (``relaystack.stored_stream``); read once the blocks are exhausted. None: the blocks joined
+    stored: Callable[[], bytes] | None = None
 
     @property
     def usage(self) -> dict[str, Any] | None:

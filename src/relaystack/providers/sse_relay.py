@@ -44,7 +44,7 @@ from typing import Any
 
 import orjson
 
-from relaystack import sse
+from relaystack import sse, stored_stream
 from relaystack.chunk_shape import Chunk, ChunkProblem, StreamCheck, decode_event
 from relaystack.errors import RelaystackError, UpstreamError, UpstreamProtocolError
 from relaystack.redaction import Redactor
@@ -94,7 +94,11 @@ class SSERelay:
         # the upstream's `"model":"..."` field as first seen: later blocks swap it with bytes.replace
         self._upstream_field: bytes | None = None
         # the stream's text events proven against a template of the first (chunk_shape.StreamCheck)
-        self._check_plain = StreamCheck().plain_block
+        self._stream_check = StreamCheck()
+        self._check_plain = self._stream_check.plain_block
+        # each block as the client got it, with the upstream's payloads when it is their events
+        # with byte edits only (``stored_events`` packs those)
+        self._sent: list[tuple[bytes, list[bytes] | None]] = []
 
     async def blocks(self) -> AsyncIterator[bytes]:
         """Framed SSE blocks (without ``[DONE]``); raises if the stream did not finish."""
@@ -124,6 +128,34 @@ class SSERelay:
                 "the answer is incomplete."
             )
 
+    def stored_events(self) -> bytes:
+        """The stream as the store keeps it: what the client got, then the hidden events, with the
+        stretches of template text events packed (``relaystack.stored_stream``). Read once the
+        blocks are exhausted; the hidden events are included."""
+        sent = self._sent
+        hidden = self.hidden_events()
+        if hidden:
+            sent = [*sent, (hidden, None)]
+        template = self._stream_check.template
+        if template is None or not any(payloads for _, payloads in sent):
+            return b"".join([block for block, _ in sent])
+        shapes = (template.before, template.after)
+        edited = (self._finish_bytes(template.before, 0), self._finish_bytes(template.after, 0))
+        records: list[bytes] = []
+        pending: list[bytes] = []  # consecutive edited-only blocks, packed together
+        payloads_pending: list[bytes] = []
+        for block, payloads in [*sent, (b"", None)]:
+            if payloads is not None:
+                pending.append(block)
+                payloads_pending.extend(payloads)
+                continue
+            if pending:
+                records += stored_stream.pack_events(b"".join(pending), payloads_pending, shapes, edited)
+                pending, payloads_pending = [], []
+            if block:
+                records.append(stored_stream.raw_record(block))
+        return stored_stream.packed(records)
+
     def hidden_events(self) -> bytes:
         """Events the client was not shown that the stored copy keeps (e.g. usage it did not ask for)."""
         return self._finish_bytes(sse.frame_all(self._hidden), len(self._hidden)) if self._hidden else b""
@@ -150,11 +182,14 @@ class SSERelay:
             if self.rules.strip_usage or self.rules.split_usage:
                 payloads = self._edit_usage(payloads, usages)
                 block = b""
+        edited_only = bool(block)
         if not block:
             block = sse.frame_all(payloads)
             if not block:
                 return b""
-        return self._finish_bytes(block, len(payloads))
+        out = self._finish_bytes(block, len(payloads))
+        self._sent.append((out, payloads if edited_only else None))
+        return out
 
     def _note_finish(self, chunks: list[Chunk]) -> None:
         for chunk in reversed(chunks):
@@ -241,7 +276,8 @@ class SSERelay:
         return self.rules.redactor.wire(block)
 
     def _rewrite_model(self, block: bytes, events: int) -> bytes:
-        """Every `"model":"..."` field becomes the caller's id: one bytes.replace when each event
+        """(``events`` 0: a piece of an event, e.g. a template: a plain replace of the field as first seen.)
+        Every `"model":"..."` field becomes the caller's id: one bytes.replace when each event
         holds the upstream's field as first seen (checked by the length it adds), a regex otherwise."""
         if self._upstream_field is None:
             start = block.find(_MODEL_KEY)
@@ -250,6 +286,8 @@ class SSERelay:
                 return block
             self._upstream_field = found.group(0)
         upstream, caller = self._upstream_field, self._caller_field
+        if not events:
+            return block.replace(upstream, caller)
         if len(upstream) == len(caller):  # the length a replace adds cannot tell: count the fields
             if block.count(upstream) == events:
                 return block if upstream == caller else block.replace(upstream, caller)
