@@ -154,7 +154,7 @@ class SSERelay:
                 pending, payloads_pending = [], []
             if block:
                 records.append(stored_stream.raw_record(block))
-        return stored_stream.packed(records)
+        return stored_stream.packed(records, [block for block, _ in sent])
 
     def hidden_events(self) -> bytes:
         """Events the client was not shown that the stored copy keeps (e.g. usage it did not ask for)."""
