@@ -28,6 +28,10 @@ of the client's stream and the last one kept for storage (``hidden_events``) and
 choices: Together on the finishing one, Gemini on every one) usage is taken off those chunks
 and sent once, as OpenAI does: a chunk without choices right after the finishing chunk.
 
+The store keeps what the client got (``stored_events``): the blocks as sent, with the stretches
+of template text events packed (``relaystack.stored_stream``; the upstream's payloads of a block
+that only got byte edits are kept until then, so its holes are cut without a second split).
+
 A stream ends successfully only after the upstream's ``[DONE]`` or when its last chunk with
 choices carries a ``finish_reason``; otherwise ``blocks()`` raises, so the client gets an error
 event and never a fake ``stop``.
