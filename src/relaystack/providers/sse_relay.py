@@ -145,6 +145,10 @@ class SSERelay:
             return b"".join([block for block, _ in sent])
         shapes = (template.before, template.after)
         edited = (self._finish_bytes(template.before, 0), self._finish_bytes(template.after, 0))
+        if len(sent) == 1:  # the whole stream in one block (an upstream that answers at once)
+            block, payloads = sent[0]
+            assert payloads is not None
+            return stored_stream.packed(stored_stream.pack_events(block, payloads, shapes, edited), [block])
         records: list[bytes] = []
         pending: list[bytes] = []  # consecutive edited-only blocks, packed together
         payloads_pending: list[bytes] = []
