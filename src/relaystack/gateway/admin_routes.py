@@ -19,7 +19,6 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -28,6 +27,7 @@ from relaystack.errors import InvalidRequestError, NotFoundError, NotImplemented
 from relaystack.gateway.auth import Authenticator
 from relaystack.gateway.keys import KeyFields, new_key, public_record
 from relaystack.gateway.usage import utc_day
+from relaystack.json_routes import json_response, read_json_object
 from relaystack.storage.base import KeyStore, UsageRow
 
 __all__ = ["KeyAdminRoutes"]
@@ -37,10 +37,6 @@ Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _GROUPS = ("day", "key", "model", "provider", "owner", "team")
 _SUMS = ("requests", "prompt_tokens", "completion_tokens", "cached_tokens")
-
-
-def _json(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
 class KeyAdminRoutes:
@@ -86,7 +82,7 @@ class KeyAdminRoutes:
 
     # -- keys ---------------------------------------------------------------------------------
     async def create(self, request: Request) -> Response:
-        fields, _ = KeyFields.parse(await _body(request), partial=False)
+        fields, _ = KeyFields.parse(await read_json_object(request), partial=False)
         key_id, token = new_key()
         now = int(time.time())
         record = {
@@ -98,7 +94,7 @@ class KeyAdminRoutes:
             "secret_hash": self.auth.hash(token),
         }
         await self._put(record)
-        return _json({**public_record(record), "key": token}, 201)
+        return json_response({**public_record(record), "key": token}, 201)
 
     async def list(self, request: Request) -> Response:
         self.auth  # noqa: B018 - raises 501 when server.auth is off
@@ -107,26 +103,26 @@ class KeyAdminRoutes:
         for name in ("owner", "team", "status"):
             if (wanted := query.get(name)) is not None:
                 shown = [r for r in shown if r.get(name) == wanted]
-        return _json({"object": "list", "data": shown})
+        return json_response({"object": "list", "data": shown})
 
     async def show(self, request: Request) -> Response:
-        return _json(public_record(await self._record(request)))
+        return json_response(public_record(await self._record(request)))
 
     async def update(self, request: Request) -> Response:
         record = await self._record(request)
-        fields, given = KeyFields.parse(await _body(request), partial=True)
+        fields, given = KeyFields.parse(await read_json_object(request), partial=True)
         values = fields.model_dump(mode="json")
         record.update({name: values[name] for name in given})
         record["updated_at"] = int(time.time())
         await self._put(record)
-        return _json(public_record(record))
+        return json_response(public_record(record))
 
     async def revoke(self, request: Request) -> Response:
         record = await self._record(request)
         if not record.get("revoked_at"):
             record["revoked_at"] = record["updated_at"] = int(time.time())
             await self._put(record)
-        return _json(public_record(record))
+        return json_response(public_record(record))
 
     async def _put(self, record: dict[str, Any]) -> None:
         await self.store.put_key(record)
@@ -159,7 +155,7 @@ class KeyAdminRoutes:
         keys = {r["id"]: r for r in await self.store.list_keys()} if {"owner", "team"} & set(groups) else {}
         data = _group(rows, groups, keys)
         total = _group(rows, [], keys)
-        return _json({
+        return json_response({
             "object": "usage", "start": start, "end": end, "group_by": groups, "data": data,
             "total": total[0] if total else _empty_total(),
         })
@@ -196,14 +192,3 @@ def _day_param(value: str | None, name: str, default: str) -> str:
     except ValueError:
         raise InvalidRequestError(f"Invalid '{name}': {value!r} is not a calendar day.", param=name) from None
     return value
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    try:
-        data = orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequestError(f"The request body is not valid JSON: {exc.msg}.") from None
-    if not isinstance(data, dict):
-        raise InvalidRequestError("The request body must be a JSON object.")
-    return data
