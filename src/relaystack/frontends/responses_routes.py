@@ -73,12 +73,14 @@ class ResponsesRoutes:
     async def create(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = RequestContext("chat", api="responses")
         try:
-            request = parse_responses_request(await self.frontend.read_json(scope, receive))
+            request = parse_responses_request(await self.frontend.read_json(scope, receive, ctx))
             ctx.model = request.model
             ctx.stream = request.stream
             await self.frontend.admit(scope, ctx)
             prepared = await self._prepare(request, scope)
         except RelaystackError as exc:
+            # refused after admission (an unknown previous_response_id): give back what the gate holds
+            await self.frontend.settle(ctx, exc.status_code, None)
             await send_error(send, exc)
             self.frontend.ended(scope, ctx, exc)
             return

@@ -9,6 +9,12 @@ nowhere else: the store holds its HMAC, and no other answer shows even that.
     PATCH  /v1/admin/keys/{id}         change the fields given (POST works too)
     DELETE /v1/admin/keys/{id}         revoke: fails at once in every worker; the record stays
     GET    /v1/admin/usage             usage and spend (?start=, ?end=, ?key_id=, ?group_by=key,model,day)
+
+A key's ``budget`` ({"max_usd", "period": day|week|month|total}) is checked when a request is
+admitted, against the period's spend plus what the key's requests in flight hold (their estimated
+cost, ``holds.py``): a key past it gets 429 ``budget_exceeded``. Spend can pass the budget by the
+last admitted request's cost and what the estimates fell short, plus, with several workers or
+instances, what the others have in flight and spent in the last second.
 """
 
 from __future__ import annotations
