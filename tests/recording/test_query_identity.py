@@ -15,7 +15,7 @@ from relaystack.errors import ReplayMissError
 from relaystack.providers.base import Provider
 from relaystack.providers.catalog import build_provider
 from relaystack.recording import RecordingUpstream, ReplayingUpstream
-from relaystack.recording.identity import identity_of_request
+from relaystack.recording.identity import identity_of_record, identity_of_request
 from relaystack.recording.layout import RecordingFormat, recording_files
 from relaystack.recording.store import RecordingStore
 from relaystack.upstream.base import UpstreamRequest
@@ -75,6 +75,9 @@ def test_the_order_of_the_parameters_does_not_matter_but_their_values_do() -> No
     assert one.hash != identity_of_request(get(ANTHROPIC, "/models?after_id=y&limit=10")).hash
     plain = identity_of_request(get(ANTHROPIC, "/models"))
     assert plain.query == "" and plain.hash == one.without_query().hash
+    by_hand = identity_of_record({"method": "POST", "url": f"{ANTHROPIC}/v1/models?limit=10&after_id=x", "body": {}})
+    assert by_hand.match_key() == one.match_key() and by_hand.hash == one.hash
+    assert by_hand.per_test_hash == one.per_test_hash
 
 
 def test_no_credential_in_a_query_is_part_of_the_identity() -> None:

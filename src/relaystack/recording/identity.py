@@ -108,8 +108,9 @@ class Identity:
 
     @property
     def query(self) -> str:
-        """The identifying query string ('' for none, as in every llama-stack recording)."""
-        return urlsplit(self.url).query
+        """The identifying query string, parameters sorted ('' for none, as in every llama-stack
+        recording): a file written by hand in another order names the same request."""
+        return _sorted_query(urlsplit(self.url).query) if "?" in self.url else ""
 
     @property
     def hash(self) -> str:
@@ -164,7 +165,7 @@ def per_test_hash(method: str, url: str, body: Any, test_id: str | None) -> str:
     bedrock = "bedrock" in (parts.hostname or "")
     normalized: dict[str, Any] = {
         "method": method.upper(),
-        "endpoint": _with_query(parts.path, parts.query),
+        "endpoint": _with_query(parts.path, _sorted_query(parts.query)),
         "body": _hash_body(body, drop_stream_options=bedrock),
     }
     if parts.path not in SHARED_ENDPOINTS:
@@ -241,7 +242,7 @@ def identifying_query(request: UpstreamRequest) -> str:
     known = [*request.secrets, *request.headers.values()]
     kept = [(name, value) for name, value in parse_qsl(query, keep_blank_values=True)
             if not _is_credential_param(name, value, known)]
-    return urlencode(sorted(kept))
+    return urlencode(sorted(kept))  # as _sorted_query writes it
 
 
 def _is_credential_param(name: str, value: str, known: list[str]) -> bool:
@@ -249,6 +250,10 @@ def _is_credential_param(name: str, value: str, known: list[str]) -> bool:
     if lowered in _CREDENTIAL_PARAMS or lowered.startswith(_CREDENTIAL_PREFIXES) or is_key_like_name(name):
         return True
     return len(value) >= MIN_SECRET_LEN and any(value in secret for secret in known)
+
+
+def _sorted_query(query: str) -> str:
+    return urlencode(sorted(parse_qsl(query, keep_blank_values=True))) if query else ""
 
 
 def _with_query(path: str, query: str) -> str:
