@@ -13,11 +13,12 @@ and the holes (each event's content string, as the upstream escaped it):
     T<len before> <len after> <holes> <n>\\n<before><after><n bytes: the holes joined by \\n>
     ...
 
-A ``T`` record stands for ``data: before+hole+after\\n\\n`` for each hole, in order. Packing is
-exact by construction: a stretch is packed only after its expansion was compared with the bytes
-the client got (``pack_events``), so a stored row reads back byte for byte what was sent,
-redactions and the caller's model id included. Anything else (a block the relay re-framed, a
-stretch with a tool call in it, a stream without a template) is an ``R`` record, as sent.
+A ``T`` record stands for ``data: before+hole+after\n\n`` for each hole, in order. Packing is
+exact by construction: a stretch is packed only where the C walk proved, in the very bytes the
+client got, that each event is the template around a valid JSON string's inside (no raw line
+feed, so the line feeds between holes split back), so a stored row reads back byte for byte what
+was sent, redactions and the caller's model id included. Everything else (a tool call, the first
+and last events, a stretch with an empty text) is an ``R`` record, as sent.
 
 A blob that starts with ``data:`` is the older form (events as sent), still read as it is.
 Pure functions on bytes, importable from any layer.
@@ -25,11 +26,9 @@ Pure functions on bytes, importable from any layer.
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Sequence
+from relaystack import text_template
 
-__all__ = ["MAGIC", "expand", "first_payload_of_packed", "is_packed", "pack_events", "pack_sent", "packed",
-           "raw_record"]
+__all__ = ["MAGIC", "expand", "first_payload_of_packed", "is_packed", "pack"]
 
 MAGIC = b"relaystack-stream/1\n"
 _DATA = b"data: "
@@ -42,118 +41,41 @@ def is_packed(blob: bytes) -> bool:
     return blob.startswith(MAGIC)
 
 
-def packed(records: Sequence[bytes], events: Sequence[bytes]) -> bytes:
-    """The stored blob of a stream's records (``raw_record`` and ``pack_events`` make them); the
-    ``events`` as sent, joined (the older form, cheaper to read) when no record packs anything."""
-    if not any(record.startswith(b"T") for record in records):
-        return b"".join(events)
+def pack(events: bytes, sent: tuple[bytes, bytes]) -> bytes:
+    """The stored form of a stream's ``events`` (one-line ``data:`` events, as the client got them).
+
+    ``sent``: the text events' template ``(before, after)`` as the client got it (the relay's byte
+    edits applied). Each stretch of events that are that template around a JSON string's inside is
+    proven in place by the C walk (``text_template.ACCEL.take_run``: the template's bytes compared,
+    each hole validated) and becomes one ``T`` record of the holes it hands back; the bytes between
+    stretches stay as sent. ``events`` themselves (the older form) when nothing packs, or when the C
+    module is not built (its pure-Python stand-in would cost more than the bytes it saves)."""
+    take = text_template.ACCEL.take_run if text_template.ACCEL is not None else None
+    before, after = sent
+    if take is None or not before or not after or not events.startswith(_DATA):
+        return events
+    records: list[bytes] = []
+    size, at, kept_from = len(events), len(_DATA), 0  # ``at``: an event's payload; from ``kept_from``: not packed yet
+    while at < size:
+        count, end, holes = take(events, at, before, after)
+        # every hole but empty ones is handed back: a stretch holding an empty text stays as sent
+        if count >= _MIN_RUN and holes.count(b"\n") == count - 1:
+            if kept_from < at - len(_DATA):
+                records.append(_raw_record(events[kept_from : at - len(_DATA)]))
+            records.append(b"T%d %d %d %d\n" % (len(before), len(after), count, len(holes)) + before + after + holes)
+            kept_from = end - len(_DATA) if end < size else size
+            at = end
+        else:  # the event at ``end`` is not the template's: past it
+            _, at = text_template.event_at(events, end) if end < size else (b"", size)
+    if not records:
+        return events
+    if kept_from < size:
+        records.append(_raw_record(events[kept_from:]))
     return MAGIC + b"".join(records)
 
 
-def raw_record(events: bytes) -> bytes:
+def _raw_record(events: bytes) -> bytes:
     return b"R%d\n" % len(events) + events
-
-
-def pack_events(events: bytes, payloads: list[bytes], template: tuple[bytes, bytes],
-                sent: tuple[bytes, bytes]) -> list[bytes]:
-    """The records of ``events`` (framed, as the client got them).
-
-    ``payloads``: the same events as the upstream sent them, split (before the relay's byte edits);
-    ``template``: the upstream's ``(before, after)`` around a text event's content; ``sent``: the
-    template as the client got it (the edits applied to it). The longest stretch of template events
-    after the first non-template ones and before the last ones becomes one ``T`` record if its
-    expansion equals the client's bytes exactly; the rest stays as sent."""
-    before, after = template
-    count = len(payloads)
-    first = 0
-    while first < count and not _fits(payloads[first], before, after):
-        first += 1
-    last = count
-    while last > first and not _fits(payloads[last - 1], before, after):
-        last -= 1
-    if last - first < _MIN_RUN or not after:
-        return [raw_record(events)]
-    start = _event_end(events, first)
-    end = _event_start_from_end(events, count - last)
-    if start < 0 or end < 0:
-        return [raw_record(events)]
-    holes = list(map(operator.itemgetter(slice(len(before), -len(after))), payloads[first:last]))
-    if not _rebuilds(events, start, end, holes, sent):
-        # an edit reached into a hole (a secret redacted in the text) or a stretch holds another
-        # event: the careful way, event by event on the client's bytes
-        return pack_sent(events, sent)
-    records = [raw_record(events[:start])] if start else []
-    records.append(_run_record(holes, sent))
-    if end < len(events):
-        records.append(raw_record(events[end:]))
-    return records
-
-
-def pack_sent(events: bytes, sent: tuple[bytes, bytes]) -> list[bytes]:
-    """The records of ``events`` read one by one (~0.4 µs an event): each run of events that are
-    the sent template around a hole becomes a ``T`` record, everything else stays as sent."""
-    if not (events.startswith(_DATA) and events.endswith(b"\n\n")):
-        return [raw_record(events)]
-    before, after = sent
-    items = events[len(_DATA) : -2].split(_BOUNDARY)
-    fits = [_fits(item, before, after) and b"\n" not in item for item in items]
-    records: list[bytes] = []
-    start = 0
-    while start < len(items):
-        end = start + 1
-        while end < len(items) and fits[end] == fits[start]:
-            end += 1
-        if fits[start] and end - start >= _MIN_RUN:
-            records.append(_run_record([item[len(before) : len(item) - len(after)] for item in items[start:end]], sent))
-        else:
-            records.append(raw_record(_DATA + _BOUNDARY.join(items[start:end]) + b"\n\n"))
-        start = end
-    return records
-
-
-def _run_record(holes: list[bytes], sent: tuple[bytes, bytes]) -> bytes:
-    before, after = sent
-    joined = b"\n".join(holes)
-    if joined.count(b"\n") != len(holes) - 1:  # a hole with a line break would not split back
-        return raw_record(_DATA + (after + _BOUNDARY + before).join(holes) + after + b"\n\n")
-    return b"T%d %d %d %d\n" % (len(before), len(after), len(holes), len(joined)) + before + after + joined
-
-
-def _fits(payload: bytes, before: bytes, after: bytes) -> bool:
-    return len(payload) >= len(before) + len(after) and payload.startswith(before) and payload.endswith(after)
-
-
-def _event_end(events: bytes, skipped: int) -> int:
-    """Where event ``skipped`` starts (0 for the first), -1 if the block has fewer."""
-    at = 0
-    for _ in range(skipped):
-        at = events.find(_BOUNDARY, at)
-        if at < 0:
-            return -1
-        at += 2
-    return at
-
-
-def _event_start_from_end(events: bytes, kept: int) -> int:
-    """Where the last ``kept`` events start (the block's length for none)."""
-    at = len(events)
-    for _ in range(kept):
-        at = events.rfind(_BOUNDARY, 0, at - 2)
-        if at < 0:
-            return -1
-        at += 2
-    return at
-
-
-def _rebuilds(events: bytes, start: int, end: int, holes: list[bytes], sent: tuple[bytes, bytes]) -> bool:
-    """The client's bytes from ``start`` to ``end`` are the holes in the sent template, exactly."""
-    before, after = sent
-    middle = (after + _BOUNDARY + before).join(holes)
-    if end - start != len(_DATA) + len(before) + len(middle) + len(after) + 2:
-        return False
-    at = start + len(_DATA) + len(before)
-    return (events.startswith(_DATA + before, start) and events.startswith(middle, at)
-            and events.startswith(after + b"\n\n", at + len(middle)))
 
 
 def expand(blob: bytes) -> bytes:

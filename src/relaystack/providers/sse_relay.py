@@ -28,9 +28,8 @@ of the client's stream and the last one kept for storage (``hidden_events``) and
 choices: Together on the finishing one, Gemini on every one) usage is taken off those chunks
 and sent once, as OpenAI does: a chunk without choices right after the finishing chunk.
 
-The store keeps what the client got (``stored_events``): the blocks as sent, with the stretches
-of template text events packed (``relaystack.stored_stream``; the upstream's payloads of a block
-that only got byte edits are kept until then, so its holes are cut without a second split).
+The store keeps what the client got, with the stretches of template text events packed
+(``stored_form``, ``relaystack.stored_stream``).
 
 A stream ends successfully only after the upstream's ``[DONE]`` or when its last chunk with
 choices carries a ``finish_reason``; otherwise ``blocks()`` raises, so the client gets an error
@@ -100,9 +99,6 @@ class SSERelay:
         # the stream's text events proven against a template of the first (chunk_shape.StreamCheck)
         self._stream_check = StreamCheck()
         self._check_plain = self._stream_check.plain_block
-        # each block as the client got it, with the upstream's payloads when it is their events
-        # with byte edits only (``stored_events`` packs those)
-        self._sent: list[tuple[bytes, list[bytes] | None]] = []
 
     async def blocks(self) -> AsyncIterator[bytes]:
         """Framed SSE blocks (without ``[DONE]``); raises if the stream did not finish."""
@@ -132,37 +128,15 @@ class SSERelay:
                 "the answer is incomplete."
             )
 
-    def stored_events(self) -> bytes:
-        """The stream as the store keeps it: what the client got, then the hidden events, with the
-        stretches of template text events packed (``relaystack.stored_stream``). Read once the
-        blocks are exhausted; the hidden events are included."""
-        sent = self._sent
-        hidden = self.hidden_events()
-        if hidden:
-            sent = [*sent, (hidden, None)]
+    def stored_form(self, events: bytes) -> bytes:
+        """The stream's ``events`` (the blocks the client got, then the hidden events) as the store
+        keeps them: the stretches of template text events packed (``relaystack.stored_stream``),
+        proven in place against the template as the client got it (the byte edits applied)."""
         template = self._stream_check.template
-        if template is None or not any(payloads for _, payloads in sent):
-            return b"".join([block for block, _ in sent])
-        shapes = (template.before, template.after)
-        edited = (self._finish_bytes(template.before, 0), self._finish_bytes(template.after, 0))
-        if len(sent) == 1:  # the whole stream in one block (an upstream that answers at once)
-            block, payloads = sent[0]
-            assert payloads is not None
-            return stored_stream.packed(stored_stream.pack_events(block, payloads, shapes, edited), [block])
-        records: list[bytes] = []
-        pending: list[bytes] = []  # consecutive edited-only blocks, packed together
-        payloads_pending: list[bytes] = []
-        for block, payloads in [*sent, (b"", None)]:
-            if payloads is not None:
-                pending.append(block)
-                payloads_pending.extend(payloads)
-                continue
-            if pending:
-                records += stored_stream.pack_events(b"".join(pending), payloads_pending, shapes, edited)
-                pending, payloads_pending = [], []
-            if block:
-                records.append(stored_stream.raw_record(block))
-        return stored_stream.packed(records, [block for block, _ in sent])
+        if template is None:
+            return events
+        sent = (self._finish_bytes(template.before, 0), self._finish_bytes(template.after, 0))
+        return stored_stream.pack(events, sent)
 
     def hidden_events(self) -> bytes:
         """Events the client was not shown that the stored copy keeps (e.g. usage it did not ask for)."""
@@ -188,16 +162,13 @@ class SSERelay:
             usages = list(map(_usage, chunks))
             self.usage = next(u for u in reversed(usages) if u is not None)
             if self.rules.strip_usage or self.rules.split_usage:
-                payloads = self._edit_usage(payloads, usages)
+                payloads = self._edit_usage(list(payloads), usages)
                 block = b""
-        edited_only = bool(block)
         if not block:
             block = sse.frame_all(payloads)
             if not block:
                 return b""
-        out = self._finish_bytes(block, len(payloads))
-        self._sent.append((out, payloads if edited_only else None))
-        return out
+        return self._finish_bytes(block, len(payloads))
 
     def _note_finish(self, chunks: list[Chunk]) -> None:
         for chunk in reversed(chunks):
