@@ -6,8 +6,9 @@ Per request, what ``api/app.py`` and ``api/inference.py`` do around a JSON chat 
   off      the gate of ``bench/configs/relaystack-off.yaml``: OpenGate, no /metrics; the
            completion stored (SQLite, group-committed)
   gateway  ``relaystack-gateway.yaml``'s: the guard (a cached virtual key), admit (limits: rpm,
-           tpm, concurrency; a budget), the usage write riding with the completion's commit,
-           settle, the x-ratelimit-* headers (encoded as uvicorn does), /metrics' tallies
+           tpm, concurrency; a budget, with the request's estimated cost held), the usage write
+           riding with the completion's commit, settle, the x-ratelimit-* headers (encoded as
+           uvicorn does), /metrics' tallies
 
 CPU is the process's (the event loop and the store's writer thread); wall time is shown too.
 The difference is the gateway layer's own cost per request; bench/run.py's
@@ -32,7 +33,6 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE
 
 from relaystack import telemetry
-from relaystack.api.inference import _routing_headers, _with_limits
 from relaystack.context import RequestContext
 from relaystack.gateway.build import GatewayParts, build_gateway
 from relaystack.gateway.keys import new_key
@@ -43,6 +43,7 @@ ADMIN_KEY = "bench-admin-key-" + "0" * 24
 MODEL, PROVIDER, PATH = "bench-chat", "up", "/v1/chat/completions"
 USAGE = {"prompt_tokens": 12, "completion_tokens": 16, "total_tokens": 28}
 MESSAGES = [{"role": "user", "content": "hi"}]
+BODY = {"model": MODEL, "messages": MESSAGES, "max_tokens": 16}
 JSON_HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"512")]
 
 
@@ -83,6 +84,7 @@ class Case:
         gate = self.parts.gate
         ctx = RequestContext("chat")
         ctx.model = MODEL
+        ctx.note_size(90, BODY)  # what the route notes: the budget holds an estimate from it
         await gate.admit(scope, ctx)
         ctx.provider_id, ctx.attempts = PROVIDER, 1
         data = completion(next(self.ids))
@@ -91,7 +93,7 @@ class Case:
         gate.begin_settle(ctx)
         await self.store.put_completion(data, MESSAGES)
         await gate.settle(ctx)
-        encode_headers([*JSON_HEADERS, *_with_limits(ctx, _routing_headers(ctx))])
+        encode_headers(ctx.answer_headers(list(JSON_HEADERS)))
         telemetry.current().request_done(PATH, ctx)
 
     async def run(self, n: int, conc: int) -> tuple[float, float]:

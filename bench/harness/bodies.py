@@ -156,12 +156,53 @@ def upstream_files() -> dict[str, bytes]:
     return files
 
 
-def write_tree(root: Path) -> Path:
+# A real upstream never gives two answers one completion id; a store keyed by it then inserts a row
+# per answer. The bench's chat and stream bodies are fixed files, so each upstream splices a new id
+# into the first ``"id":"chatcmpl-...`` of every answer (nginx: the addition module's subrequest,
+# ``nginx_id_locations``; the Python fake: ``with_new_id``). Only the first event of a stream gets it:
+# that is the id a gateway stores a stream under, and nginx's sub_filter over all 500 events would
+# make nginx itself the bottleneck (~300 streams/s instead of ~9,000).
+ID_PREFIX = b'"id":"chatcmpl-'
+UNIQUE_ID_PATHS = ("v1/chat/completions", "chat1k/v1/chat/completions", "chat4k/v1/chat/completions",
+                   *(f"{prefix}/v1/chat/completions" for prefix, _ in STREAM_PREFIXES.values()))
+
+
+def id_parts(body: bytes) -> tuple[bytes, bytes]:
+    """(head, rest) of a body around its first completion id's unique part."""
+    start = body.index(ID_PREFIX) + len(ID_PREFIX)
+    return body[:start], body[body.index(b'"', start):]
+
+
+def with_new_id(body: bytes, serial: int) -> bytes:
+    head, rest = id_parts(body)
+    return head + b"%032x" % serial + rest
+
+
+def write_tree(root: Path, *, split_ids: bool = False) -> Path:
+    """The bodies as files; with ``split_ids`` (nginx), a body with a completion id is written
+    without its head, which ``nginx_id_locations`` serves with a new id in front of it."""
     for rel, body in upstream_files().items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(body)
+        path.write_bytes(id_parts(body)[1] if split_ids and rel in UNIQUE_ID_PATHS else body)
     return root
+
+
+def nginx_id_locations() -> str:
+    """nginx locations that put each answer's head, with a new completion id, before its file."""
+    files = upstream_files()
+    blocks = []
+    for rel in UNIQUE_ID_PATHS:
+        head = id_parts(files[rel])[0].decode()
+        assert "'" not in head and "\\" not in head and "$" not in head
+        kind = "default_type text/event-stream;\n            add_header Cache-Control no-cache;\n            " \
+            if rel.startswith("sse") else ""
+        blocks.append(
+            f"        location = /{rel} {{\n            {kind}error_page 405 =200 $uri;\n"
+            f"            add_before_body /new-id/{rel};\n        }}\n"
+            f"        location = /new-id/{rel} {{\n            internal;\n"
+            f"            return 200 '{head}$request_id';\n        }}\n")
+    return "".join(blocks)
 
 
 # the model each front-end scenario names (its upstream answer is chat's or sse500's)

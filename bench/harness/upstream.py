@@ -15,7 +15,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.bodies import write_tree
+from harness.bodies import nginx_id_locations, write_tree
 from harness.procs import Proc, free_port
 
 BENCH = Path(__file__).resolve().parent.parent
@@ -65,13 +65,14 @@ def start_upstream(tmp: Path, cpus: str | None, *, prefer_nginx: bool = True) ->
 def _start_nginx(nginx: str, tmp: Path, cpus: str | None, fake: Proc, fake_port: int) -> tuple[str, list[Proc]]:
     prefix = tmp / "nginx"
     prefix.mkdir(parents=True, exist_ok=True)
-    bodies = write_tree(prefix / "bodies")
+    bodies = write_tree(prefix / "bodies", split_ids=True)
     port = free_port()
     conf = TEMPLATE.read_text()
     # as root, nginx's workers would run as nobody, who may not read a private temp dir
     user = "user root;" if os.geteuid() == 0 else ""
     for key, value in {"@PREFIX@": str(prefix), "@BODIES@": str(bodies), "@PORT@": str(port),
-                       "@TTFB_PORT@": str(fake_port), "@USER@": user}.items():
+                       "@TTFB_PORT@": str(fake_port), "@USER@": user,
+                       "@ID_LOCATIONS@": nginx_id_locations()}.items():
         conf = conf.replace(key, value)
     (prefix / "nginx.conf").write_text(conf)
     proc = Proc("nginx", [nginx, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-g", "daemon off;"],

@@ -18,7 +18,7 @@ from pathlib import Path
 import httptools
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness.bodies import sse_event, upstream_files
+from harness.bodies import UNIQUE_ID_PATHS, sse_event, upstream_files, with_new_id
 
 TTFB_CHUNKS = 5
 
@@ -27,6 +27,8 @@ class Handler(asyncio.Protocol):
     """One connection: parse requests with httptools, answer each from the body table."""
 
     files: dict[bytes, bytes] = {}
+    # the paths whose answers get a completion id of their own (bodies.UNIQUE_ID_PATHS)
+    new_ids = frozenset(p.encode() for p in UNIQUE_ID_PATHS)
     ttfb_delay = 1.0
     accepts = 0
     requests = 0
@@ -56,7 +58,8 @@ class Handler(asyncio.Protocol):
             self._send(200, b"text/plain", self._status())
         elif path in self.files:
             kind = b"text/event-stream" if path.startswith(b"sse") else b"application/json"
-            self._send(200, kind, self.files[path])
+            body = self.files[path]
+            self._send(200, kind, with_new_id(body, Handler.requests) if path in self.new_ids else body)
         else:
             self._send(404, b"application/json", b'{"error":{"message":"no such path","type":"not_found"}}')
 

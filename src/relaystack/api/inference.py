@@ -135,6 +135,7 @@ class InferenceRoutes:
             raw = await read_body(scope, receive, self.settings.max_body_bytes, self.settings.body_timeout_s)
             body = parse_json_object(raw)
             ctx.model = kind.check(body)
+            ctx.note_size(len(raw), body)
             ctx.stream = body.get("stream") is True and kind is not EMBEDDINGS
             ctx.provider_data = provider_data_header(scope)
             if ctx.provider_data:
@@ -250,7 +251,8 @@ class InferenceRoutes:
         if keep:
             if reply.hidden is not None:
                 keep.append(hidden)
-            await self._store_stream(b"".join(keep), body, ctx.model or "")
+            events = b"".join(keep)
+            await self._store_stream(reply.stored_form(events) if reply.stored_form else events, body, ctx.model or "")
         await self.gate.settle(ctx)
         await send({"type": "http.response.body", "body": done, "more_body": False})
 
