@@ -33,7 +33,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from harness.bodies import request_body, upstream_files  # noqa: E402
+from harness.bodies import UNIQUE_ID_PATHS, request_body, upstream_files, with_new_id  # noqa: E402
 from harness.scenarios import ENDPOINTS, MODELS  # noqa: E402
 
 try:
@@ -82,16 +82,16 @@ class MemoryUpstream:
     async def send(self, request: Any) -> _Answer:
         path = request.url.split("//", 1)[1].split("/", 1)[1]
         body = self.files[path]
-        if not path.startswith("sse"):
-            return _Answer(body, "application/json")
-        if not self.unique_ids:
-            return _Answer(body, "text/event-stream")
-        # a new id in the first event (the stored row's id), as a real upstream sends: every
-        # stored stream is a new row instead of an update of one (no copy of the body)
+        kind = "text/event-stream" if path.startswith("sse") else "application/json"
+        if not self.unique_ids or path not in UNIQUE_ID_PATHS:
+            return _Answer(body, kind)
+        # a new completion id, as a real upstream (and the bench's nginx) sends: every stored answer
+        # is a new row instead of an update of one. A stream's first event only (no copy of the body)
         self.streams += 1
+        if kind == "application/json":
+            return _Answer(with_new_id(body, self.streams), kind)
         cut = body.index(b"\n\n") + 2
-        first = body[:cut].replace(b'"id":"chatcmpl-bench"', b'"id":"chatcmpl-%09d"' % self.streams, 1)
-        return _Answer(body, "text/event-stream", first, cut)
+        return _Answer(body, kind, with_new_id(body[:cut], self.streams), cut)
 
     async def aclose(self) -> None:
         return None
@@ -202,9 +202,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="cProfile each scenario once more")
     parser.add_argument("--top", type=int, default=35)
-    parser.add_argument("--unique-ids", action="store_true",
-                        help="each stream a new completion id (a new stored row, as in real traffic; the bench's "
-                             "fixed bodies update one row)")
+    parser.add_argument("--fixed-ids", dest="unique_ids", action="store_false",
+                        help="every answer the body's one completion id (the store updates one row) instead of a "
+                             "new id per answer, as a real upstream and the bench's nginx send")
     args = parser.parse_args()
     try:
         import uvloop
