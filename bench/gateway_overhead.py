@@ -32,7 +32,6 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HEADER_RE, HEADER_VALUE_RE
 
 from relaystack import telemetry
-from relaystack.api.inference import _routing_headers, _with_limits
 from relaystack.context import RequestContext
 from relaystack.gateway.build import GatewayParts, build_gateway
 from relaystack.gateway.keys import new_key
@@ -91,7 +90,7 @@ class Case:
         gate.begin_settle(ctx)
         await self.store.put_completion(data, MESSAGES)
         await gate.settle(ctx)
-        encode_headers([*JSON_HEADERS, *_with_limits(ctx, _routing_headers(ctx))])
+        encode_headers([*JSON_HEADERS, *ctx.with_limit_headers(ctx.routing_headers())])
         telemetry.current().request_done(PATH, ctx)
 
     async def run(self, n: int, conc: int) -> tuple[float, float]:
