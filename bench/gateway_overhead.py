@@ -94,7 +94,11 @@ class Case:
         gate.begin_settle(ctx)
         await self.store.put_completion(data, MESSAGES)
         await gate.settle(ctx)
-        encode_headers([*JSON_HEADERS, *ctx.routing_headers()], ctx.limit_lines())
+        limit_lines = getattr(ctx, "limit_lines", None)  # None: a relaystack from before them (pairs only)
+        if limit_lines is not None:
+            encode_headers([*JSON_HEADERS, *ctx.routing_headers()], limit_lines())
+        else:
+            encode_headers([*JSON_HEADERS, *ctx.with_limit_headers(ctx.routing_headers())])
         telemetry.current().request_done(PATH, ctx)
 
     async def run(self, n: int, conc: int) -> tuple[float, float]:

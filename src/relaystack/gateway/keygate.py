@@ -124,27 +124,23 @@ class KeyGate:
                 if len(self._asks) > 10_000:
                     self._asks.clear()
                 self._asks[(key.id, model)] = ask
-        caller = Caller(key)
         # usage is accounted for streams too: the upstream is asked for it (the client is shown it
         # only if it asked itself)
         ctx.usage_wanted = True
         limits = ask[1]
-        if limits.windows or limits.slots:
-            if self._admit_fast is not None:
-                refused, requests, tokens = self._admit_fast(limits)
-                if refused is not None:
-                    raise _refusal(key, refused)
-            else:
-                outcome = await self.counters.admit(limits)
-                if not outcome.allowed:
-                    raise _refusal(key, outcome)
-                requests, tokens = _tightest(outcome.states)
-            caller.slots = limits.slot_names
-            caller.token_windows = limits.token_windows
-            caller.limited = True
-            caller.requests_seen = requests
-            caller.tokens_seen = tokens
-        ctx.principal = caller
+        if not limits.windows and not limits.slots:
+            ctx.principal = Caller(key)
+            return
+        if self._admit_fast is not None:
+            refused, requests, tokens = self._admit_fast(limits)
+            if refused is not None:
+                raise _refusal(key, refused)
+        else:
+            outcome = await self.counters.admit(limits)
+            if not outcome.allowed:
+                raise _refusal(key, outcome)
+            requests, tokens = _tightest(outcome.states)
+        ctx.principal = Caller(key, limits.slot_names, limits.token_windows, True, requests, tokens)
 
     def begin_settle(self, ctx: RequestContext) -> None:
         caller = ctx.principal
