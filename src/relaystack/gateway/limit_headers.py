@@ -27,8 +27,8 @@ _NAMES = {
 }
 _LIMIT_REQUESTS, _REMAINING_REQUESTS, _RESET_REQUESTS = _NAMES["requests"]
 _LIMIT_TOKENS, _REMAINING_TOKENS, _RESET_TOKENS = _NAMES["tokens"]
-# "1s" .. "59s": a window in use resets within its minute; formatted once, not once a request
-_WHOLE_SECONDS = tuple(b"%ds" % s for s in range(60))
+# "1s" .. "59s", "1m0s": a per-minute window resets within its minute; formatted once, not once a request
+_WHOLE_SECONDS = (*(b"%ds" % s for s in range(60)), b"1m0s")
 
 
 def header_pairs(requests: Reported | None, tokens: Reported | None) -> list[tuple[bytes, bytes]]:
@@ -71,7 +71,7 @@ def reset(seconds: float) -> bytes:
     """``duration`` as bytes; the common cases (a window in use: under a minute) without divisions."""
     if seconds < 1:
         return b"%dms" % round(seconds * 1000) if seconds > 0 else b"0ms"
-    if seconds <= 59:
+    if seconds <= 60:
         return _WHOLE_SECONDS[math.ceil(seconds)]
     return duration(seconds).encode()
 
