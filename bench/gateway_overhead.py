@@ -6,9 +6,10 @@ Per request, what ``api/app.py`` and ``api/inference.py`` do around a JSON chat 
   off      the gate of ``bench/configs/relaystack-off.yaml``: OpenGate, no /metrics; the
            completion stored (SQLite, group-committed)
   gateway  ``relaystack-gateway.yaml``'s: the guard (a cached virtual key), admit (limits: rpm,
-           tpm, concurrency; a budget), the usage write riding with the completion's commit,
-           settle, the x-ratelimit-* headers (rendered as the lines relaystack's server appends
-           to the head it writes, the other headers checked as uvicorn checks them), /metrics' tallies
+           tpm, concurrency; a budget, with the request's estimated cost held), the usage write
+           riding with the completion's commit, settle, the x-ratelimit-* headers (rendered as the
+           lines relaystack's server appends to the head it writes, the other headers checked as
+           uvicorn checks them), /metrics' tallies
 
 CPU is the process's (the event loop and the store's writer thread); wall time is shown too.
 The difference is the gateway layer's own cost per request; bench/run.py's
@@ -43,6 +44,7 @@ ADMIN_KEY = "bench-admin-key-" + "0" * 24
 MODEL, PROVIDER, PATH = "bench-chat", "up", "/v1/chat/completions"
 USAGE = {"prompt_tokens": 12, "completion_tokens": 16, "total_tokens": 28}
 MESSAGES = [{"role": "user", "content": "hi"}]
+BODY = {"model": MODEL, "messages": MESSAGES, "max_tokens": 16}
 JSON_HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"512")]
 
 
@@ -86,6 +88,7 @@ class Case:
         gate = self.parts.gate
         ctx = RequestContext("chat")
         ctx.model = MODEL
+        ctx.note_size(90, BODY)  # what the route notes: the budget holds an estimate from it
         await gate.admit(scope, ctx)
         ctx.provider_id, ctx.attempts = PROVIDER, 1
         data = completion(next(self.ids))
@@ -98,7 +101,7 @@ class Case:
         if limit_lines is not None:
             encode_headers([*JSON_HEADERS, *ctx.routing_headers()], limit_lines())
         else:
-            encode_headers([*JSON_HEADERS, *ctx.with_limit_headers(ctx.routing_headers())])
+            encode_headers(ctx.answer_headers(list(JSON_HEADERS)))
         telemetry.current().request_done(PATH, ctx)
 
     async def run(self, n: int, conc: int) -> tuple[float, float]:

@@ -8,7 +8,8 @@ bench's 500-event stream (the sse500 body, ~100 KB), as CPU time per stream (bes
 
 Rows: what the relay did before it checked anything (the byte edits alone), the candidate
 checks alone (the careful one, ``decode_plain_block``, and the one the relay uses now,
-``StreamCheck``: text events proven against a template of the first), and the relay's whole
+``StreamCheck``: text events proven against a template of the first, by the C accelerator
+``relaystack._textscan`` and by the pure-Python fallback), and the relay's whole
 per-block work now (``SSERelay._process``: check, usage,
 finish, model id, secret scan) with and without a caller model id that differs from the
 upstream's. Results and the choice are in bench/README.md ("Checking every streamed event").
@@ -21,7 +22,8 @@ import operator
 import sys
 import time
 import timeit
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness.bodies import sse_body
+from relaystack import text_template
 from relaystack.chunk_shape import CHUNK_DECODER, Chunk, StreamCheck, decode_plain_block
 from relaystack.providers.sse_relay import RelayRules, SSERelay
 from relaystack.redaction import Redactor
@@ -55,6 +58,26 @@ def _python_shape_check(chunks: list[Any]) -> None:
                 content = delta.get("content")
                 if content is not None and type(content) is not str:
                     raise ValueError("content")
+
+
+@contextmanager
+def pure_python() -> Iterator[None]:
+    """Readers made inside use the pure-Python template proof (they pick theirs when made)."""
+    accel, text_template.ACCEL = text_template.ACCEL, None
+    try:
+        yield
+    finally:
+        text_template.ACCEL = accel
+
+
+def checker(python: bool) -> Callable[[], StreamCheck]:
+    def make() -> StreamCheck:
+        if not python:
+            return StreamCheck()
+        with pure_python():
+            return StreamCheck()
+
+    return make
 
 
 def cases(block: bytes) -> dict[str, Callable[[], object]]:
@@ -91,20 +114,23 @@ def cases(block: bytes) -> dict[str, Callable[[], object]]:
     def msgspec_block() -> object:
         return decode_plain_block(block)
 
-    def template_first() -> object:  # a stream's first block: learns the template, proves the rest
-        return StreamCheck().plain_block(block)
+    def template_first(python: bool) -> Callable[[], object]:  # a stream's first block: learns, proves the rest
+        make = checker(python)
+        return lambda: make().plain_block(block)
 
-    known = StreamCheck()
-    known.plain_block(block)
+    def template_known(python: bool) -> Callable[[], object]:  # a later block: the template is known
+        known = checker(python)()
+        known.plain_block(block)
+        return lambda: known.plain_block(block)
 
-    def template_known() -> object:  # a later block: the template is known
-        return known.plain_block(block)
-
-    def relay(caller: str, secret: str | None) -> Callable[[], object]:
+    def relay(caller: str, secret: str | None, python: bool = False) -> Callable[[], object]:
         redactor = Redactor([secret] if secret else [])
 
         def run() -> object:
             rules = RelayRules(caller, redactor=redactor)
+            if python:
+                with pure_python():
+                    return SSERelay(None, rules)._process(block)  # type: ignore[arg-type]
             return SSERelay(None, rules)._process(block)  # type: ignore[arg-type]
 
         return run
@@ -124,9 +150,12 @@ def cases(block: bytes) -> dict[str, Callable[[], object]]:
         "msgspec Chunk, each event (decode only)": msgspec_each,
         "msgspec Chunk, one array (not per-event)": msgspec_array,
         "before: split + line check + msgspec each": msgspec_block,
-        "now: template check, first block (learns)": template_first,
-        "now: template check, template known": template_known,
+        "template check, Python, first block (learns)": template_first(True),
+        "template check, Python, template known": template_known(True),
+        "now: template check, C, first block (learns)": template_first(False),
+        "now: template check, C, template known": template_known(False),
         "usage scan of decoded chunks": usage_scan,
+        "relay, Python proof: same model id, no key": relay(MODEL, None, python=True),
         "relay now: same model id, no key": relay(MODEL, None),
         "relay now: same model id, 1 key scanned": relay(MODEL, CANARY),
         "relay now: caller id differs, 1 key": relay("provider/" + MODEL, CANARY),
@@ -140,7 +169,8 @@ def main() -> None:
     args = parser.parse_args()
     body = sse_body(MODEL, args.events)
     block = body[: -len(b"data: [DONE]\n\n")]
-    print(f"{args.events} events, {len(block):,} bytes, one block; CPU time per stream, best of {args.runs}")
+    print(f"{args.events} events, {len(block):,} bytes, one block; CPU time per stream, best of {args.runs}; "
+          f"template proof: {text_template.accelerator()}")
     for name, fn in cases(block).items():
         number = 50
         best = min(timeit.repeat(fn, number=number, repeat=args.runs, timer=time.process_time)) / number

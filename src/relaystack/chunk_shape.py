@@ -15,19 +15,36 @@ probe string in the hole decodes to the same ``Chunk`` with the probe as its con
 events that are the template with a JSON string in the hole (one comparison, one ``orjson.loads``
 of the holes as an array of strings) is then that ``Chunk`` but for its content: valid, with the
 same usage and finish reason. Everything else is decoded event by event as before.
+
+With the C accelerator (``text_template.ACCEL``) a block is walked instead of split: the C module
+proves a stretch of template events in place and says where it stopped; the event there is
+decoded, and the walk goes on. The relay then gets the count of events and their chunks, and the
+payloads only if it asks for them (``BlockEvents``: split on first use, which the usual block never
+needs).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, overload
 
 import msgspec
 
+from relaystack import text_template
 from relaystack.sse import plain_payloads
-from relaystack.text_template import PROBE, Template, decoded_runs, find_template, split_events, stretches
+from relaystack.text_template import (
+    PROBE,
+    Template,
+    decoded_runs,
+    event_at,
+    find_template,
+    split_events,
+    stretches,
+)
 
-__all__ = ["CHUNK_DECODER", "Chunk", "ChunkProblem", "StreamCheck", "decode_event", "decode_plain_block"]
+__all__ = ["CHUNK_DECODER", "BlockEvents", "Chunk", "ChunkProblem", "StreamCheck", "decode_event",
+           "decode_plain_block"]
 
 # events of a block decoded one by one while there is no template (a stream's first events)
 _PEEK = 4
@@ -101,6 +118,37 @@ def decode_plain_block(block: bytes) -> tuple[list[bytes], list[Chunk]] | None:
         return None
 
 
+class BlockEvents(Sequence[bytes]):
+    """The payloads of a checked block of ``count`` one-line events, split only if they are read."""
+
+    __slots__ = ("_block", "_count", "_events")
+
+    def __init__(self, block: bytes, count: int) -> None:
+        self._block = block
+        self._count = count
+        self._events: list[bytes] | None = None
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes]: ...
+    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
+        return self._split()[index]
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._split())
+
+    def _split(self) -> list[bytes]:
+        if self._events is None:
+            events = split_events(self._block)
+            assert events is not None and len(events) == self._count, "a checked block splits into its events"
+            self._events = events
+        return self._events
+
+
 class StreamCheck:
     """One stream's check of its plain blocks: ``plain_block`` is ``decode_plain_block`` with the
     stream's text events proven against a template instead of decoded one by one.
@@ -109,18 +157,21 @@ class StreamCheck:
     every field but the content is the event's own, and the relay reads only usage and finish
     reasons from them."""
 
-    __slots__ = ("_chunk", "_misses", "template")
+    __slots__ = ("_chunk", "_misses", "_scan", "template")
 
     def __init__(self) -> None:
         self.template: Template | None = None
         self._chunk: Chunk | None = None
         self._misses = 0
+        self._scan = text_template.ACCEL.prove_run if text_template.ACCEL is not None else None
 
-    def plain_block(self, block: bytes) -> tuple[list[bytes], list[Chunk]] | None:
+    def plain_block(self, block: bytes) -> tuple[Sequence[bytes], list[Chunk]] | None:
         """The payloads and chunks of a block whose every event is one ``data: `` line holding a valid
         chunk; None for any other block (the caller reads that one event by event)."""
         if self.template is None and self._misses >= _MAX_MISSES:
             return decode_plain_block(block)
+        if self._scan is not None:
+            return self._walk(block)
         events = split_events(block)
         if events is None:
             return None
@@ -139,24 +190,67 @@ class StreamCheck:
             return None
         return events, chunks
 
+    def _walk(self, block: bytes) -> tuple[Sequence[bytes], list[Chunk]] | None:
+        """``plain_block`` with the C accelerator: stretches of template events proven in place, the
+        events between them decoded one by one (each checked for a line break: one line each)."""
+        if not (block.startswith(b"data: ") and block.endswith(b"\n\n")):
+            return None
+        assert self._scan is not None
+        chunks: list[Chunk] = []
+        at, size, peeked, proven, after_template = 6, len(block), 0, 0, 0
+        try:
+            while at < size:
+                template = self.template
+                if template is not None:
+                    count, at = self._scan(block, at, template.before, template.after)
+                    if count:
+                        assert self._chunk is not None
+                        chunks += [self._chunk] * count
+                        proven += count
+                        after_template += count
+                        if at >= size:
+                            break
+                    after_template += 1
+                payload, at = event_at(block, at)
+                _decode_lines([payload], chunks)
+                if self.template is None and peeked < _PEEK:
+                    peeked += 1
+                    self._learn_from(payload, chunks[-1])
+        except ChunkProblem:
+            return None
+        self._note_proof(proven, after_template)
+        return BlockEvents(block, len(chunks)), chunks
+
+    def _learn_from(self, payload: bytes, chunk: Chunk) -> None:
+        """Keeps the template of ``payload`` (decoded as ``chunk``) if it is a plain text event that has one."""
+        text = _text_of(chunk)
+        if not text:
+            return
+        self.template = find_template(payload, text, partial(_probe_fits, chunk=chunk))
+        if self.template is None:
+            self._misses += 1
+        else:
+            self._chunk = chunk
+
+    def _note_proof(self, proven: int, events: int) -> None:
+        """A block of several events after the template, none of them proven, is a miss."""
+        if not proven and events > 1:
+            self._misses += 1
+            if self._misses >= _MAX_MISSES:
+                self.template = None  # this upstream's events differ in more than their text
+
     def _learn(self, events: list[bytes], chunks: list[Chunk]) -> list[bytes]:
         """Decodes the first events one by one until one teaches the template; returns the rest."""
         taken = 0
         while taken < min(_PEEK, len(events)) and self.template is None:
             _decode_lines(events[taken : taken + 1], chunks)
-            text = _text_of(chunks[-1])
-            if text:
-                self.template = find_template(events[taken], text, partial(_probe_fits, chunk=chunks[-1]))
-                if self.template is None:
-                    self._misses += 1
-                else:
-                    self._chunk = chunks[-1]
+            self._learn_from(events[taken], chunks[-1])
             taken += 1
         return events[taken:]
 
     def _prove(self, events: list[bytes], source: tuple[bytes, int], template: Template, shape: Chunk,
                chunks: list[Chunk]) -> None:
-        took = False
+        took = 0
         for start, end, holes in stretches(events, template, *source):
             if holes is None:
                 _decode_lines(events[start:end], chunks)
@@ -165,12 +259,9 @@ class StreamCheck:
                 if texts is None:
                     _decode_lines(events[start + first : start + last], chunks)
                 else:
-                    took = True
+                    took += last - first
                     chunks.extend([shape] * (last - first))
-        if not took and len(events) > 1:
-            self._misses += 1
-            if self._misses >= _MAX_MISSES:
-                self.template = None  # this upstream's events differ in more than their text
+        self._note_proof(took, len(events))
 
 
 def _decode_lines(payloads: list[bytes], chunks: list[Chunk]) -> None:

@@ -19,6 +19,7 @@ from relaystack.config import RunConfig, load_run_config
 from relaystack.errors import ConfigError
 from relaystack.logs import LOG_FORMATS, LOG_LEVELS, configure_logging
 from relaystack.recording.settings import RecordMode
+from relaystack.text_template import accelerator
 
 __all__ = ["main"]
 
@@ -46,7 +47,9 @@ class _OneLineErrors(click.Group):
 
 
 @click.group(cls=_OneLineErrors)
-@click.version_option(__version__, prog_name="relaystack")
+# which implementation proves streamed text events: "c" (built at install) or "python" (the fallback)
+@click.version_option(__version__, prog_name="relaystack",
+                      message=f"%(prog)s %(version)s (stream template proof: {accelerator()})")
 def cli() -> None:
     """relaystack: an OpenAI- and llama-stack-compatible inference server."""
 

@@ -66,6 +66,10 @@ class RequestContext:
     # X-Relaystack-Max-Attempts: the client caps this request's attempts (1: no retry, no fallback)
     max_attempts: int | None = None
     stream: bool = False
+    # what a budgeted key's request is estimated to cost from before it runs (see gateway/holds.py):
+    # the request body's size and the output tokens it asked for at most
+    request_bytes: int = 0
+    max_output_tokens: int | None = None
     # the answer's usage; for a stream, its last usage-carrying chunk's (read once it ended)
     usage: dict[str, Any] | None = None
     status: int | None = None
@@ -73,6 +77,13 @@ class RequestContext:
     error_code: str | None = None
     # extra fields a layer wants on the request's access line (e.g. the router's attempts)
     log_fields: dict[str, Any] | None = None
+
+    def note_size(self, request_bytes: int, body: dict[str, Any]) -> None:
+        """The request's size and its output cap: chat's ``max_completion_tokens`` or ``max_tokens``
+        (Messages' too), or Responses' ``max_output_tokens``."""
+        self.request_bytes = request_bytes
+        cap = body.get("max_completion_tokens") or body.get("max_tokens") or body.get("max_output_tokens")
+        self.max_output_tokens = cap if cap.__class__ is int and cap > 0 else None
 
     def routing_headers(self) -> list[tuple[bytes, bytes]]:
         """Which provider (and deployment) answered, after how many attempts."""

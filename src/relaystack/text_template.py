@@ -18,17 +18,51 @@ translation (``frontends/text_runs.py``). Anything the proof does not cover (an 
 differs from the template in any byte outside the hole, a hole that is not one JSON string, a
 hole ending in a backslash) is left to the reader's careful path. Pure functions on bytes,
 importable from any layer.
+
+The same proof has a C implementation, ``relaystack._textscan`` (built by ``hatch_build.py`` when a
+compiler is there): it walks a block from an event's start, proving events one after the other
+(template bytes compared in place, each hole validated as a JSON string's inside) and stops at the
+first event that is not one, with no Python object per event. ``ACCEL`` is that module, or None
+(not built, or ``RELAYSTACK_NO_ACCEL=1``): the readers then use the pure-Python functions here,
+which are the reference the C module is tested against.
 """
 
 from __future__ import annotations
 
+import logging
 import operator
+import os
 from collections.abc import Callable, Iterator
+from types import ModuleType
 
 import orjson
 
-__all__ = ["BOUNDARY", "PROBE", "Template", "decode_holes", "decoded_runs", "find_template", "framed",
-           "split_events", "stretches"]
+__all__ = ["ACCEL", "BOUNDARY", "PROBE", "Template", "accelerator", "decode_holes", "decoded_runs", "event_at",
+           "find_template", "framed", "split_events", "stretches"]
+
+_log = logging.getLogger(__name__)
+
+
+def _load_accelerator() -> ModuleType | None:
+    """The C module, unless it was not built or ``RELAYSTACK_NO_ACCEL`` asks for the pure-Python path."""
+    if os.environ.get("RELAYSTACK_NO_ACCEL", "") not in ("", "0"):
+        _log.debug("stream template proof: pure Python (RELAYSTACK_NO_ACCEL is set)")
+        return None
+    try:
+        from relaystack import _textscan
+    except ImportError:
+        _log.debug("stream template proof: pure Python (the C accelerator is not built)")
+        return None
+    _log.debug("stream template proof: C (relaystack._textscan)")
+    return _textscan
+
+
+ACCEL = _load_accelerator()
+
+
+def accelerator() -> str:
+    """Which implementation proves template events: ``"c"`` or ``"python"``."""
+    return "python" if ACCEL is None else "c"
 
 BOUNDARY = b"\n\ndata: "  # between two events of a block of one-line events
 _DATA = b"data: "
@@ -163,6 +197,15 @@ def split_events(block: bytes) -> list[bytes] | None:
     events[0] = events[0][6:]
     events[-1] = events[-1][:-2]
     return events
+
+
+def event_at(block: bytes, at: int) -> tuple[bytes, int]:
+    """The payload of the event starting at ``at`` in a block of one-line events, and where the next
+    one starts (``len(block)`` after the last): the bytes ``split_events`` gives that event."""
+    found = block.find(BOUNDARY, at)
+    if found < 0:
+        return block[at:-2], len(block)
+    return block[at:found], found + len(BOUNDARY)
 
 
 def framed(payloads: list[bytes]) -> bytes:

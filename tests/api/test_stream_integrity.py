@@ -77,12 +77,31 @@ def stored_ids(stack: Stack) -> set[str]:
 
 @pytest.mark.parametrize("where", ["first", "middle", "last"])
 @pytest.mark.parametrize("name", sorted(BAD_EVENTS))
-def test_a_malformed_event_fails_the_stream_and_nothing_is_stored(stack: Stack, name: str, where: str) -> None:
+def test_a_malformed_event_fails_the_stream_and_nothing_is_stored(
+    either_proof_stack: Stack, name: str, where: str
+) -> None:
+    stack = either_proof_stack
     cid = f"chat-bad-{abs(hash((name, where)))}"
     events = good(300, cid)
     at = {"first": 0, "middle": 150, "last": 300}[where]
     events.insert(at, BAD_EVENTS[name])
     # one write: the whole stream arrives as one or two large blocks (an event early in a block)
+    stack.fake.stream_raw_next(b"".join(events) + finish(cid))
+    response = httpx.post(f"{stack.base_url}/v1/chat/completions",
+                          json={"model": CHAT_MODEL, "messages": HELLO, "stream": True})
+    assert last_error(response)["code"] == "upstream_malformed_event"
+    assert cid not in stored_ids(stack)
+
+
+@pytest.mark.parametrize("hole", [b"tab\there", b"\xff", b"\xed\xa0\x80", b"\\ud800", b'a"b', b"a\\", b"\\x41"])
+def test_a_malformed_text_event_shaped_as_the_others_fails_the_stream(either_proof_stack: Stack, hole: bytes) -> None:
+    """The template's bytes around a hole that is not one JSON string, amid 300 text events proven
+    against the template: the stream fails, nothing invalid reaches the client, nothing is stored."""
+    stack = either_proof_stack
+    cid = f"chat-bad-hole-{abs(hash(hole))}"
+    events = good(300, cid)
+    events[150] = chunk(150, cid=cid).replace(b'"t150 "', b'"' + hole + b'"')
+    assert events[150] != chunk(150, cid=cid)
     stack.fake.stream_raw_next(b"".join(events) + finish(cid))
     response = httpx.post(f"{stack.base_url}/v1/chat/completions",
                           json={"model": CHAT_MODEL, "messages": HELLO, "stream": True})

@@ -16,6 +16,7 @@ import pytest
 from gateway_helpers import ADMIN_KEY, GatewayStack, bearer, chat
 
 from support.stack import CHAT_MODEL, EMBED_MODEL
+from support.waiting import clear_of_window_edge
 
 
 def client(stack: GatewayStack, key: str) -> openai.OpenAI:
@@ -305,6 +306,7 @@ async def _concurrent(base_url: str, key: str, count: int, **body: object) -> li
 
 
 def test_200_concurrent_requests_against_rpm_50_admit_exactly_50(gateway: GatewayStack) -> None:
+    clear_of_window_edge(60.0, margin_s=10.0)  # exact counts of one fixed window
     _, key = gateway.create_key(limits={"rpm": 50})
     responses = asyncio.run(_concurrent(gateway.base_url, key, 200))
     statuses = [r.status_code for r in responses]

@@ -9,6 +9,13 @@ import pytest
 from relaystack.state import LocalState, SharedState
 from relaystack.state.redis import RedisState
 from support.backends import REDIS_URL, delete_redis_prefix, new_redis_prefix, redis_or_skip
+from support.waiting import clear_of_window_edge
+
+
+@pytest.fixture(autouse=True)
+def _clear_of_a_minute_edge() -> None:
+    """Counts of a 60 s window are read exactly only away from the window's edge."""
+    clear_of_window_edge(60.0)
 
 
 @pytest.fixture

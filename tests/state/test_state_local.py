@@ -100,20 +100,19 @@ def _two_deployments() -> dict[str, object]:
     (_two_deployments(), "deployment cooldowns"),
 ])
 def test_a_postgres_deployment_with_a_feature_to_share_refuses_to_start_without_redis(
-    extra: dict[str, object], named: str, monkeypatch: pytest.MonkeyPatch,
+    extra: dict[str, object], named: str,
 ) -> None:
     from relaystack.api.app import create_app
     from relaystack.config import parse_config
 
-    monkeypatch.setenv("RELAYSTACK_ADMIN_KEY", "a" * 32)
-    monkeypatch.setenv("RELAYSTACK_KEY_SECRET", "s" * 32)
+    keys = {"RELAYSTACK_ADMIN_KEY": "a" * 32, "RELAYSTACK_KEY_SECRET": "s" * 32}
     raw = {"providers": {"inference": []}, **extra, "storage": {"backend": "postgres"}}
     with pytest.raises(ConfigError) as caught:
-        create_app(parse_config(raw, env={}), environ={"RELAYSTACK_POSTGRES_DSN": "postgresql://db/r"})
+        create_app(parse_config(raw, env={}), environ={**keys, "RELAYSTACK_POSTGRES_DSN": "postgresql://db/r"})
     message = str(caught.value)
     assert named in message and "storage.backend: postgres" in message and "state.redis_url" in message
     # with Redis it starts, limits on Redis and cooldowns shared
-    app = create_app(parse_config(raw, env={}), environ={"RELAYSTACK_POSTGRES_DSN": "postgresql://db/r",
+    app = create_app(parse_config(raw, env={}), environ={**keys, "RELAYSTACK_POSTGRES_DSN": "postgresql://db/r",
                                                           "RELAYSTACK_REDIS_URL": "redis://cache:6379/0"})
     assert isinstance(app.state, RedisState)
     if "deployments" in str(extra):
@@ -130,11 +129,11 @@ def test_server_auth_on_postgres_needs_the_shared_key_secret(monkeypatch: pytest
     from relaystack.api.app import create_app
     from relaystack.config import parse_config
 
-    monkeypatch.setenv("RELAYSTACK_ADMIN_KEY", "a" * 32)
-    monkeypatch.delenv("RELAYSTACK_KEY_SECRET", raising=False)
+    monkeypatch.setenv("RELAYSTACK_KEY_SECRET", "s" * 32)  # the process's: not the environment the app was given
     raw = {"providers": {"inference": []}, "server": {"auth": {}}, "storage": {"backend": "postgres"}}
     with pytest.raises(ConfigError) as caught:
-        create_app(parse_config(raw, env={}), environ={"RELAYSTACK_POSTGRES_DSN": "postgresql://u:pw@db/r",
+        create_app(parse_config(raw, env={}), environ={"RELAYSTACK_ADMIN_KEY": "a" * 32,
+                                                        "RELAYSTACK_POSTGRES_DSN": "postgresql://u:pw@db/r",
                                                         "RELAYSTACK_REDIS_URL": "redis://cache:6379/0"})
     assert "RELAYSTACK_KEY_SECRET" in str(caught.value) and "pw" not in str(caught.value)
 

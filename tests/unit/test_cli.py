@@ -115,3 +115,4 @@ def test_help_and_version_still_exit_0(tmp_path: Path) -> None:
     assert run_cli(["run", "--help"], tmp_path).returncode == 0
     version = run_cli(["--version"], tmp_path)
     assert version.returncode == 0 and "relaystack" in version.stdout
+    assert "stream template proof: c" in version.stdout or "stream template proof: python" in version.stdout

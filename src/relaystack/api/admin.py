@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -19,18 +18,15 @@ from relaystack import __version__
 from relaystack.api.openapi import openapi_document
 from relaystack.api.validate import check_register, query_choice, query_int
 from relaystack.counters import COUNTERS
-from relaystack.errors import InvalidRequestError, NotFoundError, NotImplementedYetError, RelaystackError
+from relaystack.errors import NotFoundError, NotImplementedYetError, RelaystackError
 from relaystack.health import HealthBook
+from relaystack.json_routes import json_response, read_json_object
 from relaystack.registry import Registry
 from relaystack.storage.base import Store
 
-__all__ = ["AdminRoutes", "json_response"]
+__all__ = ["AdminRoutes", "error_response"]
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
-
-
-def json_response(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
 # llama-stack 0.7's admin namespace, served beside the /v1 routes
@@ -100,7 +96,7 @@ class AdminRoutes:
         return json_response((await self.registry.get_fresh(request.path_params["model_id"])).to_wire())
 
     async def register_model(self, request: Request) -> Response:
-        entry = await self.registry.register(check_register(await _json_body(request)))
+        entry = await self.registry.register(check_register(await read_json_object(request)))
         return json_response(entry.to_wire())
 
     async def unregister_model(self, request: Request) -> Response:
@@ -199,17 +195,6 @@ def _route_matches(path: str, wanted: str | None) -> bool:
     if deprecated:
         return False
     return wanted is None or path.startswith(f"/{wanted}/")
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    try:
-        data = orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequestError(f"The request body is not valid JSON: {exc.msg}.") from None
-    if not isinstance(data, dict):
-        raise InvalidRequestError("The request body must be a JSON object.")
-    return data
 
 
 def error_response(exc: RelaystackError) -> Response:

@@ -58,11 +58,15 @@ class RelaystackApp:
     def __init__(
         self, config: RunConfig, recording: RecordingSettings, store: Store | None,
         state: SharedState | None = None, workers: int | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         """``store`` holds registered models; it also stores chat completions unless
         ``storage.inference_store`` is false. ``state`` is the shared fast state (in-process
-        or Redis) for limits, cooldowns and invalidations."""
+        or Redis) for limits, cooldowns and invalidations. ``environ`` (default: the process's)
+        is where the gateway finds its admin key and key secret, so an app built for a given
+        environment never reads another one."""
         self.config = config
+        self._environ: Mapping[str, str] = os.environ if environ is None else environ
         self.recording = recording
         self.store = store
         self._workers = workers or config.server.workers
@@ -74,7 +78,9 @@ class RelaystackApp:
         self.shared_discovery: SharedDiscovery | None = None
         self.health = HealthBook()
         self.access_log = AccessLog(config.server.access_log)
-        self.state: SharedState = state if state is not None else open_state(config.state, shared_by=None)
+        self.state: SharedState = (
+            state if state is not None else open_state(config.state, shared_by=None, env=self._environ)
+        )
         # one index of the recordings folder for every provider (record and replay modes)
         self._recordings = recording_store(recording)
         self.providers = [self._build_provider(p.provider_id, p.provider_type, p.config)
@@ -82,6 +88,8 @@ class RelaystackApp:
         # every configured and environment key is scrubbed from every log line and error
         install_log_redaction()
         register_environment()
+        if environ is not None:
+            register_environment(environ)
         for provider in self.providers:
             PROCESS.add(provider.secrets(None))
         self.registry = Registry(self.providers, store, self.health)
@@ -152,7 +160,7 @@ class RelaystackApp:
             auth=server.auth, quota=server.quota, cors=server.cors, metrics=server.metrics, pricing=config.pricing,
             tracing=server.tracing, store=store, db_path=getattr(store, "path", None), prefixes=PREFIXES,
             provider_of=self._provider_of, is_local=local_ids.__contains__, local_providers=local,
-            workers=self._workers, router_stats=self.router.stats, state=self.state,
+            workers=self._workers, router_stats=self.router.stats, state=self.state, environ=self._environ,
         )
 
     def _provider_of(self, model: str) -> str | None:
@@ -387,7 +395,7 @@ def create_app(
     )
     store = _make_store(config, env)
     state = open_state(config.state, shared_by=_shared_by(config, workers), needed_by=needs_of(config), env=env)
-    return RelaystackApp(config, recording, store, state, workers)
+    return RelaystackApp(config, recording, store, state, workers, environ=env)
 
 
 def _shared_by(config: RunConfig, workers: int | None) -> str | None:

@@ -137,6 +137,7 @@ class InferenceRoutes:
             raw = await read_body(scope, receive, self.settings.max_body_bytes, self.settings.body_timeout_s)
             body = parse_json_object(raw)
             ctx.model = kind.check(body)
+            ctx.note_size(len(raw), body)
             ctx.stream = body.get("stream") is True and kind is not EMBEDDINGS
             ctx.provider_data = provider_data_header(scope)
             if ctx.provider_data:

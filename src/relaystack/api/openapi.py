@@ -127,11 +127,14 @@ def _frontend_paths(prefix: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+_BUDGET = {**_OBJ, "description": "{max_usd, period: day|week|month|total}: a request is a 429 budget_exceeded "
+                                   "once the period's spend plus what the key's requests in flight hold (their "
+                                   "estimated cost) reach max_usd"}
 _KEY = _request([], {
     "name": {"type": "string"}, "owner": {"type": "string"}, "team": {"type": "string"}, "metadata": _OBJ,
     "models": {"type": ["array", "null"], "items": {"type": "string"}},
     "providers": {"type": ["array", "null"], "items": {"type": "string"}},
-    "limits": _OBJ, "model_limits": _OBJ, "budget": _OBJ, "expires_at": {"type": ["integer", "null"]},
+    "limits": _OBJ, "model_limits": _OBJ, "budget": _BUDGET, "expires_at": {"type": ["integer", "null"]},
 })
 
 

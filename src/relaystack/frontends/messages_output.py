@@ -154,8 +154,10 @@ class MessagesStream:
         head = (b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
                 + str(self._index).encode() + b',"delta":{"type":"text_delta","text":"')  # fmt: skip
         tail = b'"}}\n\n'
-        pieces = encode_strings(run.texts) if run.raw is None else run.raw
-        self._out += (head, (tail + head).join(pieces), tail)  # joined once, by _flush
+        spliced = run.spliced(tail + head)
+        if spliced is None:
+            spliced = (tail + head).join(encode_strings(run.texts))
+        self._out += (head, spliced, tail)  # joined once, by _flush
 
     def feed(self, chunks: list[dict[str, Any]]) -> bytes:
         for chunk in chunks:

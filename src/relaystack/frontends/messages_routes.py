@@ -64,7 +64,7 @@ class MessagesRoutes:
     ) -> tuple[MessagesRequest, RequestContext] | None:
         ctx = RequestContext("chat", api="messages")
         try:
-            request = parse_messages_request(await self.frontend.read_json(scope, receive), count_only=count_only)
+            request = parse_messages_request(await self.frontend.read_json(scope, receive, ctx), count_only=count_only)
             ctx.model = request.model
             ctx.stream = request.stream
             await self.frontend.admit(_with_bearer(scope), ctx)

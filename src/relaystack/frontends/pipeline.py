@@ -59,9 +59,12 @@ class Frontend:
     # the access log and health book, as for the chat route
     on_end: RequestEnded | None = None
 
-    async def read_json(self, scope: Scope, receive: Receive) -> dict[str, Any]:
+    async def read_json(self, scope: Scope, receive: Receive, ctx: RequestContext) -> dict[str, Any]:
+        """The request's body, its size and output cap noted on ``ctx`` (a budget's estimate)."""
         raw = await read_body(scope, receive, self.settings.max_body_bytes, self.settings.body_timeout_s)
-        return parse_json_object(raw)
+        body = parse_json_object(raw)
+        ctx.note_size(len(raw), body)
+        return body
 
     async def admit(self, scope: Scope, ctx: RequestContext) -> None:
         """Per-request keys and faults from the headers, then the gate (auth, limits)."""

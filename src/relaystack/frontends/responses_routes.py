@@ -39,6 +39,7 @@ from relaystack.frontends.responses_output import (
 from relaystack.frontends.responses_request import ResponsesRequest, parse_responses_request
 from relaystack.frontends.responses_stream import ResponsesStream
 from relaystack.gateway.owner import owner_to_read, owner_to_record
+from relaystack.json_routes import json_response
 from relaystack.storage.base import ResponseStore
 from relaystack.telemetry import current as telemetry
 
@@ -72,12 +73,14 @@ class ResponsesRoutes:
     async def create(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = RequestContext("chat", api="responses")
         try:
-            request = parse_responses_request(await self.frontend.read_json(scope, receive))
+            request = parse_responses_request(await self.frontend.read_json(scope, receive, ctx))
             ctx.model = request.model
             ctx.stream = request.stream
             await self.frontend.admit(scope, ctx)
             prepared = await self._prepare(request, scope)
         except RelaystackError as exc:
+            # refused after admission (an unknown previous_response_id): give back what the gate holds
+            await self.frontend.settle(ctx, exc.status_code, None)
             await send_error(send, exc)
             self.frontend.ended(scope, ctx, exc)
             return
@@ -207,7 +210,7 @@ class ResponsesRoutes:
 
     async def get_response(self, request: Request) -> Response:
         stored = await self._require_store().get_response(request.path_params["response_id"], owner=_reader(request))
-        return _json_response(stored.response)
+        return json_response(stored.response)
 
     async def delete_response(self, request: Request) -> Response:
         response_id = request.path_params["response_id"]
@@ -215,7 +218,7 @@ class ResponsesRoutes:
         owner = _reader(request)
         if not await store.delete_response(response_id, owner=owner):
             await store.get_response(response_id, owner=owner)  # raises the store's 404
-        return _json_response({"id": response_id, "object": "response", "deleted": True})
+        return json_response({"id": response_id, "object": "response", "deleted": True})
 
     async def cancel_response(self, request: Request) -> Response:
         """Only a background response can be cancelled, and relaystack runs none: every stored
@@ -233,7 +236,7 @@ class ResponsesRoutes:
             after=query.get("after") or None, limit=_limit(query.get("limit")), model=query.get("model") or None,
             order=_order(query.get("order")), owner=_reader(request),
         )  # fmt: skip
-        return _json_response(page)
+        return json_response(page)
 
     async def list_input_items(self, request: Request) -> Response:
         stored = await self._require_store().get_response(request.path_params["response_id"], owner=_reader(request))
@@ -249,7 +252,7 @@ class ResponsesRoutes:
         end = ids.index(query["before"]) if query.get("before") else len(items)
         limit = _limit(query.get("limit"))
         page = items[start:end][:limit]
-        return _json_response({
+        return json_response({
             "object": "list",
             "data": page,
             "first_id": page[0].get("id") if page else None,
@@ -275,7 +278,3 @@ def _order(text: str | None) -> Any:
 
 def _reader(request: Request) -> str | None:
     return owner_to_read(request.scope)
-
-
-def _json_response(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")

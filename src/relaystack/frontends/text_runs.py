@@ -16,23 +16,28 @@ event by event as before: the fast path only ever takes events the careful path 
 text, and never yields a byte that is not JSON. An upstream whose events differ in more than
 the text (OpenAI's per-event ``obfuscation``, Together's ``token_id``) keeps the careful path: the
 reader drops a template that stopped matching.
+
+With the C accelerator (``text_template.ACCEL``) the block is walked instead of split: its
+``take_run`` proves a stretch of template events in place and hands back their holes joined by a
+line feed (which a valid hole never holds raw); the texts are decoded in one ``orjson.loads`` of
+the holes run together, and the events it stopped at go the careful way, as a block.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from relaystack import sse
+from relaystack import sse, text_template
 from relaystack.frontends.chat_reader import Block, ChatTurn, parse_block, plain_text
 from relaystack.text_template import (
     PROBE,
     Template,
     decode_holes,
     decoded_runs,
+    event_at,
     find_template,
     framed,
     split_events,
@@ -48,13 +53,31 @@ _PEEK = 4
 _MAX_MISSES = 3
 
 
-@dataclass(slots=True)
 class TextRun:
     """Plain text events in a row: their texts, and (from the fast path) each text as the upstream
-    escaped it, ready to be spliced into a JSON string (None: the translator encodes ``texts``)."""
+    escaped it, ready to be spliced into a JSON string (None: the translator encodes ``texts``).
 
-    texts: list[str]
-    raw: list[bytes] | None = None
+    The C path hands the pieces over joined by a line feed (``joined``: a byte no piece holds raw),
+    so a translator that writes them joined (``spliced``) never makes one object per event."""
+
+    __slots__ = ("_raw", "joined", "texts")
+
+    def __init__(self, texts: list[str], raw: list[bytes] | None = None, *, joined: bytes | None = None) -> None:
+        self.texts = texts
+        self._raw = raw
+        self.joined = joined
+
+    @property
+    def raw(self) -> list[bytes] | None:
+        if self._raw is None and self.joined is not None:
+            self._raw = self.joined.split(b"\n")
+        return self._raw
+
+    def spliced(self, between: bytes) -> bytes | None:
+        """The escaped pieces joined with ``between``; None when there are none (the careful path)."""
+        if self.joined is not None:
+            return self.joined.replace(b"\n", between)
+        return None if self._raw is None else between.join(self._raw)
 
 
 def learn_template(payload: bytes, chunk: dict[str, Any], text: str) -> Template | None:
@@ -84,10 +107,14 @@ class TextRuns:
         self.turn = turn
         self.template: Template | None = None
         self._misses = 0
+        self._take = text_template.ACCEL.take_run if text_template.ACCEL is not None else None
 
     def read(self, block: Block) -> Iterator[TextRun | dict[str, Any]]:
         if isinstance(block, list) or (self.template is None and self._misses >= _MAX_MISSES):
             yield from self._careful(block)
+            return
+        if self._take is not None:
+            yield from self._read_in_place(block)
             return
         events = split_events(block)  # each event's payload
         if events is None:
@@ -107,6 +134,23 @@ class TextRuns:
                 yield from self._careful(framed(events))
                 return
         yield from self._fast(events, self.template, block, at)
+
+    def _read_in_place(self, block: bytes) -> Iterator[TextRun | dict[str, Any]]:
+        """``read`` with the C accelerator: no split of the block, not even to learn the template."""
+        if not (block.startswith(b"data: ") and block.endswith(b"\n\n")):
+            yield from self._careful(block)
+            return
+        at, size, taken = 6, len(block), 0
+        while self.template is None and taken < _PEEK and at < size:  # one by one until one teaches it
+            _, following = event_at(block, at)
+            yield from self._careful(block[at - 6 : following - 6 if following < size else size], learn=True)
+            at, taken = following, taken + 1
+        if at >= size:
+            return
+        if self.template is None:
+            yield from self._careful(block[at - 6 :])
+        else:
+            yield from self._walk(block, self.template, at)
 
     # -- the careful path: every event parsed ------------------------------------------------------
     def _careful(self, block: Block, *, learn: bool = False) -> Iterator[TextRun | dict[str, Any]]:
@@ -133,6 +177,39 @@ class TextRuns:
         if self.template is None:
             self._misses += 1
 
+    # -- the fast path with the C accelerator: the block walked in place ----------------------------
+    def _walk(self, block: bytes, template: Template, at: int) -> Iterator[TextRun | dict[str, Any]]:
+        """From ``at`` (an event's start) on: stretches of template events as ``TextRun``s, the events
+        between them the careful way (as one block per stretch of them)."""
+        assert self._take is not None
+        size, proven, events = len(block), 0, 0
+        other = at  # where the events not yet read the careful way start
+        while at < size:
+            if self.turn.completion_id is not None:
+                count, end, holes = self._take(block, at, template.before, template.after)
+                if count:
+                    if other < at:
+                        yield from self._careful(block[other - 6 : at - 6])
+                    proven, events, at, other = proven + count, events + count, end, end
+                    if holes:
+                        text: str = orjson.loads(b'"' + holes.replace(b"\n", b"") + b'"')
+                        yield TextRun([text], joined=holes)
+                    continue
+            _, at = event_at(block, at)
+            events += 1
+            if self.turn.completion_id is None:  # the careful path gives the turn its id first
+                yield from self._careful(block[other - 6 : at - 6 if at < size else size])
+                other = at
+        if other < size:
+            yield from self._careful(block[other - 6 :])
+        if not proven and events > 1:
+            self._miss()
+
+    def _miss(self) -> None:
+        self._misses += 1
+        if self._misses >= _MAX_MISSES:
+            self.template = None  # this upstream's events differ in more than their text
+
     # -- the fast path: stretches of template events -----------------------------------------------
     def _fast(
         self, events: list[bytes], template: Template, block: bytes, at: int
@@ -154,6 +231,4 @@ class TextRuns:
                 if texts:
                     yield TextRun(texts, run)
         if not took and len(events) > 1:
-            self._misses += 1
-            if self._misses >= _MAX_MISSES:
-                self.template = None  # this upstream's events differ in more than their text
+            self._miss()

@@ -9,6 +9,12 @@ nowhere else: the store holds its HMAC, and no other answer shows even that.
     PATCH  /v1/admin/keys/{id}         change the fields given (POST works too)
     DELETE /v1/admin/keys/{id}         revoke: fails at once in every worker; the record stays
     GET    /v1/admin/usage             usage and spend (?start=, ?end=, ?key_id=, ?group_by=key,model,day)
+
+A key's ``budget`` ({"max_usd", "period": day|week|month|total}) is checked when a request is
+admitted, against the period's spend plus what the key's requests in flight hold (their estimated
+cost, ``holds.py``): a key past it gets 429 ``budget_exceeded``. Spend can pass the budget by the
+last admitted request's cost and what the estimates fell short, plus, with several workers or
+instances, what the others have in flight and spent in the last second.
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -28,6 +33,7 @@ from relaystack.errors import InvalidRequestError, NotFoundError, NotImplemented
 from relaystack.gateway.auth import Authenticator
 from relaystack.gateway.keys import KeyFields, new_key, public_record
 from relaystack.gateway.usage import utc_day
+from relaystack.json_routes import json_response, read_json_object
 from relaystack.storage.base import KeyStore, UsageRow
 
 __all__ = ["KeyAdminRoutes"]
@@ -37,10 +43,6 @@ Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _GROUPS = ("day", "key", "model", "provider", "owner", "team")
 _SUMS = ("requests", "prompt_tokens", "completion_tokens", "cached_tokens")
-
-
-def _json(data: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
 
 
 class KeyAdminRoutes:
@@ -86,7 +88,7 @@ class KeyAdminRoutes:
 
     # -- keys ---------------------------------------------------------------------------------
     async def create(self, request: Request) -> Response:
-        fields, _ = KeyFields.parse(await _body(request), partial=False)
+        fields, _ = KeyFields.parse(await read_json_object(request), partial=False)
         key_id, token = new_key()
         now = int(time.time())
         record = {
@@ -98,7 +100,7 @@ class KeyAdminRoutes:
             "secret_hash": self.auth.hash(token),
         }
         await self._put(record)
-        return _json({**public_record(record), "key": token}, 201)
+        return json_response({**public_record(record), "key": token}, 201)
 
     async def list(self, request: Request) -> Response:
         self.auth  # noqa: B018 - raises 501 when server.auth is off
@@ -107,26 +109,26 @@ class KeyAdminRoutes:
         for name in ("owner", "team", "status"):
             if (wanted := query.get(name)) is not None:
                 shown = [r for r in shown if r.get(name) == wanted]
-        return _json({"object": "list", "data": shown})
+        return json_response({"object": "list", "data": shown})
 
     async def show(self, request: Request) -> Response:
-        return _json(public_record(await self._record(request)))
+        return json_response(public_record(await self._record(request)))
 
     async def update(self, request: Request) -> Response:
         record = await self._record(request)
-        fields, given = KeyFields.parse(await _body(request), partial=True)
+        fields, given = KeyFields.parse(await read_json_object(request), partial=True)
         values = fields.model_dump(mode="json")
         record.update({name: values[name] for name in given})
         record["updated_at"] = int(time.time())
         await self._put(record)
-        return _json(public_record(record))
+        return json_response(public_record(record))
 
     async def revoke(self, request: Request) -> Response:
         record = await self._record(request)
         if not record.get("revoked_at"):
             record["revoked_at"] = record["updated_at"] = int(time.time())
             await self._put(record)
-        return _json(public_record(record))
+        return json_response(public_record(record))
 
     async def _put(self, record: dict[str, Any]) -> None:
         await self.store.put_key(record)
@@ -159,7 +161,7 @@ class KeyAdminRoutes:
         keys = {r["id"]: r for r in await self.store.list_keys()} if {"owner", "team"} & set(groups) else {}
         data = _group(rows, groups, keys)
         total = _group(rows, [], keys)
-        return _json({
+        return json_response({
             "object": "usage", "start": start, "end": end, "group_by": groups, "data": data,
             "total": total[0] if total else _empty_total(),
         })
@@ -196,14 +198,3 @@ def _day_param(value: str | None, name: str, default: str) -> str:
     except ValueError:
         raise InvalidRequestError(f"Invalid '{name}': {value!r} is not a calendar day.", param=name) from None
     return value
-
-
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    try:
-        data = orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequestError(f"The request body is not valid JSON: {exc.msg}.") from None
-    if not isinstance(data, dict):
-        raise InvalidRequestError("The request body must be a JSON object.")
-    return data

@@ -70,7 +70,8 @@ def _key_fields(function: Any) -> Any:
         click.option("--rpm", type=int, help="Requests per minute."),
         click.option("--tpm", type=int, help="Tokens per minute."),
         click.option("--max-concurrent", type=int, help="Requests in flight at once."),
-        click.option("--budget", type=float, help="Spend allowed per period, US dollars."),
+        click.option("--budget", type=float, help="Spend allowed per period, US dollars (requests in flight "
+                                                        "hold their estimated cost against it)."),
         click.option("--budget-period", type=click.Choice(["day", "week", "month", "total"]), default=None),
         click.option("--expires-in", help="e.g. 30d, 12h, 3600 (seconds)."),
         click.option("--meta", multiple=True, metavar="KEY=VALUE", help="Metadata (repeatable)."),

@@ -2,11 +2,12 @@
 
 ``admit`` (the request's model is known): who is calling, may they use this model and its
 provider, are they within budget, and do their limits let one more request in (429 with
-``Retry-After`` and OpenAI's ``x-ratelimit-*`` headers if not). ``settle`` (the answer is about
-to end): give back the concurrency slot, add the tokens to the per-minute window, and write
-the usage, awaited before the last byte. ``settle`` must run once for every admitted request
-on every path (errors and cancellations included); it is idempotent, so callers may call it
-again from a ``finally``.
+``Retry-After`` and OpenAI's ``x-ratelimit-*`` headers if not); a key with a budget holds the
+request's estimated cost until it settles (``holds.py``). ``settle`` (the answer is about
+to end): give back the concurrency slot, add the tokens to the per-minute window, write
+the usage (awaited before the last byte), then release the budget hold. ``settle`` must run
+once for every admitted request on every path (errors and cancellations included); it is
+idempotent, so callers may call it again from a ``finally``.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from relaystack.context import RequestContext
 from relaystack.errors import PermissionDeniedError, RateLimitError
 from relaystack.gateway.auth import Authenticator
 from relaystack.gateway.counters import Ask, Counters, InProcessCounters, Outcome, Reported, Window, WindowState
-from relaystack.gateway.keys import KeyInfo
+from relaystack.gateway.holds import BudgetHolds, estimated_tokens
+from relaystack.gateway.keys import Budget, KeyInfo
 from relaystack.gateway.limit_headers import duration, header_lines, header_pairs
 from relaystack.gateway.settings import Limits, QuotaSettings
-from relaystack.gateway.usage import Accountant, Submitted, Tokens, tokens_of
+from relaystack.gateway.usage import Accountant, Pricing, Submitted, Tokens, tokens_of
 from relaystack.telemetry import current as telemetry
 
 __all__ = ["SCOPE_KEY", "Caller", "KeyGate"]
@@ -52,6 +54,7 @@ class Caller:
     settled: bool = False
     usage_written: Submitted | None = None  # begun by begin_settle
     tokens: Tokens | None = None  # what the answer used, once known
+    hold: float = 0.0  # dollars of its key's budget this request holds until settled (holds.py)
 
     @property
     def key_id(self) -> str:
@@ -86,6 +89,7 @@ class KeyGate:
         self.accountant = accountant
         self.provider_of = provider_of
         self.quota = quota
+        self.holds = BudgetHolds()
         # (key id, model) -> (the KeyInfo it was made for, its Ask): keys are immutable, so an
         # Ask stays right until the key is reloaded (a new KeyInfo object)
         self._asks: dict[tuple[str, str], tuple[KeyInfo, Ask]] = {}
@@ -103,6 +107,7 @@ class KeyGate:
         if not isinstance(key, KeyInfo):
             key = await self.authenticate(scope)
         model = ctx.model or ""
+        hold = 0.0
         if not key.is_admin:
             if key.models is not None or key.providers is not None:
                 self._check_access(key, model)
@@ -110,37 +115,65 @@ class KeyGate:
                 spent = self.accountant.spent_now(key.id, key.budget)
                 if spent is None:
                     spent = await self.accountant.spent(key.id, key.budget)
-                if spent >= key.budget.max_usd:
-                    telemetry().rate_limited("budget")
-                    raise RateLimitError(
-                        f"API key {key.id} is over its budget: ${spent:.4f} spent of ${key.budget.max_usd:g} this "
-                        f"{key.budget.period}. An admin can raise it (PATCH /v1/admin/keys/{key.id}).",
-                        code="budget_exceeded",
-                    )
-        ask = self._asks.get((key.id, model)) if self.quota is None else None
-        if ask is None or ask[0] is not key:
-            ask = (key, self._ask(key, model, scope))
-            if self.quota is None:  # with a quota, an anonymous ask depends on the client's address
-                if len(self._asks) > 10_000:
-                    self._asks.clear()
-                self._asks[(key.id, model)] = ask
-        # usage is accounted for streams too: the upstream is asked for it (the client is shown it
-        # only if it asked itself)
-        ctx.usage_wanted = True
-        limits = ask[1]
-        if not limits.windows and not limits.slots:
-            ctx.principal = Caller(key)
-            return
-        if self._admit_fast is not None:
-            refused, requests, tokens = self._admit_fast(limits)
-            if refused is not None:
-                raise _refusal(key, refused)
-        else:
-            outcome = await self.counters.admit(limits)
-            if not outcome.allowed:
-                raise _refusal(key, outcome)
-            requests, tokens = _tightest(outcome.states)
-        ctx.principal = Caller(key, limits.slot_names, limits.token_windows, True, requests, tokens)
+                hold = self._hold_budget(key, key.budget, spent, ctx, self.accountant.pricing)
+        try:
+            ask = self._asks.get((key.id, model)) if self.quota is None else None
+            if ask is None or ask[0] is not key:
+                ask = (key, self._ask(key, model, scope))
+                if self.quota is None:  # with a quota, an anonymous ask depends on the client's address
+                    if len(self._asks) > 10_000:
+                        self._asks.clear()
+                    self._asks[(key.id, model)] = ask
+            # usage is accounted for streams too: the upstream is asked for it (the client is shown it
+            # only if it asked itself)
+            ctx.usage_wanted = True
+            limits = ask[1]
+            if not limits.windows and not limits.slots:
+                ctx.principal = Caller(key, hold=hold)
+                return
+            if self._admit_fast is not None:
+                refused, requests, tokens = self._admit_fast(limits)
+                if refused is not None:
+                    raise _refusal(key, refused)
+            else:
+                outcome = await self.counters.admit(limits)
+                if not outcome.allowed:
+                    raise _refusal(key, outcome)
+                requests, tokens = _tightest(outcome.states)
+        except BaseException:
+            if hold:  # refused by a limit: the budget is not held
+                self.holds.release(key.id, hold)
+            raise
+        ctx.principal = Caller(key, limits.slot_names, limits.token_windows, True, requests, tokens, hold=hold)
+
+    def _hold_budget(
+        self, key: KeyInfo, budget: Budget, spent: float, ctx: RequestContext, pricing: Pricing,
+    ) -> float:
+        """Refuse a key over its budget (``spent`` this period), counting what its requests in
+        flight hold; else hold this request's estimated cost (``holds.py``) and return it."""
+        if spent >= budget.max_usd:
+            telemetry().rate_limited("budget")
+            raise RateLimitError(
+                f"API key {key.id} is over its budget: ${spent:.4f} spent of ${budget.max_usd:g} this "
+                f"{budget.period}. An admin can raise it (PATCH /v1/admin/keys/{key.id}).",
+                code="budget_exceeded",
+            )
+        held = self.holds.held(key.id)
+        if spent + held.usd >= budget.max_usd:
+            telemetry().rate_limited("budget")
+            raise RateLimitError(
+                f"API key {key.id} has ${budget.max_usd - spent:.4f} of its ${budget.max_usd:g} budget left this "
+                f"{budget.period}, and its {held.requests} request(s) in flight may cost up to ${held.usd:.4f}. "
+                "Retry when they have finished, or an admin can raise the budget "
+                f"(PATCH /v1/admin/keys/{key.id}).",
+                code="budget_exceeded", headers={"retry-after": "1"},
+            )
+        model = ctx.model or ""
+        estimate = pricing.cost(model, self.provider_of(model) or "", estimated_tokens(ctx.request_bytes,
+                                                                                        ctx.max_output_tokens))
+        if estimate > 0:
+            self.holds.hold(key.id, estimate)
+        return estimate
 
     def begin_settle(self, ctx: RequestContext) -> None:
         caller = ctx.principal
@@ -159,34 +192,38 @@ class KeyGate:
         if not isinstance(caller, Caller) or caller.settled:
             return
         caller.settled = True
-        tokens = caller.tokens or tokens_of(ctx.usage)
-        if caller.slots or caller.token_windows:
-            try:
-                if self._settle_fast is not None:
-                    self._settle_fast(caller.token_windows, tokens.prompt + tokens.completion, caller.slots)
-                else:
-                    total = tokens.prompt + tokens.completion
-                    await self.counters.settle(tuple((w, total) for w in caller.token_windows), caller.slots)
-            except Exception as exc:
-                log.error("Could not release the limits of a request (key %s): %s", caller.key_id, exc)
-                telemetry().store_failure("limits")
-        if self.accountant is None or not _answered(ctx):
-            return
         try:
-            submitted = caller.usage_written
-            if submitted is not None:
+            tokens = caller.tokens or tokens_of(ctx.usage)
+            if caller.slots or caller.token_windows:
                 try:
-                    await submitted.write
-                except asyncio.CancelledError:
-                    submitted.committed()  # the write goes on without this request
-                    raise
-                submitted.committed()
-            else:
-                await self.accountant.record(caller.key_id, ctx.model or "", ctx.provider_id or "", tokens)
-        except Exception as exc:
-            # the answer is delivered anyway: withholding a generated answer would lose it for good
-            log.error("Could not write the usage of a %s request (key %s): %s", ctx.operation, caller.key_id, exc)
-            telemetry().store_failure("usage")
+                    if self._settle_fast is not None:
+                        self._settle_fast(caller.token_windows, tokens.prompt + tokens.completion, caller.slots)
+                    else:
+                        total = tokens.prompt + tokens.completion
+                        await self.counters.settle(tuple((w, total) for w in caller.token_windows), caller.slots)
+                except Exception as exc:
+                    log.error("Could not release the limits of a request (key %s): %s", caller.key_id, exc)
+                    telemetry().store_failure("limits")
+            if self.accountant is None or not _answered(ctx):
+                return
+            try:
+                submitted = caller.usage_written
+                if submitted is not None:
+                    try:
+                        await submitted.write
+                    except asyncio.CancelledError:
+                        submitted.committed()  # the write goes on without this request
+                        raise
+                    submitted.committed()
+                else:
+                    await self.accountant.record(caller.key_id, ctx.model or "", ctx.provider_id or "", tokens)
+            except Exception as exc:
+                # the answer is delivered anyway: withholding a generated answer would lose it for good
+                log.error("Could not write the usage of a %s request (key %s): %s", ctx.operation, caller.key_id, exc)
+                telemetry().store_failure("usage")
+        finally:  # after the spend counts the request's real cost (or it failed and cost nothing)
+            if caller.hold:
+                self.holds.release(caller.key.id, caller.hold)
 
     def _check_access(self, key: KeyInfo, model: str) -> None:
         if not key.allows_model(model):

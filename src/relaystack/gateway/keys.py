@@ -107,7 +107,8 @@ Period = Literal["day", "week", "month", "total"]
 class Budget(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_usd: float = Field(gt=0, description="spend allowed per period, in US dollars")
+    max_usd: float = Field(gt=0, description="spend allowed per period, in US dollars (requests in flight hold "
+                                              "their estimated cost against it)")
     period: Period = "month"  # calendar periods, UTC; "total" never resets
 
 

@@ -21,7 +21,7 @@ from relaystack.gateway.keys import Budget
 from relaystack.gateway.settings import Price
 from relaystack.storage.base import KeyStore, UsageRow
 
-__all__ = ["Accountant", "Submitted", "Tokens", "period_start", "tokens_of", "utc_day"]
+__all__ = ["Accountant", "Pricing", "Submitted", "Tokens", "period_start", "tokens_of", "utc_day"]
 
 log = logging.getLogger("relaystack.gateway")
 

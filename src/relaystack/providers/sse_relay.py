@@ -148,7 +148,7 @@ class SSERelay:
             usages = list(map(_usage, chunks))
             self.usage = next(u for u in reversed(usages) if u is not None)
             if self.rules.strip_usage or self.rules.split_usage:
-                payloads = self._edit_usage(payloads, usages)
+                payloads = self._edit_usage(list(payloads), usages)
                 block = b""
         if not block:
             block = sse.frame_all(payloads)

@@ -27,17 +27,27 @@ Two recording generations name files differently (docs/recording.md):
 
 Ollama's native calls (``/api/ps``, ``/api/tags``, ...) are named as llama-stack's recorder
 names the Ollama SDK's calls: method ``POST`` whatever went on the wire, the path as endpoint.
+
+The query string of an API operation (Anthropic's paged ``GET /v1/models?limit=1000&after_id=...``,
+Azure's ``api-version``) is part of the identity, sorted, without the parameters that carry
+credentials (``identifying_query``): written in the URL, hashed with the path, compared on replay.
+llama-stack records at the SDK level, where no query exists, so a request without one is named and
+matched exactly as before; and a recording without one (llama-stack's, and relaystack's older
+ones) still answers a request with one when no recording of that query exists. Other calls (image
+downloads, whose signed links carry tokens and expiry times there) still leave the query out.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from relaystack.redaction import MIN_SECRET_LEN, is_key_like_name
 from relaystack.upstream.base import UpstreamRequest
 
 __all__ = [
@@ -46,6 +56,7 @@ __all__ = [
     "SHARED_ENDPOINTS",
     "Identity",
     "canonical_body",
+    "identifying_query",
     "identity_of_record",
     "identity_of_request",
     "llama_hash",
@@ -72,6 +83,11 @@ SHARED_ENDPOINTS = ("/api/tags", "/v1/models", "/v1/openai/v1/models")
 FLOAT_DECIMALS = 5
 _DOUBLE_V1 = re.compile(r"(?:/v1)+(?=/|$)")
 _FLOAT_IN_STRING = re.compile(r"(-?\d+\.\d{4,})")
+# query parameter names that carry credentials beyond the key-like ones (``redaction``): Gemini's
+# ``key``, signed links' ``sig``/``signature``, ``token``, Azure Functions' ``code``, and every
+# ``X-Amz-*``/``X-Goog-*`` parameter of a pre-signed URL
+_CREDENTIAL_PARAMS = frozenset({"key", "sig", "signature", "token", "code", "auth"})
+_CREDENTIAL_PREFIXES = ("x-amz-", "x-goog-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +107,14 @@ class Identity:
         return urlsplit(self.url).path
 
     @property
+    def query(self) -> str:
+        """The identifying query string, parameters sorted ('' for none, as in every llama-stack
+        recording): a file written by hand in another order names the same request."""
+        return _sorted_query(urlsplit(self.url).query) if "?" in self.url else ""
+
+    @property
     def hash(self) -> str:
-        return llama_hash(self.method, self.path, self.body)
+        return llama_hash(self.method, _with_query(self.path, self.query), self.body)
 
     @property
     def short_hash(self) -> str:
@@ -113,7 +135,11 @@ class Identity:
         return operation_of(self.path)
 
     def match_key(self) -> str:
-        return match_key(self.method, self.path, self.body)
+        return match_key(self.method, _with_query(self.path, self.query), self.body)
+
+    def without_query(self) -> Identity:
+        """This request as a recording made without its query string would name it."""
+        return dataclasses.replace(self, url=self.url.partition("?")[0]) if self.query else self
 
     def to_record(self) -> dict[str, Any]:
         # request headers are never written: see redact.py
@@ -139,7 +165,7 @@ def per_test_hash(method: str, url: str, body: Any, test_id: str | None) -> str:
     bedrock = "bedrock" in (parts.hostname or "")
     normalized: dict[str, Any] = {
         "method": method.upper(),
-        "endpoint": parts.path,
+        "endpoint": _with_query(parts.path, _sorted_query(parts.query)),
         "body": _hash_body(body, drop_stream_options=bedrock),
     }
     if parts.path not in SHARED_ENDPOINTS:
@@ -197,10 +223,42 @@ def identity_of_request(request: UpstreamRequest, test_id: str | None = None) ->
     host = parts.hostname or ""
     if parts.port is not None:
         host = f"{host}:{parts.port}"
-    # no userinfo, query or fragment: they can carry credentials (?key=...)
-    url = f"{parts.scheme}://{host}{llama_path}"
+    # no userinfo or fragment; of the query, only what identifies an operation (no credentials)
+    query = identifying_query(request)
+    url = f"{parts.scheme}://{host}{llama_path}" + (f"?{query}" if query else "")
     model = body.get("model") if isinstance(body.get("model"), str) else ""
     return Identity(method=method, url=url, endpoint=endpoint, body=body, model=model or "", test_id=test_id)
+
+
+def identifying_query(request: UpstreamRequest) -> str:
+    """The request's query parameters that identify what it asks for, sorted: every one but those
+    named like a credential and those whose value is one of the request's credentials (a header's,
+    or one the provider declared). '' for a call that is not an API operation (see the module
+    docstring)."""
+    parts = urlsplit(request.url)
+    query = parts.query
+    if not query or operation_of(parts.path) is None:
+        return ""
+    known = [*request.secrets, *request.headers.values()]
+    kept = [(name, value) for name, value in parse_qsl(query, keep_blank_values=True)
+            if not _is_credential_param(name, value, known)]
+    return urlencode(sorted(kept))  # as _sorted_query writes it
+
+
+def _is_credential_param(name: str, value: str, known: list[str]) -> bool:
+    lowered = name.lower()
+    if lowered in _CREDENTIAL_PARAMS or lowered.startswith(_CREDENTIAL_PREFIXES) or is_key_like_name(name):
+        return True
+    return len(value) >= MIN_SECRET_LEN and any(value in secret for secret in known)
+
+
+def _sorted_query(query: str) -> str:
+    return urlencode(sorted(parse_qsl(query, keep_blank_values=True))) if query else ""
+
+
+def _with_query(path: str, query: str) -> str:
+    """What is hashed and compared as the path: the path, and the query when there is one."""
+    return f"{path}?{query}" if query else path
 
 
 def _native_of(path: str) -> tuple[str, str] | None:

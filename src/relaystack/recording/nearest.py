@@ -45,6 +45,8 @@ def describe_differences(request: Identity, recorded: Identity) -> list[str]:
         diffs.append(f"method: {request.method} vs {recorded.method}")
     if normalize_path(request.path) != normalize_path(recorded.path):
         diffs.append(f"path: {normalize_path(request.path)} vs {normalize_path(recorded.path)}")
+    if request.query != recorded.query:
+        diffs.append(f"query: {_short(request.query)} (request) vs {_short(recorded.query)} (recording)")
     if request.test_id is not None and request.test_id != recorded.test_id:
         diffs.append(f"test_id: {_short(request.test_id)} (request) vs {_short(recorded.test_id)} (recording)")
     mine, theirs = canonical_body(request.body), canonical_body(recorded.body)

@@ -116,8 +116,10 @@ def _is_stream(request: UpstreamRequest, headers: Any) -> bool:
 
 
 def _describe(request: UpstreamRequest, identity: Identity) -> str:
+    """The request as a log line or a miss names it: method, path, identifying query, model."""
     model = f" (model '{identity.model}')" if identity.model else ""
-    return f"{request.method.upper()} {urlsplit(request.url).path}{model}"
+    query = f"?{identity.query}" if identity.query else ""
+    return f"{request.method.upper()} {urlsplit(request.url).path}{query}{model}"
 
 
 class RecordingUpstream:

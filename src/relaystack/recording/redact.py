@@ -2,10 +2,11 @@
 
 Recordings are committed to git, so a leaked key is public forever. Defence in depth:
 
-1. request headers are never written (``"headers": {}``), the URL loses userinfo and query;
+1. request headers are never written (``"headers": {}``), the URL loses userinfo and every
+   query parameter but an API operation's identifying ones (``identity.identifying_query``);
 2. every credential the request carried (``Authorization``, ``api-key``-style headers,
-   every string in ``X-LlamaStack-Provider-Data``, key-like query parameters and body
-   fields) is collected and scrubbed from everything written, in every encoding an
+   every string in ``X-LlamaStack-Provider-Data``, every query value that is not identifying,
+   key-like body fields) is collected and scrubbed from everything written, in every encoding an
    upstream might echo it in (raw, JSON-escaped, URL-encoded, base64 at any alignment);
 3. values of key-like JSON fields (``api_key``, ``authorization``, ``client_secret``...)
    and shapes that look like keys anywhere (``sk-...``, ``Bearer ...``) are replaced too;
@@ -23,6 +24,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 # the forms of a secret and what a key-like name is are the one redaction mechanism's
+from relaystack.recording.identity import identifying_query
 from relaystack.redaction import MIN_SECRET_LEN, REDACTED, is_key_like_name, variants
 from relaystack.upstream.base import UpstreamRequest
 
@@ -59,7 +61,7 @@ def secrets_of_request(request: UpstreamRequest) -> list[str]:
             scheme, _, token = value.partition(" ")
             if token and scheme.lower() in ("bearer", "basic", "token"):
                 found.append(token.strip())
-    found.extend(_url_secrets(request.url))
+    found.extend(_url_secrets(request))
     found.extend(request.secrets)  # what the provider declared (exchanged keys, signing secrets)
     if isinstance(request.json, dict):
         found.extend(_key_field_values(request.json))
@@ -75,10 +77,13 @@ def _provider_data_values(raw: str) -> list[str]:
     return [raw, *_string_leaves(parsed)]
 
 
-def _url_secrets(url: str) -> list[str]:
-    parts = urlsplit(url)
+def _url_secrets(request: UpstreamRequest) -> list[str]:
+    """The URL's password and every query value but those that identify the call (a page's
+    ``after_id``: kept in the recording's URL, so never scrubbed; see ``identifying_query``)."""
+    parts = urlsplit(request.url)
     found = [parts.password] if parts.password else []
-    found.extend(value for _, value in parse_qsl(parts.query, keep_blank_values=False))
+    identifying = set(parse_qsl(identifying_query(request)))
+    found.extend(value for name, value in parse_qsl(parts.query) if (name, value) not in identifying)
     return found
 
 

@@ -8,7 +8,9 @@ not by name, so llama-stack's ``models-<hash>-<digest>.json`` files are found to
 
 Matching a request that carries a test id: that test's recordings, else those made outside
 any test (the seed generation's, the fallback folder's); never another test's. Without a test
-id: every recording with the same request, as before. Model listings merge all that match.
+id: every recording with the same request, as before. Model listings merge all that match. A
+request with a query string (a page of a listing) is answered by the recordings of that query,
+else by those recorded without any (llama-stack's never have one).
 
 Writing: the seed format (``responses/``, successes only) or the per-test one (errors too), as
 ``RecordingFormat`` says; ``auto`` follows the files already there (an empty folder: seed).
@@ -140,6 +142,12 @@ class RecordingStore:
         return sorted(found, key=rank)
 
     def _matching(self, identity: Identity) -> list[Recording]:
+        found = self._same_request(identity)
+        if not found and identity.query:  # recorded without its query (llama-stack's files, older ones)
+            found = self._same_request(identity.without_query())
+        return found
+
+    def _same_request(self, identity: Identity) -> list[Recording]:
         same = self._by_key.get(identity.match_key(), [])
         if identity.test_id is None:
             return list(same)
