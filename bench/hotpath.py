@@ -49,19 +49,23 @@ READ_SIZE = 65536  # the stream is handed over in pieces of this size, as a sock
 class _Answer:
     """One canned upstream answer: the UpstreamResponse protocol over bytes in memory."""
 
-    __slots__ = ("body", "headers", "status")
+    __slots__ = ("body", "first", "headers", "skip", "status")
 
-    def __init__(self, body: bytes, kind: str) -> None:
+    def __init__(self, body: bytes, kind: str, first: bytes = b"", skip: int = 0) -> None:
         self.status = 200
         self.headers: Mapping[str, str] = {"Content-Type": kind}
         self.body = body
+        self.first = first  # handed over before the body (a stream's first event, with a new id)
+        self.skip = skip  # ... in place of the body's first ``skip`` bytes
 
     async def read(self) -> bytes:
         return self.body
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
+        if self.first:
+            yield self.first
         body = self.body
-        for start in range(0, len(body), READ_SIZE):
+        for start in range(self.skip, len(body), READ_SIZE):
             yield body[start:start + READ_SIZE]
 
     async def aclose(self) -> None:
@@ -71,14 +75,24 @@ class _Answer:
 class MemoryUpstream:
     """Every provider's upstream: the bench's bodies by URL path, no socket."""
 
-    def __init__(self, files: dict[str, bytes]) -> None:
+    def __init__(self, files: dict[str, bytes], unique_ids: bool = False) -> None:
         self.files = files
+        self.unique_ids = unique_ids
+        self.streams = 0
 
     async def send(self, request: Any) -> _Answer:
         path = request.url.split("//", 1)[1].split("/", 1)[1]
         body = self.files[path]
-        kind = "text/event-stream" if path.startswith("sse") else "application/json"
-        return _Answer(body, kind)
+        if not path.startswith("sse"):
+            return _Answer(body, "application/json")
+        if not self.unique_ids:
+            return _Answer(body, "text/event-stream")
+        # a new id in the first event (the stored row's id), as a real upstream sends: every
+        # stored stream is a new row instead of an update of one (no copy of the body)
+        self.streams += 1
+        cut = body.index(b"\n\n") + 2
+        first = body[:cut].replace(b'"id":"chatcmpl-bench"', b'"id":"chatcmpl-%09d"' % self.streams, 1)
+        return _Answer(body, "text/event-stream", first, cut)
 
     async def aclose(self) -> None:
         return None
@@ -87,7 +101,7 @@ class MemoryUpstream:
 ADMIN_KEY = "bench-admin-key-" + "0" * 24  # as bench/run.py gives relaystack-gateway
 
 
-def build_app(config_name: str, store_dir: str) -> Any:
+def build_app(config_name: str, store_dir: str, unique_ids: bool = False) -> Any:
     os.environ.setdefault("BENCH_UPSTREAM", "http://bench.invalid")
     os.environ.setdefault("RELAYSTACK_ADMIN_KEY", ADMIN_KEY)  # read only by a config with server.auth
     os.environ["BENCH_STORE_DIR"] = store_dir
@@ -97,7 +111,7 @@ def build_app(config_name: str, store_dir: str) -> Any:
 
     configure_logging("warning", "text")
     app = create_app(load_run_config(str(BENCH / "configs" / config_name)))
-    upstream = MemoryUpstream(upstream_files())
+    upstream = MemoryUpstream(upstream_files(), unique_ids)
     for provider in app.providers:
         provider.upstream = upstream
     return app
@@ -187,7 +201,7 @@ def top_functions(profile: cProfile.Profile, limit: int) -> str:
 
 async def main_async(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="hotpath-") as store_dir:
-        app = build_app(args.config, store_dir)
+        app = build_app(args.config, store_dir, args.unique_ids)
         await app.startup()
         token = await bench_token(app)
         try:
@@ -215,6 +229,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="cProfile each scenario once more")
     parser.add_argument("--top", type=int, default=35)
+    parser.add_argument("--unique-ids", action="store_true",
+                        help="each stream a new completion id (a new stored row, as in real traffic; the bench's "
+                             "fixed bodies update one row)")
     args = parser.parse_args()
     try:
         import uvloop

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from relaystack import sse
+from relaystack import sse, stored_stream
 
 __all__ = ["assemble_chat_stream", "first_event", "is_stream_blob"]
 
@@ -24,13 +24,16 @@ STREAM_PREFIX = b"data:"
 
 
 def is_stream_blob(blob: bytes) -> bool:
-    """True for stored SSE events (a JSON completion starts with ``{``)."""
-    return blob.startswith(STREAM_PREFIX)
+    """True for stored SSE events, as sent or packed (a JSON completion starts with ``{``)."""
+    return blob.startswith(STREAM_PREFIX) or stored_stream.is_packed(blob)
 
 
 def first_event(events: bytes) -> dict[str, Any] | None:
-    """The first event, parsed (its id and created are the completion's)."""
-    payload = sse.first_payload(events)
+    """The first event, parsed (its id and created are the completion's); ``events`` as sent or packed."""
+    if stored_stream.is_packed(events):
+        payload = stored_stream.first_payload_of_packed(events)
+    else:
+        payload = sse.first_payload(events)
     if payload is None:
         return None
     parsed = orjson.loads(payload)
@@ -39,7 +42,10 @@ def first_event(events: bytes) -> dict[str, Any] | None:
 
 def assemble_chat_stream(events: bytes, model: str) -> dict[str, Any] | None:
     """The ``chat.completion`` stored events amount to; None without events. Raises on events
-    that are not chunks (the caller decides what a bad row becomes)."""
+    that are not chunks (the caller decides what a bad row becomes). ``events``: as sent, or packed
+    (``relaystack.stored_stream``)."""
+    if stored_stream.is_packed(events):
+        events = stored_stream.expand(events)
     payloads = [p for p in sse.payloads(events) if not sse.is_done(p)]
     if not payloads:
         return None

@@ -276,3 +276,26 @@ async def test_a_provider_that_cannot_be_asked_for_usage_keeps_the_clients_body(
     assert isinstance(reply, StreamReply)
     [block async for block in reply.blocks]
     assert "stream_options" not in seam.sent[0]
+
+
+@pytest.mark.parametrize("split", ["one block", "random pieces", "one event a block"])
+@pytest.mark.parametrize("caller", ["up/model", "caller-model"])
+async def test_the_stored_form_is_what_the_client_got_packed_or_not(split: str, caller: str) -> None:
+    """``stored_form`` reads back (expanded) byte for byte the blocks the client got, however the
+    upstream's bytes were cut, with the model id swapped or not and a secret redacted in one text."""
+    from relaystack import text_template
+    from relaystack.stored_stream import expand, is_packed
+
+    stream = STREAM.replace(b"t7 ", b"t7 sk-secret-canary ")
+    if split == "one block":
+        pieces = [stream]
+    elif split == "random pieces":
+        pieces = segment(stream, random.Random(7))
+    else:
+        pieces = [event + b"\n\n" for event in stream.split(b"\n\n") if event]
+    relay = SSERelay(FakeResponse(pieces), RelayRules(caller, redactor=Redactor({"sk-secret-canary"})))
+    sent = b"".join([block async for block in relay.blocks()])
+    stored = relay.stored_form(sent)
+    assert b"sk-secret-canary" not in sent and b"sk-secret-canary" not in stored
+    assert (expand(stored) if is_packed(stored) else stored) == sent
+    assert is_packed(stored) == (text_template.ACCEL is not None)

@@ -255,7 +255,8 @@ class InferenceRoutes:
         if keep:
             if reply.hidden is not None:
                 keep.append(hidden)
-            await self._store_stream(b"".join(keep), body, ctx.model or "")
+            events = b"".join(keep)
+            await self._store_stream(reply.stored_form(events) if reply.stored_form else events, body, ctx.model or "")
         await self.gate.settle(ctx)
         await send({"type": "http.response.body", "body": done, "more_body": False})
 

@@ -150,6 +150,9 @@ class StreamReply:
     hidden: Callable[[], bytes] | None = None
     # the usage object of the stream's last usage-carrying chunk (shown to the client or not)
     final_usage: Callable[[], dict[str, Any] | None] | None = None
+    # the stream's events (the blocks sent, then the hidden events, joined) -> the form the store
+    # keeps (``relaystack.stored_stream``: text events packed); None: kept as they are
+    stored_form: Callable[[bytes], bytes] | None = None
 
     @property
     def usage(self) -> dict[str, Any] | None:

@@ -268,7 +268,8 @@ class OpenAICompatProvider(Provider):
         # after the send: an exchanged token or a signing key of this call is known by now
         rules.redactor = Redactor(self.secrets(call))
         relay = SSERelay(response, rules)
-        return StreamReply(relay.blocks(), response.aclose, relay.hidden_events, lambda: relay.usage)
+        return StreamReply(relay.blocks(), response.aclose, relay.hidden_events, lambda: relay.usage,
+                           relay.stored_form)
 
     async def fetch_json(self, method: str, url: str, body: dict[str, Any] | None,
                          call: CallContext | None = None, *, auth: Auth | None = None, anonymous: bool = False) -> Any:

@@ -28,6 +28,9 @@ of the client's stream and the last one kept for storage (``hidden_events``) and
 choices: Together on the finishing one, Gemini on every one) usage is taken off those chunks
 and sent once, as OpenAI does: a chunk without choices right after the finishing chunk.
 
+The store keeps what the client got, with the stretches of template text events packed
+(``stored_form``, ``relaystack.stored_stream``).
+
 A stream ends successfully only after the upstream's ``[DONE]`` or when its last chunk with
 choices carries a ``finish_reason``; otherwise ``blocks()`` raises, so the client gets an error
 event and never a fake ``stop``.
@@ -44,7 +47,7 @@ from typing import Any
 
 import orjson
 
-from relaystack import sse
+from relaystack import sse, stored_stream
 from relaystack.chunk_shape import Chunk, ChunkProblem, StreamCheck, decode_event
 from relaystack.errors import RelaystackError, UpstreamError, UpstreamProtocolError
 from relaystack.redaction import Redactor
@@ -94,7 +97,8 @@ class SSERelay:
         # the upstream's `"model":"..."` field as first seen: later blocks swap it with bytes.replace
         self._upstream_field: bytes | None = None
         # the stream's text events proven against a template of the first (chunk_shape.StreamCheck)
-        self._check_plain = StreamCheck().plain_block
+        self._stream_check = StreamCheck()
+        self._check_plain = self._stream_check.plain_block
 
     async def blocks(self) -> AsyncIterator[bytes]:
         """Framed SSE blocks (without ``[DONE]``); raises if the stream did not finish."""
@@ -123,6 +127,16 @@ class SSERelay:
                 "The upstream stream ended before it finished (no finish_reason and no [DONE]); "
                 "the answer is incomplete."
             )
+
+    def stored_form(self, events: bytes) -> bytes:
+        """The stream's ``events`` (the blocks the client got, then the hidden events) as the store
+        keeps them: the stretches of template text events packed (``relaystack.stored_stream``),
+        proven in place against the template as the client got it (the byte edits applied)."""
+        template = self._stream_check.template
+        if template is None:
+            return events
+        sent = (self._finish_bytes(template.before, 0), self._finish_bytes(template.after, 0))
+        return stored_stream.pack(events, sent)
 
     def hidden_events(self) -> bytes:
         """Events the client was not shown that the stored copy keeps (e.g. usage it did not ask for)."""
@@ -241,7 +255,8 @@ class SSERelay:
         return self.rules.redactor.wire(block)
 
     def _rewrite_model(self, block: bytes, events: int) -> bytes:
-        """Every `"model":"..."` field becomes the caller's id: one bytes.replace when each event
+        """(``events`` 0: a piece of an event, e.g. a template: a plain replace of the field as first seen.)
+        Every `"model":"..."` field becomes the caller's id: one bytes.replace when each event
         holds the upstream's field as first seen (checked by the length it adds), a regex otherwise."""
         if self._upstream_field is None:
             start = block.find(_MODEL_KEY)
@@ -250,6 +265,8 @@ class SSERelay:
                 return block
             self._upstream_field = found.group(0)
         upstream, caller = self._upstream_field, self._caller_field
+        if not events:
+            return block.replace(upstream, caller)
         if len(upstream) == len(caller):  # the length a replace adds cannot tell: count the fields
             if block.count(upstream) == events:
                 return block if upstream == caller else block.replace(upstream, caller)
