@@ -7,8 +7,9 @@ Per request, what ``api/app.py`` and ``api/inference.py`` do around a JSON chat 
            completion stored (SQLite, group-committed)
   gateway  ``relaystack-gateway.yaml``'s: the guard (a cached virtual key), admit (limits: rpm,
            tpm, concurrency; a budget, with the request's estimated cost held), the usage write
-           riding with the completion's commit, settle, the x-ratelimit-* headers (encoded as
-           uvicorn does), /metrics' tallies
+           riding with the completion's commit, settle, the x-ratelimit-* headers (rendered as the
+           lines relaystack's server appends to the head it writes, the other headers checked as
+           uvicorn checks them), /metrics' tallies
 
 CPU is the process's (the event loop and the store's writer thread); wall time is shown too.
 The difference is the gateway layer's own cost per request; bench/run.py's
@@ -53,13 +54,16 @@ def completion(index: int) -> dict[str, Any]:
             "usage": USAGE}
 
 
-def encode_headers(headers: list[tuple[bytes, bytes]]) -> bytes:
-    """What uvicorn's httptools protocol does with each response header."""
+def encode_headers(headers: list[tuple[bytes, bytes]], lines: bytes | None = None) -> bytes:
+    """What relaystack's server (uvicorn's httptools protocol, plus its head writer) does with
+    each response header, and with the header lines the app rendered itself."""
     content = [b"HTTP/1.1 200 OK\r\n"]
     for name, value in headers:
         if HEADER_RE.search(name) or HEADER_VALUE_RE.search(value):
             raise RuntimeError("invalid header")
         content.extend([name.lower(), b": ", value, b"\r\n"])
+    if lines:
+        content.append(lines)
     return b"".join(content)
 
 
@@ -93,7 +97,11 @@ class Case:
         gate.begin_settle(ctx)
         await self.store.put_completion(data, MESSAGES)
         await gate.settle(ctx)
-        encode_headers(ctx.answer_headers(list(JSON_HEADERS)))
+        limit_lines = getattr(ctx, "limit_lines", None)  # None: a relaystack from before them (pairs only)
+        if limit_lines is not None:
+            encode_headers([*JSON_HEADERS, *ctx.routing_headers()], limit_lines())
+        else:
+            encode_headers(ctx.answer_headers(list(JSON_HEADERS)))
         telemetry.current().request_done(PATH, ctx)
 
     async def run(self, n: int, conc: int) -> tuple[float, float]:

@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import cProfile
 import io
+import json
 import os
 import pstats
 import sys
@@ -33,7 +34,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
-from harness.bodies import request_body, upstream_files  # noqa: E402
+from harness.bodies import UNIQUE_ID_PATHS, request_body, upstream_files, with_new_id  # noqa: E402
 from harness.scenarios import ENDPOINTS, MODELS  # noqa: E402
 
 try:
@@ -82,23 +83,27 @@ class MemoryUpstream:
     async def send(self, request: Any) -> _Answer:
         path = request.url.split("//", 1)[1].split("/", 1)[1]
         body = self.files[path]
-        if not path.startswith("sse"):
-            return _Answer(body, "application/json")
-        if not self.unique_ids:
-            return _Answer(body, "text/event-stream")
-        # a new id in the first event (the stored row's id), as a real upstream sends: every
-        # stored stream is a new row instead of an update of one (no copy of the body)
+        kind = "text/event-stream" if path.startswith("sse") else "application/json"
+        if not self.unique_ids or path not in UNIQUE_ID_PATHS:
+            return _Answer(body, kind)
+        # a new completion id, as a real upstream (and the bench's nginx) sends: every stored answer
+        # is a new row instead of an update of one. A stream's first event only (no copy of the body)
         self.streams += 1
+        if kind == "application/json":
+            return _Answer(with_new_id(body, self.streams), kind)
         cut = body.index(b"\n\n") + 2
-        first = body[:cut].replace(b'"id":"chatcmpl-bench"', b'"id":"chatcmpl-%09d"' % self.streams, 1)
-        return _Answer(body, "text/event-stream", first, cut)
+        return _Answer(body, kind, with_new_id(body[:cut], self.streams), cut)
 
     async def aclose(self) -> None:
         return None
 
 
+ADMIN_KEY = "bench-admin-key-" + "0" * 24  # as bench/run.py gives relaystack-gateway
+
+
 def build_app(config_name: str, store_dir: str, unique_ids: bool = False) -> Any:
     os.environ.setdefault("BENCH_UPSTREAM", "http://bench.invalid")
+    os.environ.setdefault("RELAYSTACK_ADMIN_KEY", ADMIN_KEY)  # read only by a config with server.auth
     os.environ["BENCH_STORE_DIR"] = store_dir
     from relaystack.api.app import create_app
     from relaystack.config import load_run_config
@@ -112,11 +117,17 @@ def build_app(config_name: str, store_dir: str, unique_ids: bool = False) -> Any
     return app
 
 
-async def one_request(app: Any, path: str, body: bytes) -> int:
+async def one_request(app: Any, path: str, body: bytes, token: bytes = b"bench") -> int:
     """One POST through the app's ASGI entry; the status it answered."""
+    status, _ = await _post(app, path, body, token)
+    return status
+
+
+async def _post(app: Any, path: str, body: bytes, token: bytes) -> tuple[int, bytes]:
     done = asyncio.Event()
     sent = False
     status = 0
+    answer: list[bytes] = []
 
     async def receive() -> dict[str, Any]:
         nonlocal sent
@@ -130,20 +141,35 @@ async def one_request(app: Any, path: str, body: bytes) -> int:
         nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]
-        elif not message.get("more_body"):
+            return
+        answer.append(message.get("body", b""))
+        if not message.get("more_body"):
             done.set()
 
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
              "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
              "root_path": "", "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8321),
              "headers": [(b"host", b"127.0.0.1:8321"), (b"content-type", b"application/json"),
-                         (b"content-length", str(len(body)).encode()), (b"authorization", b"Bearer bench")],
+                         (b"content-length", str(len(body)).encode()), (b"authorization", b"Bearer " + token)],
              DISCONNECT_HOOKS: []}  # as relaystack's server gives it (server/protocol.py)
     await app(scope, receive, send)
-    return status
+    return status, b"".join(answer)
 
 
-async def run_scenario(app: Any, scenario: str, requests: int, conc: int) -> float:
+async def bench_token(app: Any) -> bytes:
+    """A virtual key with limits and a budget, checked on every request but never reached (as
+    bench/run.py gives relaystack-gateway), when the app has server.auth; else a dummy."""
+    if app.config.server.auth is None:
+        return b"bench"
+    body = json.dumps({"name": "bench", "limits": {"rpm": 10**8, "tpm": 10**11, "max_concurrent": 10**4},
+                       "budget": {"max_usd": 10**9, "period": "month"}}).encode()
+    status, answer = await _post(app, "/v1/admin/keys", body, ADMIN_KEY.encode())
+    if status != 201:
+        raise RuntimeError(f"creating the bench key: status {status}: {answer[:300]!r}")
+    return str(json.loads(answer)["key"]).encode()
+
+
+async def run_scenario(app: Any, scenario: str, requests: int, conc: int, token: bytes = b"bench") -> float:
     """CPU µs per request (this process, every thread) for ``requests`` requests at ``conc``."""
     path = "/v1/" + ENDPOINTS[scenario]
     body = request_body(scenario)
@@ -154,7 +180,7 @@ async def run_scenario(app: Any, scenario: str, requests: int, conc: int) -> flo
         nonlocal left
         while left > 0:
             left -= 1
-            status = await one_request(app, path, body)
+            status = await one_request(app, path, body, token)
             if status != 200:
                 raise RuntimeError(f"{scenario}: status {status}")
 
@@ -177,16 +203,17 @@ async def main_async(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="hotpath-") as store_dir:
         app = build_app(args.config, store_dir, args.unique_ids)
         await app.startup()
+        token = await bench_token(app)
         try:
             for scenario in args.only.split(","):
                 requests = max(50, args.requests // (20 if scenario == "embed32" else 1))
-                runs = [await run_scenario(app, scenario, requests, args.conc) for _ in range(args.repeat)]
+                runs = [await run_scenario(app, scenario, requests, args.conc, token) for _ in range(args.repeat)]
                 print(f"{scenario:<12} {min(runs):8.1f} µs CPU/request (best of {args.repeat}; "
                       f"all {', '.join(f'{r:.0f}' for r in runs)})", flush=True)
                 if args.profile:
                     profile = cProfile.Profile()
                     profile.enable()
-                    await run_scenario(app, scenario, requests, args.conc)
+                    await run_scenario(app, scenario, requests, args.conc, token)
                     profile.disable()
                     print(top_functions(profile, args.top))
         finally:
@@ -202,9 +229,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="cProfile each scenario once more")
     parser.add_argument("--top", type=int, default=35)
-    parser.add_argument("--unique-ids", action="store_true",
-                        help="each stream a new completion id (a new stored row, as in real traffic; the bench's "
-                             "fixed bodies update one row)")
+    parser.add_argument("--fixed-ids", dest="unique_ids", action="store_false",
+                        help="every answer the body's one completion id (the store updates one row) instead of a "
+                             "new id per answer, as a real upstream and the bench's nginx send")
     args = parser.parse_args()
     try:
         import uvloop

@@ -99,6 +99,12 @@ class RequestContext:
         limits = getattr(self.principal, "headers", None)
         return [*extra, *limits] if limits else extra
 
+    def limit_lines(self) -> bytes | None:
+        """The caller's x-ratelimit-* as the lines of a response head (``api.asgi.HEAD_WRITER``);
+        None (or empty) when its key has no limits."""
+        lines = getattr(self.principal, "header_lines", None)
+        return lines() if lines is not None else None
+
     def answer_headers(self, extra: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         """A successful answer's headers: ``extra``, the routing headers and the rate-limit ones."""
         return self.with_limit_headers([*extra, *self.routing_headers()])

@@ -16,8 +16,9 @@ import orjson
 from relaystack.errors import InvalidRequestError, RelaystackError, RequestTooLargeError
 
 __all__ = [
-    "DISCONNECT_HOOKS", "Receive", "Scope", "Send", "header", "internal_error", "parse_json_object", "read_body",
-    "send_error", "send_raw_json",
+    "DISCONNECT_HOOKS", "HEAD_WRITER", "HeadWriter", "Receive", "Scope", "Send", "header", "internal_error",
+    "parse_json_object", "read_body",
+    "send_error", "send_json_with_lines", "send_raw_json",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -33,6 +34,16 @@ _JSON_HEADERS = [(b"content-type", b"application/json")]
 # callable, called if the client disconnects before the response is complete. Under another ASGI
 # server the key is absent, and a handler watches ``receive()`` for ``http.disconnect`` instead.
 DISCONNECT_HOOKS = "relaystack.on_disconnect"
+
+# relaystack's server also puts a ``HeadWriter`` under this key: ``write_head(send, status,
+# headers, lines)`` writes the response's status line and ``headers`` (checked, as any server
+# checks them), then ``lines``: header lines the app rendered itself from constant names and
+# numbers (the gateway's x-ratelimit-*), written as they are. It returns False, having written
+# nothing, when it cannot: ``send`` is not the server's own for the connection's current request
+# (a middleware wraps it and must see the start message, or the request is pipelined), or its
+# writes are paused. Then send the start message as usual, those headers as pairs.
+HEAD_WRITER = "relaystack.write_head"
+HeadWriter = Callable[[Send, int, list[tuple[bytes, bytes]], bytes], bool]
 
 
 _HEADER_MAP = "relaystack.headers"
@@ -115,6 +126,18 @@ async def send_raw_json(send: Send, status: int, body: bytes, extra: list[tuple[
         headers.extend(extra)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def send_json_with_lines(send: Send, scope: Scope, status: int, body: bytes,
+                               extra: list[tuple[bytes, bytes]], lines: bytes) -> bool:
+    """``send_raw_json`` with header ``lines`` written as they are, through the server's
+    ``HEAD_WRITER``; False, with nothing sent, when the server has none or it cannot."""
+    write_head: HeadWriter | None = scope.get(HEAD_WRITER)
+    if write_head is None or not write_head(send, status, [*_JSON_HEADERS, (b"content-length", b"%d" % len(body)),
+                                                             *extra], lines):
+        return False
+    await send({"type": "http.response.body", "body": body})
+    return True
 
 
 async def send_error(send: Send, exc: RelaystackError) -> None:

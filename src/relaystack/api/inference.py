@@ -27,6 +27,7 @@ import orjson
 from relaystack import sse
 from relaystack.api.asgi import (
     DISCONNECT_HOOKS,
+    HEAD_WRITER,
     Receive,
     Scope,
     Send,
@@ -36,6 +37,7 @@ from relaystack.api.asgi import (
     parse_json_object,
     read_body,
     send_error,
+    send_json_with_lines,
     send_raw_json,
 )
 from relaystack.api.rerank import check_rerank
@@ -153,7 +155,7 @@ class InferenceRoutes:
             return
         watcher = DisconnectWatcher(receive, scope)
         try:
-            await self._serve(kind, body, ctx, watcher.wrap(send), done)
+            await self._serve(kind, body, ctx, watcher.wrap(send), done, scope)
         except asyncio.CancelledError:
             if not watcher.disconnected:
                 raise
@@ -171,7 +173,9 @@ class InferenceRoutes:
         if self.on_end is not None:
             self.on_end(scope, ctx)
 
-    async def _serve(self, kind: _Kind, body: dict[str, Any], ctx: RequestContext, send: Send, done: bytes) -> None:
+    async def _serve(
+        self, kind: _Kind, body: dict[str, Any], ctx: RequestContext, send: Send, done: bytes, scope: Scope
+    ) -> None:
         try:
             if kind.stored and self._should_store(body):
                 self._check_store()
@@ -188,7 +192,7 @@ class InferenceRoutes:
             if kind.stored and self._should_store(body) and not await self._store(reply.data, body, payload):
                 extra += _STORE_FAILED
             await self.gate.settle(ctx)
-            await send_raw_json(send, reply.status, payload, ctx.with_limit_headers(extra))
+            await _send_answer(send, scope, reply.status, payload, extra, ctx)
         except RelaystackError as exc:
             note_failure(ctx, exc)
             if isinstance(exc, _UPSTREAM_FAILURES):
@@ -313,6 +317,18 @@ class InferenceRoutes:
         text = value.decode("latin-1")
         FaultSpec.parse(text).check_applies(stream=stream)  # a 400 now, not a fault silently skipped
         return text
+
+
+async def _send_answer(
+    send: Send, scope: Scope, status: int, payload: bytes, extra: list[tuple[bytes, bytes]], ctx: RequestContext
+) -> None:
+    """A JSON answer with the caller's x-ratelimit-* headers: as lines relaystack's server writes
+    as they are when it can (six headers it need not check), else as pairs."""
+    if HEAD_WRITER in scope:
+        lines = ctx.limit_lines()
+        if lines and await send_json_with_lines(send, scope, status, payload, extra, lines):
+            return
+    await send_raw_json(send, status, payload, ctx.with_limit_headers(extra))
 
 
 def note_failure(ctx: RequestContext, exc: RelaystackError) -> None:

@@ -33,10 +33,18 @@ class Window:
     about: str = ""  # for messages: "" (the key), "model 'x'", "client 10.0.0.1"
     bucket_seconds: float = field(init=False)
     limit_bytes: bytes = field(init=False)  # for the x-ratelimit-limit-* header
+    # gateway/limit_headers.py's templates: the limit line and the remaining line's name, then
+    # the reset line's name (made once per window, spliced with the numbers on every answer)
+    lines_head: bytes = field(init=False)
+    lines_reset: bytes = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bucket_seconds", self.seconds / BUCKETS)
         object.__setattr__(self, "limit_bytes", b"%d" % self.limit)
+        unit = b"tokens" if self.kind == "tokens" else b"requests"
+        object.__setattr__(self, "lines_head", b"x-ratelimit-limit-%b: %d\r\nx-ratelimit-remaining-%b: "
+                           % (unit, self.limit, unit))
+        object.__setattr__(self, "lines_reset", b"\r\nx-ratelimit-reset-%b: " % unit)
 
 
 @dataclass(frozen=True, slots=True)

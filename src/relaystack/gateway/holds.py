@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from relaystack.gateway.usage import Tokens
+from relaystack.gateway.usage import Tokens, fast_tokens
 
 __all__ = ["PROMPT_BYTES_PER_TOKEN", "BudgetHolds", "estimated_tokens"]
 
@@ -30,7 +30,7 @@ PROMPT_BYTES_PER_TOKEN = 4
 
 def estimated_tokens(request_bytes: int, max_output_tokens: int | None) -> Tokens:
     """A request's tokens as estimated before it runs (see the module docstring)."""
-    return Tokens(request_bytes // PROMPT_BYTES_PER_TOKEN, max_output_tokens or 0)
+    return fast_tokens(request_bytes // PROMPT_BYTES_PER_TOKEN, max_output_tokens or 0)
 
 
 @dataclass(slots=True)

@@ -25,6 +25,7 @@ from relaystack.gateway.auth import Authenticator
 from relaystack.gateway.counters import Ask, Counters, InProcessCounters, Outcome, Reported, Window, WindowState
 from relaystack.gateway.holds import BudgetHolds, estimated_tokens
 from relaystack.gateway.keys import Budget, KeyInfo
+from relaystack.gateway.limit_headers import duration, header_lines, header_pairs
 from relaystack.gateway.settings import Limits, QuotaSettings
 from relaystack.gateway.usage import Accountant, Pricing, Submitted, Tokens, tokens_of
 from relaystack.telemetry import current as telemetry
@@ -45,7 +46,11 @@ class Caller:
     key: KeyInfo
     slots: tuple[str, ...] = ()
     token_windows: tuple[Window, ...] = ()
-    headers: list[tuple[bytes, bytes]] | None = None  # x-ratelimit-* for the answer
+    # the tightest requests and tokens windows at admission: the answer's x-ratelimit-* headers,
+    # rendered only when it starts, in the form its server takes (limit_headers.py)
+    limited: bool = False
+    requests_seen: Reported | None = None
+    tokens_seen: Reported | None = None
     settled: bool = False
     usage_written: Submitted | None = None  # begun by begin_settle
     tokens: Tokens | None = None  # what the answer used, once known
@@ -54,6 +59,15 @@ class Caller:
     @property
     def key_id(self) -> str:
         return self.key.id
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]] | None:
+        """x-ratelimit-* for the answer, as (name, value); None when the key has no limits."""
+        return header_pairs(self.requests_seen, self.tokens_seen) if self.limited else None
+
+    def header_lines(self) -> bytes | None:
+        """The same headers as the lines of a response head (for ``api.asgi.HEAD_WRITER``)."""
+        return header_lines(self.requests_seen, self.tokens_seen) if self.limited else None
 
     def allows_provider(self, provider_id: str) -> bool:
         """For the router: may this request be served by ``provider_id`` (a fallback's too)?"""
@@ -110,29 +124,27 @@ class KeyGate:
                     if len(self._asks) > 10_000:
                         self._asks.clear()
                     self._asks[(key.id, model)] = ask
-            caller = Caller(key, hold=hold)
             # usage is accounted for streams too: the upstream is asked for it (the client is shown it
             # only if it asked itself)
             ctx.usage_wanted = True
             limits = ask[1]
-            if limits.windows or limits.slots:
-                if self._admit_fast is not None:
-                    refused, requests, tokens = self._admit_fast(limits)
-                    if refused is not None:
-                        raise _refusal(key, refused)
-                else:
-                    outcome = await self.counters.admit(limits)
-                    if not outcome.allowed:
-                        raise _refusal(key, outcome)
-                    requests, tokens = _tightest(outcome.states)
-                caller.slots = limits.slot_names
-                caller.token_windows = limits.token_windows
-                caller.headers = _ratelimit_headers(requests, tokens)
+            if not limits.windows and not limits.slots:
+                ctx.principal = Caller(key, hold=hold)
+                return
+            if self._admit_fast is not None:
+                refused, requests, tokens = self._admit_fast(limits)
+                if refused is not None:
+                    raise _refusal(key, refused)
+            else:
+                outcome = await self.counters.admit(limits)
+                if not outcome.allowed:
+                    raise _refusal(key, outcome)
+                requests, tokens = _tightest(outcome.states)
         except BaseException:
             if hold:  # refused by a limit: the budget is not held
                 self.holds.release(key.id, hold)
             raise
-        ctx.principal = caller
+        ctx.principal = Caller(key, limits.slot_names, limits.token_windows, True, requests, tokens, hold=hold)
 
     def _hold_budget(
         self, key: KeyInfo, budget: Budget, spent: float, ctx: RequestContext, pricing: Pricing,
@@ -283,18 +295,12 @@ def _refusal(key: KeyInfo, outcome: Outcome) -> RateLimitError:
         suffix = "tokens" if refused.kind == "tokens" else "requests"
         headers[f"x-ratelimit-limit-{suffix}"] = str(refused.limit)
         headers[f"x-ratelimit-remaining-{suffix}"] = "0"
-        headers[f"x-ratelimit-reset-{suffix}"] = _duration(outcome.retry_after_s)
+        headers[f"x-ratelimit-reset-{suffix}"] = duration(outcome.retry_after_s)
     else:
         reason = "concurrency"
         message = f"Too many requests in flight for {key.id}: the limit is reached. Retry when one has finished."
     telemetry().rate_limited(reason)
     return RateLimitError(message, headers=headers)
-
-
-_HEADER_NAMES = {
-    kind: tuple(f"x-ratelimit-{what}-{kind}".encode() for what in ("limit", "remaining", "reset"))
-    for kind in ("requests", "tokens")
-}
 
 
 def _tightest(states: tuple[WindowState, ...]) -> tuple[Reported | None, Reported | None]:
@@ -308,47 +314,6 @@ def _tightest(states: tuple[WindowState, ...]) -> tuple[Reported | None, Reporte
         elif tokens is None or window.limit - used < tokens[0].limit - tokens[1]:
             tokens = (window, used, reset_s)
     return requests, tokens
-
-
-def _ratelimit_headers(requests: Reported | None, tokens: Reported | None) -> list[tuple[bytes, bytes]]:
-    """OpenAI's x-ratelimit-* headers, from the tightest requests and tokens windows."""
-    headers: list[tuple[bytes, bytes]] = []
-    if requests is not None:
-        window, used, reset_s = requests
-        left = window.limit - used
-        headers += ((_LIMIT_REQUESTS, window.limit_bytes), (_REMAINING_REQUESTS, b"%d" % left if left > 0 else b"0"),
-                    (_RESET_REQUESTS, _reset(reset_s)))
-    if tokens is not None:
-        window, used, reset_s = tokens
-        left = window.limit - used
-        headers += ((_LIMIT_TOKENS, window.limit_bytes), (_REMAINING_TOKENS, b"%d" % left if left > 0 else b"0"),
-                    (_RESET_TOKENS, _reset(reset_s)))
-    return headers
-
-
-_LIMIT_REQUESTS, _REMAINING_REQUESTS, _RESET_REQUESTS = _HEADER_NAMES["requests"]
-_LIMIT_TOKENS, _REMAINING_TOKENS, _RESET_TOKENS = _HEADER_NAMES["tokens"]
-
-
-def _reset(seconds: float) -> bytes:
-    """``_duration`` as bytes; the common cases (a window in use: under a minute) without divisions."""
-    if seconds < 1:
-        return b"%dms" % round(seconds * 1000) if seconds > 0 else b"0ms"
-    if seconds <= 59:
-        return b"%ds" % math.ceil(seconds)
-    return _duration(seconds).encode()
-
-
-def _duration(seconds: float) -> str:
-    """OpenAI's format: ``1s``, ``6m0s``, ``20ms``."""
-    if seconds < 1:
-        return f"{max(0, round(seconds * 1000))}ms"
-    whole = math.ceil(seconds)
-    minutes, secs = divmod(whole, 60)
-    hours, minutes = divmod(minutes, 60)
-    if hours:
-        return f"{hours}h{minutes}m{secs}s"
-    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
 
 
 def _answered(ctx: RequestContext) -> bool:

@@ -21,7 +21,7 @@ from relaystack.gateway.keys import Budget
 from relaystack.gateway.settings import Price
 from relaystack.storage.base import KeyStore, UsageRow
 
-__all__ = ["Accountant", "Pricing", "Submitted", "Tokens", "period_start", "tokens_of", "utc_day"]
+__all__ = ["Accountant", "Pricing", "Submitted", "Tokens", "fast_tokens", "period_start", "tokens_of", "utc_day"]
 
 log = logging.getLogger("relaystack.gateway")
 
@@ -48,11 +48,19 @@ def tokens_of(usage: Mapping[str, Any] | None) -> Tokens:
     details = usage.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if details.__class__ is dict else None
     if prompt.__class__ is int and completion.__class__ is int and prompt >= 0 and completion >= 0 and cached is None:
-        return Tokens(prompt, completion, 0)  # the common case, without the checks below
+        return _new(Tokens, (prompt, completion, 0))  # the common case, without the checks below
     return Tokens(_count(prompt), _count(completion), _count(cached))
 
 
 _ZERO = Tokens()
+# a named tuple made from a tuple, without its generated ``__new__`` (a Python frame): made on
+# every request (Tokens, UsageRow, Submitted), at about half the cost
+_new = tuple.__new__
+
+
+def fast_tokens(prompt: int, completion: int, cached: int = 0) -> Tokens:
+    """``Tokens(prompt, completion, cached)`` for the hot path (no checks: counts already known good)."""
+    return _new(Tokens, (prompt, completion, cached))
 
 
 def _count(value: Any) -> int:
@@ -187,8 +195,9 @@ class Accountant:
         next to the request's own store write, it commits in the same transaction. Await
         ``.write`` for the commit, then call ``.committed()`` (a budget's spend grows then)."""
         cost = self.pricing.cost(model, provider, tokens)
-        written = self._store.add_usage((UsageRow(utc_day(), key_id, model, provider, 1, *tokens, cost),))
-        return Submitted(written, cost, self._spend.get(key_id))
+        prompt, completion, cached = tokens
+        row = _new(UsageRow, (utc_day(), key_id, model, provider, 1, prompt, completion, cached, cost))
+        return _new(Submitted, (self._store.add_usage((row,)), cost, self._spend.get(key_id)))
 
     def _flush(self, batch: _Batch) -> None:
         self._batch = None
