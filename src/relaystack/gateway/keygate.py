@@ -28,6 +28,7 @@ from relaystack.gateway.keys import Budget, KeyInfo
 from relaystack.gateway.limit_headers import duration, header_lines, header_pairs
 from relaystack.gateway.settings import Limits, QuotaSettings
 from relaystack.gateway.usage import Accountant, Pricing, Submitted, Tokens, tokens_of
+from relaystack.storage.base import UsageRow
 from relaystack.telemetry import current as telemetry
 
 __all__ = ["SCOPE_KEY", "Caller", "KeyGate"]
@@ -52,7 +53,7 @@ class Caller:
     requests_seen: Reported | None = None
     tokens_seen: Reported | None = None
     settled: bool = False
-    usage_written: Submitted | None = None  # begun by begin_settle
+    usage_written: Submitted | None = None  # begun by begin_settle (write None: rides with the completion)
     tokens: Tokens | None = None  # what the answer used, once known
     hold: float = 0.0  # dollars of its key's budget this request holds until settled (holds.py)
 
@@ -175,19 +176,25 @@ class KeyGate:
             self.holds.hold(key.id, estimate)
         return estimate
 
-    def begin_settle(self, ctx: RequestContext) -> None:
+    def begin_settle(self, ctx: RequestContext, rides: bool = False) -> UsageRow | None:
         caller = ctx.principal
         if not isinstance(caller, Caller) or caller.settled or caller.usage_written is not None:
-            return
-        if self.accountant is not None and _answered(ctx):
-            caller.tokens = tokens_of(ctx.usage)
-            try:
-                caller.usage_written = self.accountant.submit(
-                    caller.key.id, ctx.model or "", ctx.provider_id or "", caller.tokens)
-            except Exception as exc:  # settle reports it
-                caller.usage_written = Submitted(_failed(exc), 0.0, None)
+            return None
+        if self.accountant is None or not _answered(ctx):
+            return None
+        caller.tokens = tokens_of(ctx.usage)
+        if rides:  # the caller writes the row with its completion and tells settle how that went
+            row, cost, spend = self.accountant.row(caller.key.id, ctx.model or "", ctx.provider_id or "", caller.tokens)
+            caller.usage_written = _new(Submitted, (None, cost, spend))
+            return row
+        try:
+            caller.usage_written = self.accountant.submit(
+                caller.key.id, ctx.model or "", ctx.provider_id or "", caller.tokens)
+        except Exception as exc:  # settle reports it
+            caller.usage_written = Submitted(_failed(exc), 0.0, None)
+        return None
 
-    async def settle(self, ctx: RequestContext) -> None:
+    async def settle(self, ctx: RequestContext, usage_stored: bool | None = None) -> None:
         caller = ctx.principal
         if not isinstance(caller, Caller) or caller.settled:
             return
@@ -207,16 +214,7 @@ class KeyGate:
             if self.accountant is None or not _answered(ctx):
                 return
             try:
-                submitted = caller.usage_written
-                if submitted is not None:
-                    try:
-                        await submitted.write
-                    except asyncio.CancelledError:
-                        submitted.committed()  # the write goes on without this request
-                        raise
-                    submitted.committed()
-                else:
-                    await self.accountant.record(caller.key_id, ctx.model or "", ctx.provider_id or "", tokens)
+                await self._usage_written(ctx, caller, tokens, usage_stored)
             except Exception as exc:
                 # the answer is delivered anyway: withholding a generated answer would lose it for good
                 log.error("Could not write the usage of a %s request (key %s): %s", ctx.operation, caller.key_id, exc)
@@ -224,6 +222,27 @@ class KeyGate:
         finally:  # after the spend counts the request's real cost (or it failed and cost nothing)
             if caller.hold:
                 self.holds.release(caller.key.id, caller.hold)
+
+    async def _usage_written(
+        self, ctx: RequestContext, caller: Caller, tokens: Tokens, usage_stored: bool | None
+    ) -> None:
+        """Wait for the request's usage to commit: the write begun by ``begin_settle``, the
+        caller's completion write it rode in, or (neither) a write of its own now."""
+        assert self.accountant is not None
+        submitted = caller.usage_written
+        if submitted is None or (submitted.write is None and usage_stored is False):
+            # nothing begun, or the completion it rode with was not stored (nor was the usage)
+            await self.accountant.record(caller.key_id, ctx.model or "", ctx.provider_id or "", tokens)
+            return
+        if submitted.write is not None:
+            try:
+                await submitted.write
+            except asyncio.CancelledError:
+                submitted.committed()  # the write goes on without this request
+                raise
+        # rode with the completion: committed (True), or its request ended before it knew (None:
+        # the write was queued and goes on; counted now, on the budget's safe side)
+        submitted.committed()
 
     def _check_access(self, key: KeyInfo, model: str) -> None:
         if not key.allows_model(model):
@@ -323,3 +342,6 @@ def _answered(ctx: RequestContext) -> bool:
 
 async def _failed(exc: Exception) -> None:
     raise exc
+
+
+_new = tuple.__new__  # a named tuple made from a tuple, without its generated __new__

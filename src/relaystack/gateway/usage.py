@@ -134,9 +134,10 @@ class _Spend:
 
 
 class Submitted(NamedTuple):
-    """One request's usage write, queued by ``Accountant.submit``."""
+    """One request's usage write, queued by ``Accountant.submit`` (or None: written by the
+    caller with its stored completion, from ``Accountant.row``)."""
 
-    write: Awaitable[None]
+    write: Awaitable[None] | None
     cost: float
     spend: _Spend | None  # the budget's figure this write adds to once committed (None: no budget)
 
@@ -198,6 +199,14 @@ class Accountant:
         prompt, completion, cached = tokens
         row = _new(UsageRow, (utc_day(), key_id, model, provider, 1, prompt, completion, cached, cost))
         return _new(Submitted, (self._store.add_usage((row,)), cost, self._spend.get(key_id)))
+
+    def row(self, key_id: str, model: str, provider: str, tokens: Tokens) -> tuple[UsageRow, float, _Spend | None]:
+        """One request's usage row for its caller to write with the stored completion (one
+        write, one commit), its cost, and the budget's figure to add it to once committed."""
+        cost = self.pricing.cost(model, provider, tokens)
+        prompt, completion, cached = tokens
+        row = _new(UsageRow, (utc_day(), key_id, model, provider, 1, prompt, completion, cached, cost))
+        return row, cost, self._spend.get(key_id)
 
     def _flush(self, batch: _Batch) -> None:
         self._batch = None
