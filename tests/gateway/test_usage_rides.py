@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from relaystack.context import RequestContext
+from relaystack.errors import RateLimitError
 from relaystack.gateway.build import GatewayParts, build_gateway
 from relaystack.gateway.keygate import KeyGate
 from relaystack.gateway.keys import new_key
@@ -89,3 +90,20 @@ async def test_a_request_ended_while_its_write_was_queued_is_not_written_twice(s
     await setup.gate.settle(ctx)  # outcome unknown (cancelled): the queued write goes on, no second one
     await setup.gate.settle(ctx, False)  # idempotent
     assert await setup.totals() == [(1, 1000)]
+
+
+async def test_the_admission_plan_is_kept_on_the_key_and_a_changed_key_gets_a_new_one(setup: Setup) -> None:
+    ctx = await setup.answered()
+    key = ctx.principal.key  # type: ignore[union-attr]
+    plan = key.plans[MODEL]
+    assert plan.gate is setup.gate and plan.hold_rates == (1.0, 1.0)
+    await setup.gate.settle(ctx)
+    assert (await setup.answered()).principal.key.plans[MODEL] is plan  # type: ignore[union-attr]
+    record = await setup.store.get_key(setup.key_id)
+    assert record is not None
+    await setup.store.put_key({**record, "budget": None, "limits": {"rpm": 1}})
+    ctx = await setup.answered()  # the key reloaded: a new object, a new plan (rpm 1, no budget)
+    key = ctx.principal.key  # type: ignore[union-attr]
+    assert key.plans[MODEL] is not plan and key.plans[MODEL].budget is None and key.plans[MODEL].limited
+    with pytest.raises(RateLimitError):
+        await setup.answered()

@@ -23,11 +23,11 @@ from relaystack.context import RequestContext
 from relaystack.errors import PermissionDeniedError, RateLimitError
 from relaystack.gateway.auth import Authenticator
 from relaystack.gateway.counters import Ask, Counters, InProcessCounters, Outcome, Reported, Window, WindowState
-from relaystack.gateway.holds import BudgetHolds, estimated_tokens
+from relaystack.gateway.holds import BudgetHolds, estimated_cost
 from relaystack.gateway.keys import Budget, KeyInfo
 from relaystack.gateway.limit_headers import duration, header_lines, header_pairs
 from relaystack.gateway.settings import Limits, QuotaSettings
-from relaystack.gateway.usage import Accountant, Pricing, Submitted, Tokens, tokens_of
+from relaystack.gateway.usage import Accountant, Submitted, Tokens, tokens_of
 from relaystack.storage.base import UsageRow
 from relaystack.telemetry import current as telemetry
 
@@ -75,6 +75,18 @@ class Caller:
         return self.key.allows_provider(provider_id)
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What admitting one key's requests for one model takes (``KeyGate._plan``)."""
+
+    gate: KeyGate  # the gate that made it (one key object may meet two gates: ADMIN, tests)
+    ask: Ask  # the counters' windows and concurrency slots
+    limited: bool  # the ask has any
+    checks_access: bool  # the key is restricted to some models or providers
+    budget: Budget | None  # None: no budget, or no accounting
+    hold_rates: tuple[float, float] | None  # (input, output) $ per million for the budget hold; None: free
+
+
 class KeyGate:
     def __init__(
         self,
@@ -91,9 +103,6 @@ class KeyGate:
         self.provider_of = provider_of
         self.quota = quota
         self.holds = BudgetHolds()
-        # (key id, model) -> (the KeyInfo it was made for, its Ask): keys are immutable, so an
-        # Ask stays right until the key is reloaded (a new KeyInfo object)
-        self._asks: dict[tuple[str, str], tuple[KeyInfo, Ask]] = {}
         # in-process counters answer at once: skip the coroutine (a few µs a request)
         self._admit_fast = counters.admit_fast if isinstance(counters, InProcessCounters) else None
         self._settle_fast = counters.settle_fast if isinstance(counters, InProcessCounters) else None
@@ -108,30 +117,28 @@ class KeyGate:
         if not isinstance(key, KeyInfo):
             key = await self.authenticate(scope)
         model = ctx.model or ""
+        plan = key.plans.get(model) if self.quota is None else None
+        if plan is None or plan.gate is not self:
+            plan = self._plan(key, model, scope)
+        if plan.checks_access:
+            self._check_access(key, model)
         hold = 0.0
-        if not key.is_admin:
-            if key.models is not None or key.providers is not None:
-                self._check_access(key, model)
-            if key.budget is not None and self.accountant is not None:
-                spent = self.accountant.spent_now(key.id, key.budget)
-                if spent is None:
-                    spent = await self.accountant.spent(key.id, key.budget)
-                hold = self._hold_budget(key, key.budget, spent, ctx, self.accountant.pricing)
+        budget = plan.budget
+        if budget is not None:
+            accountant = self.accountant
+            assert accountant is not None
+            spent = accountant.spent_now(key.id, budget)
+            if spent is None:
+                spent = await accountant.spent(key.id, budget)
+            hold = self._hold_budget(key, budget, spent, ctx, plan.hold_rates)
+        # usage is accounted for streams too: the upstream is asked for it (the client is shown it
+        # only if it asked itself)
+        ctx.usage_wanted = True
+        limits = plan.ask
+        if not plan.limited:
+            ctx.principal = Caller(key, hold=hold)
+            return
         try:
-            ask = self._asks.get((key.id, model)) if self.quota is None else None
-            if ask is None or ask[0] is not key:
-                ask = (key, self._ask(key, model, scope))
-                if self.quota is None:  # with a quota, an anonymous ask depends on the client's address
-                    if len(self._asks) > 10_000:
-                        self._asks.clear()
-                    self._asks[(key.id, model)] = ask
-            # usage is accounted for streams too: the upstream is asked for it (the client is shown it
-            # only if it asked itself)
-            ctx.usage_wanted = True
-            limits = ask[1]
-            if not limits.windows and not limits.slots:
-                ctx.principal = Caller(key, hold=hold)
-                return
             if self._admit_fast is not None:
                 refused, requests, tokens = self._admit_fast(limits)
                 if refused is not None:
@@ -147,8 +154,28 @@ class KeyGate:
             raise
         ctx.principal = Caller(key, limits.slot_names, limits.token_windows, True, requests, tokens, hold=hold)
 
+    def _plan(self, key: KeyInfo, model: str, scope: MutableMapping[str, Any]) -> _Plan:
+        """What admitting ``key``'s requests for ``model`` takes, resolved once and kept on the
+        key (a reloaded key is a new object: its plans start empty, so a changed limit or budget
+        is seen at once). Not kept with a quota: an anonymous caller's depends on its address."""
+        ask = self._ask(key, model, scope)
+        budget = key.budget if not key.is_admin and self.accountant is not None else None
+        rates = None
+        if budget is not None:
+            assert self.accountant is not None
+            # the model's provider as it routes now: a model registered again elsewhere later
+            # changes only this estimate (the request's real cost is priced when it settles)
+            rates = self.accountant.pricing.uncached_rates(model, self.provider_of(model) or "")
+        plan = _Plan(self, ask, bool(ask.windows or ask.slots),
+                     not key.is_admin and (key.models is not None or key.providers is not None), budget, rates)
+        if self.quota is None:
+            if len(key.plans) > 1000:  # model ids are the client's: keep the cache bounded
+                key.plans.clear()
+            key.plans[model] = plan
+        return plan
+
     def _hold_budget(
-        self, key: KeyInfo, budget: Budget, spent: float, ctx: RequestContext, pricing: Pricing,
+        self, key: KeyInfo, budget: Budget, spent: float, ctx: RequestContext, rates: tuple[float, float] | None,
     ) -> float:
         """Refuse a key over its budget (``spent`` this period), counting what its requests in
         flight hold; else hold this request's estimated cost (``holds.py``) and return it."""
@@ -169,9 +196,9 @@ class KeyGate:
                 f"(PATCH /v1/admin/keys/{key.id}).",
                 code="budget_exceeded", headers={"retry-after": "1"},
             )
-        model = ctx.model or ""
-        estimate = pricing.cost(model, self.provider_of(model) or "", estimated_tokens(ctx.request_bytes,
-                                                                                        ctx.max_output_tokens))
+        if rates is None:  # free (a local model) or unpriced: nothing to hold
+            return 0.0
+        estimate = estimated_cost(ctx.request_bytes, ctx.max_output_tokens, rates)
         if estimate > 0:
             self.holds.hold(key.id, estimate)
         return estimate

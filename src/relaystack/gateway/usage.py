@@ -114,9 +114,7 @@ class Pricing:
             return 0.0
         rates = self._rates.get(model)
         if rates is None:
-            if model not in self._unpriced_warned and len(self._unpriced_warned) < 1000:
-                self._unpriced_warned.add(model)
-                log.warning("No price for model '%s' in run.yaml's pricing: its cost is counted as 0.", model)
+            self._warn_unpriced(model)
             return 0.0
         input_rate, cached_rate, output_rate = rates
         prompt, completion, cached = tokens
@@ -124,6 +122,22 @@ class Pricing:
             return (prompt * input_rate + completion * output_rate) / 1_000_000
         cached = min(cached, prompt)
         return ((prompt - cached) * input_rate + cached * cached_rate + completion * output_rate) / 1_000_000
+
+    def uncached_rates(self, model: str, provider: str) -> tuple[float, float] | None:
+        """(input, output) dollars per million tokens, as ``cost`` charges them for tokens none of
+        which are cached; None when they cost nothing (a local model, or no price)."""
+        if self._is_local(provider):
+            return None
+        rates = self._rates.get(model)
+        if rates is None:
+            self._warn_unpriced(model)
+            return None
+        return rates[0], rates[2]
+
+    def _warn_unpriced(self, model: str) -> None:
+        if model not in self._unpriced_warned and len(self._unpriced_warned) < 1000:
+            self._unpriced_warned.add(model)
+            log.warning("No price for model '%s' in run.yaml's pricing: its cost is counted as 0.", model)
 
 
 @dataclass(slots=True)
