@@ -6,6 +6,11 @@ the future. The thread takes everything queued (up to ``MAX_BATCH``), writes it 
 ``call_soon_threadsafe`` per event loop. While one batch commits the next one accumulates,
 so the number of transactions adapts to the load without any timer.
 
+A stored completion with its request's usage row (``PUT_COMPLETION_USAGE``) is one op: its rows
+commit together or not at all. The usage rows of a batch are merged per (day, key, model,
+provider) and upserted once each just before the commit; if that upsert fails on a value (not the
+database), the batch is written again with one upsert per op, to fail only the op at fault.
+
 Durability: WAL + ``synchronous=NORMAL`` makes a committed transaction survive a crash or
 SIGKILL of the process (the WAL frames are in the OS page cache); only an OS crash or power
 loss can drop the last commits. ``synchronous=FULL`` closes that gap at one fsync per batch.

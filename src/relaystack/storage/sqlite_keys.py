@@ -10,11 +10,11 @@ store's own ``PRAGMA data_version`` check measured ~20 µs under load, because e
 completion changes it). A key write puts a fresh random stamp there inside its transaction and
 again once it committed, so a process that reloads a key between the two sees the second.
 
-``add_usage`` runs once per answered request when the gateway accounts usage. Rows are not
-written one upsert each: they join the one usage write waiting for the writer thread, merged
-per (day, key, model, provider), until the writer runs it inside its next transaction (the
-same one as the requests' own completions, submitted next); each caller gets a future of its
-own, resolved once that transaction committed.
+``add_usage`` runs for an answered request the gateway accounts whose completion is not stored
+(a stored one's usage row rides in the completion's own writer op: ``_writer.PUT_COMPLETION_USAGE``).
+Rows are not written one upsert each: they join the one usage write waiting for the writer
+thread, merged per (day, key, model, provider), until the writer runs it inside its next
+transaction; each caller gets a future of its own, resolved once that transaction committed.
 """
 
 from __future__ import annotations
