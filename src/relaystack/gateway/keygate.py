@@ -240,6 +240,10 @@ class KeyGate:
                     telemetry().store_failure("limits")
             if self.accountant is None or not _answered(ctx):
                 return
+            submitted = caller.usage_written
+            if submitted is not None and submitted.write is None and usage_stored is not False:
+                submitted.committed()  # rode with the completion (the common case: no coroutine)
+                return
             try:
                 await self._usage_written(ctx, caller, tokens, usage_stored)
             except Exception as exc:
