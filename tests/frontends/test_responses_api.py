@@ -104,7 +104,8 @@ def test_streaming_events_come_in_order_with_sequence_numbers(openai_client: Ope
     assert deltas == final.output_text == "You said: Stream this please"
     assert final.usage is not None and final.usage.output_tokens > 0
     assert events[0].response.id == final.id  # type: ignore[union-attr]
-    assert openai_client.responses.retrieve(final.id).output_text == final.output_text
+    assert events[0].response.model_dump() == events[1].response.model_dump()  # type: ignore[union-attr]
+    assert openai_client.responses.retrieve(final.id).model_dump() == final.model_dump()  # stored as streamed
 
 
 def test_the_sdk_stream_helper_accumulates_text_and_tool_calls(openai_client: OpenAI, chat_model: str) -> None:

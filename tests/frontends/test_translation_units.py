@@ -17,6 +17,7 @@ from relaystack.frontends.messages_routes import estimate_tokens
 from relaystack.frontends.responses_input import items_to_messages, listed_items
 from relaystack.frontends.responses_request import parse_responses_request
 from relaystack.frontends.responses_stream import ResponsesStream
+from relaystack.storage.base import RenderedResponse
 
 
 def chunk(content: str | None = None, tools: list[dict[str, Any]] | None = None, finish: str | None = None,
@@ -137,8 +138,10 @@ def test_text_then_a_tool_call_stream_as_two_items_numbered_in_order() -> None:
         chunk(finish="tool_calls"),
         {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2}},
     ])  # fmt: skip
-    last, final = stream.finish()
+    last, rendered = stream.finish()
+    final = rendered.as_dict()
     events = events_of(data + last)
+    assert events[-1]["response"] == final  # the stored object is the one the client got
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
     assert [e["type"] for e in events] == [
         "response.created", "response.in_progress",
@@ -158,7 +161,8 @@ def test_a_failed_stream_closes_the_open_item_and_says_failed() -> None:
     stream = ResponsesStream("resp_1", 7, {"model": "m"})
     stream.start()
     stream.feed([chunk("partial")])
-    last, final = stream.fail(UpstreamProtocolError("cut"))
+    last, rendered = stream.fail(UpstreamProtocolError("cut"))
+    final = rendered.as_dict()
     types = [e["type"] for e in events_of(last)]
     assert types[-1] == "response.failed" and "response.completed" not in types
     assert final["status"] == "failed" and final["error"] == {"code": "server_error", "message": "cut"}
@@ -169,7 +173,7 @@ def test_an_empty_answer_is_still_one_message() -> None:
     stream = ResponsesStream("resp_1", 7, {"model": "m"})
     stream.start()
     stream.feed([chunk(finish="stop")])
-    _, final = stream.finish()
+    final = stream.finish()[1].as_dict()
     assert [(i["type"], i["content"][0]["text"]) for i in final["output"]] == [("message", "")]
 
 
@@ -281,7 +285,8 @@ async def test_a_response_that_cannot_be_stored_is_counted_and_logged_with_its_i
     prepared = _Prepared(request, {"store": True}, {}, [], [])
     before = COUNTERS.store_failures
     with caplog.at_level(logging.ERROR):
-        stored = await routes._store(prepared, {"id": "resp_123", "status": "completed"}, ChatTurn())
+        response = RenderedResponse("resp_123", 7, "m", "completed", b"{}")
+        stored = await routes._store(prepared, response, ChatTurn())
     assert stored is False
     assert COUNTERS.store_failures == before + 1
     assert "Could not store response resp_123" in caplog.text

@@ -136,6 +136,30 @@ def test_a_start_outside_the_block_is_refused() -> None:
         scan.prove_run(b"data: x\n\n", 99, b'"', b'"')
 
 
+@needs_c
+@settings(max_examples=1000, deadline=None, database=None)
+@given(pieces=st.lists(st.binary(min_size=1).filter(lambda piece: b"\n" not in piece), min_size=1, max_size=30),
+       first=st.integers(0, 2**62), frame=st.lists(st.binary(max_size=40), min_size=3, max_size=3))  # fmt: skip
+def test_numbered_pieces_are_each_piece_between_its_numbered_head_and_the_tail(
+    pieces: list[bytes], first: int, frame: list[bytes]
+) -> None:
+    """What the Responses stream's text deltas are made of: one event per piece, numbered in order."""
+    assert scan is not None
+    head, middle, tail = frame
+    expected = b"".join(head + str(first + k).encode() + middle + piece + tail for k, piece in enumerate(pieces))
+    assert scan.number_pieces(b"\n".join(pieces), first, head, middle, tail) == expected
+    assert scan.number_pieces(b"\n".join(pieces), first, head, middle, tail, middle + tail) == middle + tail + expected
+
+
+@needs_c
+def test_numbering_nothing_is_nothing_and_a_negative_start_is_refused() -> None:
+    assert scan is not None
+    assert scan.number_pieces(b"", 5, b"h", b"m", b"t") == b""
+    assert scan.number_pieces(b"", 5, b"h", b"m", b"t", b"before") == b"before"
+    with pytest.raises(ValueError, match="first"):
+        scan.number_pieces(b"x", -1, b"h", b"m", b"t")
+
+
 @pytest.mark.skipif(os.environ.get("RELAYSTACK_NO_ACCEL", "") not in ("", "0"), reason="RELAYSTACK_NO_ACCEL is set")
 def test_the_install_built_and_loads_the_c_accelerator() -> None:
     """Where a C compiler is there, ``./scripts/install`` builds the module and relaystack loads it."""

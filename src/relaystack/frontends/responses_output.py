@@ -23,6 +23,8 @@ __all__ = [
     "message_item",
     "new_id",
     "response_object",
+    "restored_messages",
+    "stored_answer",
     "turn_output",
     "turn_status",
 ]
@@ -122,12 +124,45 @@ def assistant_message(turn: ChatTurn) -> dict[str, Any]:
     text = turn.text_so_far
     if not turn.tools:
         return {"role": "assistant", "content": text}
-    calls = [
+    return {"role": "assistant", "content": text, "tool_calls": _chat_tool_calls(turn)}
+
+
+def _chat_tool_calls(turn: ChatTurn) -> list[dict[str, Any]]:
+    return [
         {"index": i, "id": call.id, "type": "function",
          "function": {"name": call.name, "arguments": call.arguments_text}}
         for i, call in enumerate(turn.tool_calls())
     ]  # fmt: skip
-    return {"role": "assistant", "content": text, "tool_calls": calls}
+
+
+# a stored conversation's last message says its text is the response's output text (not stored twice)
+_CONTENT_FROM_OUTPUT = "content_from_output"
+
+
+def stored_answer(turn: ChatTurn) -> dict[str, Any]:
+    """``assistant_message`` as a stored conversation keeps it: without its text, which the stored
+    response's output holds already (a long answer would otherwise be stored twice, and a row over
+    one SQLite page costs its overflow pages on every insert); ``restored_messages`` puts it back."""
+    message: dict[str, Any] = {"role": "assistant", _CONTENT_FROM_OUTPUT: True}
+    if turn.tools:
+        message["tool_calls"] = _chat_tool_calls(turn)
+    return message
+
+
+def restored_messages(messages: list[Any], output: list[Any]) -> list[Any]:
+    """A stored conversation's chat messages with the answer's text put back from the response's
+    output (the text of its message items, in order); a row stored whole (older rows) as it is."""
+    if not messages or not isinstance(messages[-1], dict) or not messages[-1].get(_CONTENT_FROM_OUTPUT):
+        return list(messages)
+    text = "".join(
+        part.get("text") or ""
+        for item in output if isinstance(item, dict) and item.get("type") == "message"
+        for part in item.get("content") or () if isinstance(part, dict) and part.get("type") == "output_text"
+    )  # fmt: skip
+    stored = messages[-1]
+    answer = {"role": stored.get("role", "assistant"), "content": text}
+    answer.update((key, value) for key, value in stored.items() if key not in ("role", _CONTENT_FROM_OUTPUT))
+    return [*messages[:-1], answer]
 
 
 def error_object(exc: RelaystackError) -> dict[str, Any]:

@@ -28,19 +28,20 @@ from relaystack.frontends.chat_reader import ChatTurn, blocks_of
 from relaystack.frontends.pipeline import SSE_HEADERS, Frontend
 from relaystack.frontends.responses_input import items_to_messages, listed_items
 from relaystack.frontends.responses_output import (
-    assistant_message,
     map_usage,
     new_id,
     now,
-    response_object,
+    restored_messages,
+    stored_answer,
     turn_output,
     turn_status,
 )
+from relaystack.frontends.responses_render import ResponseTemplate
 from relaystack.frontends.responses_request import ResponsesRequest, parse_responses_request
 from relaystack.frontends.responses_stream import ResponsesStream
 from relaystack.gateway.owner import owner_to_read, owner_to_record
 from relaystack.json_routes import json_response
-from relaystack.storage.base import ResponseStore
+from relaystack.storage.base import RenderedResponse, ResponseStore
 from relaystack.telemetry import current as telemetry
 
 __all__ = ["ResponsesRoutes"]
@@ -127,7 +128,7 @@ class ResponsesRoutes:
                 code="previous_response_not_found",
             ) from None
         output = stored.response.get("output") or []
-        return [*stored.input_items, *output], list(stored.messages)
+        return [*stored.input_items, *output], restored_messages(stored.messages, output)
 
     async def _json(self, prepared: _Prepared, ctx: RequestContext, send: Send) -> None:
         turn = ChatTurn()
@@ -140,13 +141,12 @@ class ResponsesRoutes:
             await send_error(send, exc)
             return
         status, incomplete = turn_status(turn)
-        response = response_object(
-            new_id("resp"), turn.created or now(), prepared.body, status=status, output=turn_output(turn),
-            usage=map_usage(turn.usage), incomplete=incomplete, service_tier=turn.service_tier,
-        )  # fmt: skip
+        template = ResponseTemplate(new_id("resp"), turn.created or now(), prepared.body)
+        response = template.rendered(status, orjson.dumps(turn_output(turn)), usage=map_usage(turn.usage),
+                                     incomplete=incomplete, service_tier=turn.service_tier)  # fmt: skip
         stored = await self._store(prepared, response, turn)
         await self.frontend.settle(ctx, 200, turn.usage)
-        await send_raw_json(send, 200, orjson.dumps(response), ctx.answer_headers([] if stored else _STORE_FAILED))
+        await send_raw_json(send, 200, response.json, ctx.answer_headers([] if stored else _STORE_FAILED))
 
     async def _stream(self, prepared: _Prepared, ctx: RequestContext, send: Send) -> None:
         try:
@@ -173,20 +173,20 @@ class ResponsesRoutes:
         await self.frontend.settle(ctx, status, stream.turn.usage)
         await send({"type": "http.response.body", "body": last, "more_body": False})
 
-    async def _store(self, prepared: _Prepared, response: dict[str, Any], turn: ChatTurn) -> bool:
+    async def _store(self, prepared: _Prepared, response: RenderedResponse, turn: ChatTurn) -> bool:
         """Store and wait for the commit; False (and a log line) if that failed. The answer is sent
         anyway: withholding a generated answer would lose it for good."""
         if self.store is None or not prepared.body["store"]:
             return True
         messages = prepared.messages
-        if response["status"] != "failed":
-            messages = [*messages, assistant_message(turn)]
+        if response.status != "failed":
+            messages = [*messages, stored_answer(turn)]
         try:
             await self.store.put_response(response, prepared.items, messages, owner=prepared.owner)
         except Exception as exc:
             COUNTERS.store_failures += 1
             telemetry().store_failure("response")
-            log.error("Could not store response %s (answered, not stored): %s", response["id"], exc)
+            log.error("Could not store response %s (answered, not stored): %s", response.id, exc)
             return False
         return True
 

@@ -6,7 +6,12 @@ opens a ``function_call`` item (``function_call_arguments.delta``s); an item is 
 (``*.done``, ``output_item.done``) when the next one starts or the upstream finishes; the last
 event is ``response.completed``, ``response.incomplete`` (the reason included) or, when the
 upstream stream broke, ``response.failed``: never a completion the model did not give.
-Every event carries ``sequence_number``; item events carry ``item_id`` and ``output_index``.
+Every event carries ``sequence_number``; item events carry ``item_id`` and ``output_index``
+(a text delta no ``response_id``: neither OpenAI's nor llama-stack's has one, and it is most of
+a stream's bytes). A run of text deltas is written in one piece: with the C accelerator by its
+``number_pieces`` (each upstream hole spliced between the event's numbered head and its tail, after
+the events written before it in the same block), else by one ``bytes.join`` of a list filled by
+slice assignment.
 """
 
 from __future__ import annotations
@@ -14,6 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
+from relaystack import text_template
 from relaystack.errors import RelaystackError
 from relaystack.frontends.chat_reader import (
     TEXT,
@@ -30,10 +38,11 @@ from relaystack.frontends.responses_output import (
     map_usage,
     message_item,
     new_id,
-    response_object,
     turn_status,
 )
+from relaystack.frontends.responses_render import ResponseTemplate, event_with_response
 from relaystack.frontends.text_runs import TextRun, TextRuns
+from relaystack.storage.base import RenderedResponse
 
 __all__ = ["ResponsesStream"]
 
@@ -41,6 +50,8 @@ _DELTA_HEAD = b'event: response.output_text.delta\ndata: {"type":"response.outpu
 _DELTA_TAIL = b'","logprobs":[]}\n\n'
 _DELTA_BETWEEN = _DELTA_TAIL + _DELTA_HEAD
 _NUMBERS: list[bytes] = []
+# the C accelerator's numbered splice (absent: not built, or built before it had one)
+_NUMBER_PIECES = getattr(text_template.ACCEL, "number_pieces", None)
 
 
 def _numbers(start: int, count: int) -> list[bytes]:
@@ -58,16 +69,18 @@ class _Open:
     tool_index: int = 0
     text: list[str] = field(default_factory=list)
     logprobs: list[Any] = field(default_factory=list)
+    # a text delta event's bytes between its sequence number and its text (a message's)
+    delta_middle: bytes = b""
 
 
 class ResponsesStream:
     def __init__(self, response_id: str, created_at: int, body: dict[str, Any]) -> None:
         self.response_id = response_id
         self.created_at = created_at
-        self.body = body
+        self.template = ResponseTemplate(response_id, created_at, body)
         self.turn = ChatTurn()
         self._reader = TextRuns(self.turn)
-        self.output: list[dict[str, Any]] = []  # finished items, in output order
+        self.output: list[bytes] = []  # finished items' JSON, in output order
         self._open: _Open | None = None
         self._seq = 0
         self._out: list[bytes] = []
@@ -77,18 +90,23 @@ class ResponsesStream:
         self._seq += 1
 
     def _flush(self) -> bytes:
-        data = b"".join(self._out)
-        self._out.clear()
+        out = self._out
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
         return data
 
-    def _snapshot(self, status: str, output: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
-        items = list(self.output) if output is None else output
-        return response_object(self.response_id, self.created_at, self.body, status=status, output=items, **extra)
+    def _emit_response(self, event_type: str, response_json: bytes) -> None:
+        self._out.append(event_with_response(event_type, self._seq, response_json))
+        self._seq += 1
+
+    def _output_json(self) -> bytes:
+        return b"[" + b",".join(self.output) + b"]"
 
     # -- the stream --------------------------------------------------------------------------
     def start(self) -> bytes:
-        self._emit("response.created", {"response": self._snapshot("in_progress", output=[])})
-        self._emit("response.in_progress", {"response": self._snapshot("in_progress", output=[])})
+        opening = self.template.render("in_progress", b"[]")  # the same object in both events
+        self._emit_response("response.created", opening)
+        self._emit_response("response.in_progress", opening)
         return self._flush()
 
     def feed_block(self, block: Block) -> bytes:
@@ -105,14 +123,18 @@ class ResponsesStream:
     def _text_run(self, run: TextRun) -> None:
         texts = run.texts
         self.turn.text.extend(texts)
-        pieces = encode_strings(texts) if run.raw is None else run.raw
         opened = self._open
         if opened is None or opened.kind != "message":
             self._close("completed")
             opened = self._open_message()
         opened.text.extend(texts)
-        middle = (b',"item_id":"' + opened.item_id.encode() + b'","output_index":' + str(opened.output_index).encode()
-                  + b',"content_index":0,"response_id":"' + self.response_id.encode() + b'","delta":"')  # fmt: skip
+        middle = opened.delta_middle
+        if run.joined is not None and _NUMBER_PIECES is not None:  # the C path: all events in one bytes,
+            written = b"".join(self._out)  # after the ones written before (no second copy of the run)
+            self._out[:] = [_NUMBER_PIECES(run.joined, self._seq, _DELTA_HEAD, middle, _DELTA_TAIL, written)]
+            self._seq += run.joined.count(b"\n") + 1
+            return
+        pieces = encode_strings(texts) if run.raw is None else run.raw
         # the events' bytes as a list for _flush's one join: per event, what comes before its
         # sequence number (the previous event's tail and this one's head), the number, the
         # constant middle and the text; filled by slice assignment (no loop in Python)
@@ -141,7 +163,7 @@ class ResponsesStream:
             elif kind == TOOL_ARGS:
                 self._tool_args(index, text)
 
-    def finish(self) -> tuple[bytes, dict[str, Any]]:
+    def finish(self) -> tuple[bytes, RenderedResponse]:
         """The closing events and the final response object (to store)."""
         status, incomplete = turn_status(self.turn)
         item_status = "incomplete" if status == "incomplete" else "completed"
@@ -149,23 +171,34 @@ class ResponsesStream:
         if not self.output:  # the model said nothing: still one (empty) message, as a client expects
             self._open_message()
             self._close(item_status)
-        usage = map_usage(self.turn.usage)
-        final = self._snapshot(status, usage=usage, incomplete=incomplete, service_tier=self.turn.service_tier)
-        self._emit(f"response.{status}", {"response": final})
+        final = self.template.rendered(status, self._output_json(), usage=map_usage(self.turn.usage),
+                                       incomplete=incomplete, service_tier=self.turn.service_tier)  # fmt: skip
+        self._emit_response(f"response.{status}", final.json)
         return self._flush(), final
 
-    def fail(self, exc: RelaystackError) -> tuple[bytes, dict[str, Any]]:
+    def fail(self, exc: RelaystackError) -> tuple[bytes, RenderedResponse]:
         self._close("incomplete")
-        final = self._snapshot("failed", error=error_object(exc), usage=map_usage(self.turn.usage))
-        self._emit("response.failed", {"response": final})
+        final = self.template.rendered("failed", self._output_json(), error=error_object(exc),
+                                       usage=map_usage(self.turn.usage))  # fmt: skip
+        self._emit_response("response.failed", final.json)
         return self._flush(), final
 
     # -- items -------------------------------------------------------------------------------
     def _item_event(self, event_type: str, item: dict[str, Any], output_index: int) -> None:
         self._emit(event_type, {"output_index": output_index, "item": item})
 
+    def _item_done(self, item_json: bytes, output_index: int) -> None:
+        """``output_item.done`` around the item's JSON (the same bytes the final output holds)."""
+        self._out.append(b"".join((
+            b'event: response.output_item.done\ndata: {"type":"response.output_item.done","sequence_number":',
+            str(self._seq).encode(), b',"output_index":', str(output_index).encode(), b',"item":', item_json, b"}\n\n",
+        )))  # fmt: skip
+        self._seq += 1
+
     def _open_message(self) -> _Open:
         opened = _Open("message", new_id("msg"), len(self.output))
+        opened.delta_middle = (b',"item_id":"' + opened.item_id.encode() + b'","output_index":'
+                               + str(opened.output_index).encode() + b',"content_index":0,"delta":"')  # fmt: skip
         self._open = opened
         added = message_item(opened.item_id, "", "in_progress", [])
         added["content"] = []
@@ -188,7 +221,8 @@ class ResponsesStream:
             opened = self._open_message()
         opened.text.append(text)
         opened.logprobs.extend(logprobs)
-        self._emit("response.output_text.delta", {**self._part_ids(opened), "delta": text, "logprobs": logprobs})
+        self._emit("response.output_text.delta", {"item_id": opened.item_id, "output_index": opened.output_index,
+                                                  "content_index": 0, "delta": text, "logprobs": logprobs})
 
     def _open_tool(self, tool_index: int) -> None:
         self._close("completed")
@@ -221,5 +255,6 @@ class ResponsesStream:
                        {"item_id": opened.item_id, "output_index": opened.output_index,
                         "arguments": call.arguments_text, "name": call.name})  # fmt: skip
             item = function_call_item(opened.item_id, call, status)
-        self.output.append(item)
-        self._item_event("response.output_item.done", item, opened.output_index)
+        item_json = orjson.dumps(item)
+        self.output.append(item_json)
+        self._item_done(item_json, opened.output_index)

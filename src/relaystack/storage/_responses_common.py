@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from relaystack.errors import InvalidRequestError, NotFoundError
-from relaystack.storage.base import StoredResponse
+from relaystack.storage.base import RenderedResponse, StoredResponse
 
 __all__ = ["ResponseRow", "decode_response", "encode_response", "response_not_found", "unknown_response_after"]
 
@@ -20,9 +20,15 @@ ResponseRow = tuple[str, int, str, bytes, bytes, bytes, str | None]
 
 
 def encode_response(
-    response: dict[str, Any], input_items: list[Any], messages: list[Any], owner: str | None = None
+    response: dict[str, Any] | RenderedResponse, input_items: list[Any], messages: list[Any], owner: str | None = None
 ) -> ResponseRow:
-    """Serialize on the caller's side: the stored row is a snapshot, and a bad value fails the caller."""
+    """Serialize on the caller's side: the stored row is a snapshot, and a bad value fails the caller.
+    A ``RenderedResponse`` is kept as the bytes the client got (not encoded again)."""
+    if isinstance(response, RenderedResponse):
+        return (
+            response.id, response.created_at, response.model,
+            response.json, orjson.dumps(input_items), orjson.dumps(messages), owner,
+        )  # fmt: skip
     response_id = response.get("id")
     created = response.get("created_at")
     model = response.get("model")

@@ -12,9 +12,14 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
+import orjson
+
 from relaystack.errors import RelaystackError
 
-__all__ = ["CompletionPage", "KeyStore", "ResponseStore", "Store", "StoreHealth", "StoredResponse", "UsageRow"]
+__all__ = [
+    "CompletionPage", "KeyStore", "RenderedResponse", "ResponseStore", "Store", "StoreHealth", "StoredResponse",
+    "UsageRow",
+]  # fmt: skip
 
 
 class CompletionPage(dict[str, Any]):
@@ -113,6 +118,22 @@ class Store(Protocol):
 
 
 # -- stored responses (POST /v1/responses), a separate part of the contract ------------------
+
+@dataclass(frozen=True, slots=True)
+class RenderedResponse:
+    """A ``response`` object already rendered as JSON (the bytes the client got), with the fields a
+    row is keyed by: the front-end renders it once, and the store keeps those bytes as they are
+    instead of encoding the object again."""
+
+    id: str
+    created_at: int
+    model: str
+    status: str
+    json: bytes
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(orjson.loads(self.json))
+
 @dataclass(frozen=True, slots=True)
 class StoredResponse:
     """One stored Responses API answer and what continuing it needs."""
@@ -143,9 +164,15 @@ class ResponseStore(Protocol):
         """``Store.health()``: a request that would store a response is refused while it has an error."""
 
     async def put_response(
-        self, response: dict[str, Any], input_items: list[Any], messages: list[Any], *, owner: str | None = None
+        self,
+        response: dict[str, Any] | RenderedResponse,
+        input_items: list[Any],
+        messages: list[Any],
+        *,
+        owner: str | None = None,
     ) -> None:
-        """Store (or replace, same ``response["id"]``) one response; returns once it is committed."""
+        """Store (or replace, same ``response["id"]``) one response; returns once it is committed.
+        A ``RenderedResponse`` is stored as its bytes."""
 
     async def get_response(self, response_id: str, *, owner: str | None = None) -> StoredResponse:
         """The stored response; ``NotFoundError`` (code ``response_not_found``) if absent."""

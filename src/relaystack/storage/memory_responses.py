@@ -15,7 +15,7 @@ from relaystack.storage._responses_common import (
     response_not_found,
     unknown_response_after,
 )
-from relaystack.storage.base import CompletionPage, StoredResponse
+from relaystack.storage.base import CompletionPage, RenderedResponse, StoredResponse
 
 __all__ = ["MemoryResponses", "ResponseRows"]
 
@@ -40,7 +40,12 @@ class MemoryResponses:
         def _check_open(self) -> None: ...
 
     async def put_response(
-        self, response: dict[str, Any], input_items: list[Any], messages: list[Any], *, owner: str | None = None
+        self,
+        response: dict[str, Any] | RenderedResponse,
+        input_items: list[Any],
+        messages: list[Any],
+        *,
+        owner: str | None = None,
     ) -> None:
         response_id, created, model, response_json, items_json, messages_json, owner = encode_response(
             response, input_items, messages, owner

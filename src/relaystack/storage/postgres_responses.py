@@ -24,7 +24,7 @@ from relaystack.storage._responses_common import (
     response_not_found,
     unknown_response_after,
 )
-from relaystack.storage.base import CompletionPage, StoredResponse
+from relaystack.storage.base import CompletionPage, RenderedResponse, StoredResponse
 from relaystack.storage.postgres_base import fetch_page
 from relaystack.storage.postgres_schema import TableGroup
 from relaystack.storage.postgres_writer import PgWriter, RowKind
@@ -69,7 +69,12 @@ _DELETE = f"DELETE FROM responses WHERE id = $1 AND {_OWNED}"
 
 class PgResponses(PgWriter):
     async def put_response(
-        self, response: dict[str, Any], input_items: list[Any], messages: list[Any], *, owner: str | None = None
+        self,
+        response: dict[str, Any] | RenderedResponse,
+        input_items: list[Any],
+        messages: list[Any],
+        *,
+        owner: str | None = None,
     ) -> None:
         await self._enqueue(RESPONSE_ROWS, encode_response(response, input_items, messages, owner))
 

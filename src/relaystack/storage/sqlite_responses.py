@@ -22,7 +22,7 @@ from relaystack.storage._responses_common import (
     unknown_response_after,
 )
 from relaystack.storage._writer import RUN
-from relaystack.storage.base import CompletionPage, StoredResponse
+from relaystack.storage.base import CompletionPage, RenderedResponse, StoredResponse
 
 if TYPE_CHECKING:
     import asyncio
@@ -62,7 +62,12 @@ class SqliteResponses:
         def _read_conn(self) -> sqlite3.Connection: ...
 
     async def put_response(
-        self, response: dict[str, Any], input_items: list[Any], messages: list[Any], *, owner: str | None = None
+        self,
+        response: dict[str, Any] | RenderedResponse,
+        input_items: list[Any],
+        messages: list[Any],
+        *,
+        owner: str | None = None,
     ) -> None:
         row = encode_response(response, input_items, messages, owner)
         await self._submit(RUN, (partial(_upsert, row),))
