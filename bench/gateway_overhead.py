@@ -6,8 +6,8 @@ Per request, what ``api/app.py`` and ``api/inference.py`` do around a JSON chat 
   off      the gate of ``bench/configs/relaystack-off.yaml``: OpenGate, no /metrics; the
            completion stored (SQLite, group-committed)
   gateway  ``relaystack-gateway.yaml``'s: the guard (a cached virtual key), admit (limits: rpm,
-           tpm, concurrency; a budget, with the request's estimated cost held), the usage write
-           riding with the completion's commit, settle, the x-ratelimit-* headers (rendered as the
+           tpm, concurrency; a budget, with the request's estimated cost held), the usage row
+           written with the completion (one write, one transaction), settle, the x-ratelimit-* headers (rendered as the
            lines relaystack's server appends to the head it writes, the other headers checked as
            uvicorn checks them), /metrics' tallies
 
@@ -40,6 +40,8 @@ from relaystack.gateway.keys import new_key
 from relaystack.gateway.settings import AuthSettings, Limits, Price
 from relaystack.storage.sqlite import SqliteStore
 
+# this relaystack's store takes the usage row with the completion (before: a write of its own)
+RIDES = getattr(SqliteStore, "commits_usage_with_completions", False)
 ADMIN_KEY = "bench-admin-key-" + "0" * 24
 MODEL, PROVIDER, PATH = "bench-chat", "up", "/v1/chat/completions"
 USAGE = {"prompt_tokens": 12, "completion_tokens": 16, "total_tokens": 28}
@@ -94,9 +96,14 @@ class Case:
         data = completion(next(self.ids))
         ctx.status = 200
         ctx.usage = data["usage"]
-        gate.begin_settle(ctx)
-        await self.store.put_completion(data, MESSAGES)
-        await gate.settle(ctx)
+        if RIDES:  # the usage row written with the completion, in one transaction
+            usage = gate.begin_settle(ctx, True)
+            await self.store.put_completion(data, MESSAGES, None, usage)
+            await gate.settle(ctx, True)
+        else:  # a relaystack from before: the usage write queued beside the completion's
+            gate.begin_settle(ctx)
+            await self.store.put_completion(data, MESSAGES)
+            await gate.settle(ctx)
         limit_lines = getattr(ctx, "limit_lines", None)  # None: a relaystack from before them (pairs only)
         if limit_lines is not None:
             encode_headers([*JSON_HEADERS, *ctx.routing_headers()], limit_lines())

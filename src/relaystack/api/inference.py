@@ -59,7 +59,7 @@ from relaystack.providers.sse_relay import MALFORMED_EVENT
 from relaystack.recording.faults import FaultSpec
 from relaystack.redaction import bind_request, key_like_values
 from relaystack.router import Router
-from relaystack.storage.base import Store
+from relaystack.storage.base import Store, UsageRow
 from relaystack.telemetry import current as telemetry
 
 __all__ = [
@@ -117,6 +117,8 @@ class InferenceRoutes:
         self.settings = settings
         self.gate: Gate = gate or OpenGate()
         self.on_end = on_end
+        # the store commits a request's usage in its completion's transaction: one write per request
+        self._usage_rides = store is not None and store.commits_usage_with_completions
 
     async def chat(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._handle(CHAT, scope, receive, send)
@@ -188,10 +190,13 @@ class InferenceRoutes:
             extra = ctx.routing_headers()
             ctx.status = reply.status
             ctx.usage = reply.usage
-            self.gate.begin_settle(ctx)  # the usage write rides with the completion's commit
-            if kind.stored and self._should_store(body) and not await self._store(reply.data, body, payload):
-                extra += _STORE_FAILED
-            await self.gate.settle(ctx)
+            stored: bool | None = None
+            if kind.stored and self._should_store(body):
+                usage = self.gate.begin_settle(ctx, self._usage_rides)  # one write: the completion and its usage
+                stored = await self._store(reply.data, body, payload, usage)
+                if not stored:
+                    extra += _STORE_FAILED
+            await self.gate.settle(ctx, stored)
             await _send_answer(send, scope, reply.status, payload, extra, ctx)
         except RelaystackError as exc:
             note_failure(ctx, exc)
@@ -251,13 +256,15 @@ class InferenceRoutes:
         hidden = reply.hidden() if reply.hidden is not None else b""
         ctx.usage = reply.usage
         ctx.status = 200
-        self.gate.begin_settle(ctx)
+        stored: bool | None = None
         if keep:
+            usage = self.gate.begin_settle(ctx, self._usage_rides)  # one write: the stream and its usage
             if reply.hidden is not None:
                 keep.append(hidden)
             events = b"".join(keep)
-            await self._store_stream(reply.stored_form(events) if reply.stored_form else events, body, ctx.model or "")
-        await self.gate.settle(ctx)
+            stored = await self._store_stream(
+                reply.stored_form(events) if reply.stored_form else events, body, ctx.model or "", usage)
+        await self.gate.settle(ctx, stored)
         await send({"type": "http.response.body", "body": done, "more_body": False})
 
     def _check_store(self) -> None:
@@ -271,7 +278,9 @@ class InferenceRoutes:
     def _should_store(self, body: dict[str, Any]) -> bool:
         return self.store is not None and body.get("store") is not False
 
-    async def _store(self, completion: dict[str, Any], body: dict[str, Any], payload: bytes) -> bool:
+    async def _store(
+        self, completion: dict[str, Any], body: dict[str, Any], payload: bytes, usage: UsageRow | None
+    ) -> bool:
         """Store and wait for the commit. False (and a log line) if storing failed: the answer
         is still sent, since withholding a generated completion would lose it for good."""
         assert self.store is not None
@@ -279,14 +288,14 @@ class InferenceRoutes:
         try:
             if not isinstance(completion_id, str) or not completion_id:
                 raise ValueError("the upstream's answer has no string 'id'")
-            await self.store.put_completion(completion, body.get("messages") or [], payload)
+            await self.store.put_completion(completion, body.get("messages") or [], payload, usage)
         except Exception as exc:
             _store_failed("chat completion", completion_id, exc)
             telemetry().store_failure("completion")
             return False
         return True
 
-    async def _store_stream(self, events: bytes, body: dict[str, Any], model: str) -> None:
+    async def _store_stream(self, events: bytes, body: dict[str, Any], model: str, usage: UsageRow | None) -> bool:
         """Store a finished stream as its events; reads assemble it (see relaystack.chat_stream).
 
         The client already has every event; a failure is logged (with the id) and counted, and
@@ -300,10 +309,12 @@ class InferenceRoutes:
                 raise ValueError("the upstream's chunks have no string 'id'")
             created = first.get("created") if first is not None else None
             created = int(created) if isinstance(created, int | float) else int(time.time())
-            await self.store.put_stream(completion_id, created, model, events, body.get("messages") or [])
+            await self.store.put_stream(completion_id, created, model, events, body.get("messages") or [], usage)
         except Exception as exc:
             _store_failed("streamed chat completion", completion_id, exc)
             telemetry().store_failure("completion")
+            return False
+        return True
 
     def _fault(self, scope: Scope, stream: bool) -> str | None:
         value = header(scope, b"x-relaystack-fault")

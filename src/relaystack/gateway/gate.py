@@ -9,6 +9,7 @@ from collections.abc import MutableMapping
 from typing import Any, Protocol
 
 from relaystack.context import RequestContext
+from relaystack.storage.base import UsageRow
 
 __all__ = ["Gate", "OpenGate"]
 
@@ -24,20 +25,25 @@ class Gate(Protocol):
         ``RateLimitError`` (429); sets ``ctx.principal``.
         """
 
-    def begin_settle(self, ctx: RequestContext) -> None:
+    def begin_settle(self, ctx: RequestContext, rides: bool = False) -> UsageRow | None:
         """Optional, not awaited: the answer is known (``ctx.status``, ``ctx.usage`` set) and the
-        caller is about to store it. Queues the request's usage write now, so it commits in the
-        same transaction as the caller's own store write and ``settle`` then finds it done (one
-        store round trip per request instead of two). ``settle`` must still be awaited.
+        caller is about to store it. ``rides``: the caller's store commits a usage row in the
+        completion's own transaction (``Store.commits_usage_with_completions``), so the request's
+        usage row is returned (None: nothing to account) for it to pass to ``put_completion`` /
+        ``put_stream``, and ``settle`` is told whether that write committed (one write, one
+        commit per request). Else the usage write is queued now, next to the caller's store
+        write. ``settle`` must still be awaited.
         """
 
-    async def settle(self, ctx: RequestContext) -> None:
+    async def settle(self, ctx: RequestContext, usage_stored: bool | None = None) -> None:
         """The request ended (``ctx.status``, ``ctx.usage`` set): account for it.
 
         Awaited before the client gets the last byte, so usage is never lost when the
         answer was delivered. Must run once for every admitted request, on every path (errors
         and cancellations too: it gives back the request's concurrency slot); calling it again
-        is harmless.
+        is harmless. ``usage_stored``: whether the completion carrying the row ``begin_settle``
+        returned committed (False: the usage is written on its own now; None: not known, e.g.
+        cancelled while it was queued: it is counted as written).
         """
 
 
@@ -45,8 +51,8 @@ class OpenGate:
     async def admit(self, scope: Scope, ctx: RequestContext) -> None:
         return None
 
-    def begin_settle(self, ctx: RequestContext) -> None:
+    def begin_settle(self, ctx: RequestContext, rides: bool = False) -> UsageRow | None:
         return None
 
-    async def settle(self, ctx: RequestContext) -> None:
+    async def settle(self, ctx: RequestContext, usage_stored: bool | None = None) -> None:
         return None

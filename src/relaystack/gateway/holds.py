@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from relaystack.gateway.usage import Tokens, fast_tokens
 
-__all__ = ["PROMPT_BYTES_PER_TOKEN", "BudgetHolds", "estimated_tokens"]
+__all__ = ["PROMPT_BYTES_PER_TOKEN", "BudgetHolds", "estimated_cost", "estimated_tokens"]
 
 PROMPT_BYTES_PER_TOKEN = 4
 
@@ -31,6 +31,12 @@ PROMPT_BYTES_PER_TOKEN = 4
 def estimated_tokens(request_bytes: int, max_output_tokens: int | None) -> Tokens:
     """A request's tokens as estimated before it runs (see the module docstring)."""
     return fast_tokens(request_bytes // PROMPT_BYTES_PER_TOKEN, max_output_tokens or 0)
+
+
+def estimated_cost(request_bytes: int, max_output_tokens: int | None, rates: tuple[float, float]) -> float:
+    """``Pricing.cost`` of ``estimated_tokens`` at the model's (input, output) dollars per
+    million tokens (``Pricing.uncached_rates``, looked up once per key and model)."""
+    return ((request_bytes // PROMPT_BYTES_PER_TOKEN) * rates[0] + (max_output_tokens or 0) * rates[1]) / 1_000_000
 
 
 @dataclass(slots=True)

@@ -23,11 +23,12 @@ from relaystack.context import RequestContext
 from relaystack.errors import PermissionDeniedError, RateLimitError
 from relaystack.gateway.auth import Authenticator
 from relaystack.gateway.counters import Ask, Counters, InProcessCounters, Outcome, Reported, Window, WindowState
-from relaystack.gateway.holds import BudgetHolds, estimated_tokens
+from relaystack.gateway.holds import BudgetHolds, estimated_cost
 from relaystack.gateway.keys import Budget, KeyInfo
 from relaystack.gateway.limit_headers import duration, header_lines, header_pairs
 from relaystack.gateway.settings import Limits, QuotaSettings
-from relaystack.gateway.usage import Accountant, Pricing, Submitted, Tokens, tokens_of
+from relaystack.gateway.usage import Accountant, Submitted, Tokens, tokens_of
+from relaystack.storage.base import UsageRow
 from relaystack.telemetry import current as telemetry
 
 __all__ = ["SCOPE_KEY", "Caller", "KeyGate"]
@@ -52,7 +53,7 @@ class Caller:
     requests_seen: Reported | None = None
     tokens_seen: Reported | None = None
     settled: bool = False
-    usage_written: Submitted | None = None  # begun by begin_settle
+    usage_written: Submitted | None = None  # begun by begin_settle (write None: rides with the completion)
     tokens: Tokens | None = None  # what the answer used, once known
     hold: float = 0.0  # dollars of its key's budget this request holds until settled (holds.py)
 
@@ -74,6 +75,18 @@ class Caller:
         return self.key.allows_provider(provider_id)
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What admitting one key's requests for one model takes (``KeyGate._plan``)."""
+
+    gate: KeyGate  # the gate that made it (one key object may meet two gates: ADMIN, tests)
+    ask: Ask  # the counters' windows and concurrency slots
+    limited: bool  # the ask has any
+    checks_access: bool  # the key is restricted to some models or providers
+    budget: Budget | None  # None: no budget, or no accounting
+    hold_rates: tuple[float, float] | None  # (input, output) $ per million for the budget hold; None: free
+
+
 class KeyGate:
     def __init__(
         self,
@@ -90,9 +103,6 @@ class KeyGate:
         self.provider_of = provider_of
         self.quota = quota
         self.holds = BudgetHolds()
-        # (key id, model) -> (the KeyInfo it was made for, its Ask): keys are immutable, so an
-        # Ask stays right until the key is reloaded (a new KeyInfo object)
-        self._asks: dict[tuple[str, str], tuple[KeyInfo, Ask]] = {}
         # in-process counters answer at once: skip the coroutine (a few µs a request)
         self._admit_fast = counters.admit_fast if isinstance(counters, InProcessCounters) else None
         self._settle_fast = counters.settle_fast if isinstance(counters, InProcessCounters) else None
@@ -107,30 +117,28 @@ class KeyGate:
         if not isinstance(key, KeyInfo):
             key = await self.authenticate(scope)
         model = ctx.model or ""
+        plan = key.plans.get(model) if self.quota is None else None
+        if plan is None or plan.gate is not self:
+            plan = self._plan(key, model, scope)
+        if plan.checks_access:
+            self._check_access(key, model)
         hold = 0.0
-        if not key.is_admin:
-            if key.models is not None or key.providers is not None:
-                self._check_access(key, model)
-            if key.budget is not None and self.accountant is not None:
-                spent = self.accountant.spent_now(key.id, key.budget)
-                if spent is None:
-                    spent = await self.accountant.spent(key.id, key.budget)
-                hold = self._hold_budget(key, key.budget, spent, ctx, self.accountant.pricing)
+        budget = plan.budget
+        if budget is not None:
+            accountant = self.accountant
+            assert accountant is not None
+            spent = accountant.spent_now(key.id, budget)
+            if spent is None:
+                spent = await accountant.spent(key.id, budget)
+            hold = self._hold_budget(key, budget, spent, ctx, plan.hold_rates)
+        # usage is accounted for streams too: the upstream is asked for it (the client is shown it
+        # only if it asked itself)
+        ctx.usage_wanted = True
+        limits = plan.ask
+        if not plan.limited:
+            ctx.principal = Caller(key, hold=hold)
+            return
         try:
-            ask = self._asks.get((key.id, model)) if self.quota is None else None
-            if ask is None or ask[0] is not key:
-                ask = (key, self._ask(key, model, scope))
-                if self.quota is None:  # with a quota, an anonymous ask depends on the client's address
-                    if len(self._asks) > 10_000:
-                        self._asks.clear()
-                    self._asks[(key.id, model)] = ask
-            # usage is accounted for streams too: the upstream is asked for it (the client is shown it
-            # only if it asked itself)
-            ctx.usage_wanted = True
-            limits = ask[1]
-            if not limits.windows and not limits.slots:
-                ctx.principal = Caller(key, hold=hold)
-                return
             if self._admit_fast is not None:
                 refused, requests, tokens = self._admit_fast(limits)
                 if refused is not None:
@@ -146,8 +154,28 @@ class KeyGate:
             raise
         ctx.principal = Caller(key, limits.slot_names, limits.token_windows, True, requests, tokens, hold=hold)
 
+    def _plan(self, key: KeyInfo, model: str, scope: MutableMapping[str, Any]) -> _Plan:
+        """What admitting ``key``'s requests for ``model`` takes, resolved once and kept on the
+        key (a reloaded key is a new object: its plans start empty, so a changed limit or budget
+        is seen at once). Not kept with a quota: an anonymous caller's depends on its address."""
+        ask = self._ask(key, model, scope)
+        budget = key.budget if not key.is_admin and self.accountant is not None else None
+        rates = None
+        if budget is not None:
+            assert self.accountant is not None
+            # the model's provider as it routes now: a model registered again elsewhere later
+            # changes only this estimate (the request's real cost is priced when it settles)
+            rates = self.accountant.pricing.uncached_rates(model, self.provider_of(model) or "")
+        plan = _Plan(self, ask, bool(ask.windows or ask.slots),
+                     not key.is_admin and (key.models is not None or key.providers is not None), budget, rates)
+        if self.quota is None:
+            if len(key.plans) > 1000:  # model ids are the client's: keep the cache bounded
+                key.plans.clear()
+            key.plans[model] = plan
+        return plan
+
     def _hold_budget(
-        self, key: KeyInfo, budget: Budget, spent: float, ctx: RequestContext, pricing: Pricing,
+        self, key: KeyInfo, budget: Budget, spent: float, ctx: RequestContext, rates: tuple[float, float] | None,
     ) -> float:
         """Refuse a key over its budget (``spent`` this period), counting what its requests in
         flight hold; else hold this request's estimated cost (``holds.py``) and return it."""
@@ -168,26 +196,32 @@ class KeyGate:
                 f"(PATCH /v1/admin/keys/{key.id}).",
                 code="budget_exceeded", headers={"retry-after": "1"},
             )
-        model = ctx.model or ""
-        estimate = pricing.cost(model, self.provider_of(model) or "", estimated_tokens(ctx.request_bytes,
-                                                                                        ctx.max_output_tokens))
+        if rates is None:  # free (a local model) or unpriced: nothing to hold
+            return 0.0
+        estimate = estimated_cost(ctx.request_bytes, ctx.max_output_tokens, rates)
         if estimate > 0:
             self.holds.hold(key.id, estimate)
         return estimate
 
-    def begin_settle(self, ctx: RequestContext) -> None:
+    def begin_settle(self, ctx: RequestContext, rides: bool = False) -> UsageRow | None:
         caller = ctx.principal
         if not isinstance(caller, Caller) or caller.settled or caller.usage_written is not None:
-            return
-        if self.accountant is not None and _answered(ctx):
-            caller.tokens = tokens_of(ctx.usage)
-            try:
-                caller.usage_written = self.accountant.submit(
-                    caller.key.id, ctx.model or "", ctx.provider_id or "", caller.tokens)
-            except Exception as exc:  # settle reports it
-                caller.usage_written = Submitted(_failed(exc), 0.0, None)
+            return None
+        if self.accountant is None or not _answered(ctx):
+            return None
+        caller.tokens = tokens_of(ctx.usage)
+        if rides:  # the caller writes the row with its completion and tells settle how that went
+            row, cost, spend = self.accountant.row(caller.key.id, ctx.model or "", ctx.provider_id or "", caller.tokens)
+            caller.usage_written = _new(Submitted, (None, cost, spend))
+            return row
+        try:
+            caller.usage_written = self.accountant.submit(
+                caller.key.id, ctx.model or "", ctx.provider_id or "", caller.tokens)
+        except Exception as exc:  # settle reports it
+            caller.usage_written = Submitted(_failed(exc), 0.0, None)
+        return None
 
-    async def settle(self, ctx: RequestContext) -> None:
+    async def settle(self, ctx: RequestContext, usage_stored: bool | None = None) -> None:
         caller = ctx.principal
         if not isinstance(caller, Caller) or caller.settled:
             return
@@ -206,17 +240,12 @@ class KeyGate:
                     telemetry().store_failure("limits")
             if self.accountant is None or not _answered(ctx):
                 return
+            submitted = caller.usage_written
+            if submitted is not None and submitted.write is None and usage_stored is not False:
+                submitted.committed()  # rode with the completion (the common case: no coroutine)
+                return
             try:
-                submitted = caller.usage_written
-                if submitted is not None:
-                    try:
-                        await submitted.write
-                    except asyncio.CancelledError:
-                        submitted.committed()  # the write goes on without this request
-                        raise
-                    submitted.committed()
-                else:
-                    await self.accountant.record(caller.key_id, ctx.model or "", ctx.provider_id or "", tokens)
+                await self._usage_written(ctx, caller, tokens, usage_stored)
             except Exception as exc:
                 # the answer is delivered anyway: withholding a generated answer would lose it for good
                 log.error("Could not write the usage of a %s request (key %s): %s", ctx.operation, caller.key_id, exc)
@@ -224,6 +253,27 @@ class KeyGate:
         finally:  # after the spend counts the request's real cost (or it failed and cost nothing)
             if caller.hold:
                 self.holds.release(caller.key.id, caller.hold)
+
+    async def _usage_written(
+        self, ctx: RequestContext, caller: Caller, tokens: Tokens, usage_stored: bool | None
+    ) -> None:
+        """Wait for the request's usage to commit: the write begun by ``begin_settle``, the
+        caller's completion write it rode in, or (neither) a write of its own now."""
+        assert self.accountant is not None
+        submitted = caller.usage_written
+        if submitted is None or (submitted.write is None and usage_stored is False):
+            # nothing begun, or the completion it rode with was not stored (nor was the usage)
+            await self.accountant.record(caller.key_id, ctx.model or "", ctx.provider_id or "", tokens)
+            return
+        if submitted.write is not None:
+            try:
+                await submitted.write
+            except asyncio.CancelledError:
+                submitted.committed()  # the write goes on without this request
+                raise
+        # rode with the completion: committed (True), or its request ended before it knew (None:
+        # the write was queued and goes on; counted now, on the budget's safe side)
+        submitted.committed()
 
     def _check_access(self, key: KeyInfo, model: str) -> None:
         if not key.allows_model(model):
@@ -323,3 +373,6 @@ def _answered(ctx: RequestContext) -> bool:
 
 async def _failed(exc: Exception) -> None:
     raise exc
+
+
+_new = tuple.__new__  # a named tuple made from a tuple, without its generated __new__

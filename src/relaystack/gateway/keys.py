@@ -178,6 +178,9 @@ class KeyInfo:
     budget: Budget | None = None
     expires_at: float | None = None
     revoked: bool = False
+    # model -> the gate's admission plan for this key and model (keygate.py): made on the key's
+    # first request for the model, gone with this object when the key is reloaded (any change)
+    plans: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_record(cls, record: dict[str, Any], default_limits: Limits) -> KeyInfo:

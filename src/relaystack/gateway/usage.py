@@ -114,9 +114,7 @@ class Pricing:
             return 0.0
         rates = self._rates.get(model)
         if rates is None:
-            if model not in self._unpriced_warned and len(self._unpriced_warned) < 1000:
-                self._unpriced_warned.add(model)
-                log.warning("No price for model '%s' in run.yaml's pricing: its cost is counted as 0.", model)
+            self._warn_unpriced(model)
             return 0.0
         input_rate, cached_rate, output_rate = rates
         prompt, completion, cached = tokens
@@ -124,6 +122,22 @@ class Pricing:
             return (prompt * input_rate + completion * output_rate) / 1_000_000
         cached = min(cached, prompt)
         return ((prompt - cached) * input_rate + cached * cached_rate + completion * output_rate) / 1_000_000
+
+    def uncached_rates(self, model: str, provider: str) -> tuple[float, float] | None:
+        """(input, output) dollars per million tokens, as ``cost`` charges them for tokens none of
+        which are cached; None when they cost nothing (a local model, or no price)."""
+        if self._is_local(provider):
+            return None
+        rates = self._rates.get(model)
+        if rates is None:
+            self._warn_unpriced(model)
+            return None
+        return rates[0], rates[2]
+
+    def _warn_unpriced(self, model: str) -> None:
+        if model not in self._unpriced_warned and len(self._unpriced_warned) < 1000:
+            self._unpriced_warned.add(model)
+            log.warning("No price for model '%s' in run.yaml's pricing: its cost is counted as 0.", model)
 
 
 @dataclass(slots=True)
@@ -134,9 +148,10 @@ class _Spend:
 
 
 class Submitted(NamedTuple):
-    """One request's usage write, queued by ``Accountant.submit``."""
+    """One request's usage write, queued by ``Accountant.submit`` (or None: written by the
+    caller with its stored completion, from ``Accountant.row``)."""
 
-    write: Awaitable[None]
+    write: Awaitable[None] | None
     cost: float
     spend: _Spend | None  # the budget's figure this write adds to once committed (None: no budget)
 
@@ -198,6 +213,14 @@ class Accountant:
         prompt, completion, cached = tokens
         row = _new(UsageRow, (utc_day(), key_id, model, provider, 1, prompt, completion, cached, cost))
         return _new(Submitted, (self._store.add_usage((row,)), cost, self._spend.get(key_id)))
+
+    def row(self, key_id: str, model: str, provider: str, tokens: Tokens) -> tuple[UsageRow, float, _Spend | None]:
+        """One request's usage row for its caller to write with the stored completion (one
+        write, one commit), its cost, and the budget's figure to add it to once committed."""
+        cost = self.pricing.cost(model, provider, tokens)
+        prompt, completion, cached = tokens
+        row = _new(UsageRow, (utc_day(), key_id, model, provider, 1, prompt, completion, cached, cost))
+        return row, cost, self._spend.get(key_id)
 
     def _flush(self, batch: _Batch) -> None:
         self._batch = None

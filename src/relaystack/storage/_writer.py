@@ -6,6 +6,11 @@ the future. The thread takes everything queued (up to ``MAX_BATCH``), writes it 
 ``call_soon_threadsafe`` per event loop. While one batch commits the next one accumulates,
 so the number of transactions adapts to the load without any timer.
 
+A stored completion with its request's usage row (``PUT_COMPLETION_USAGE``) is one op: its rows
+commit together or not at all. The usage rows of a batch are merged per (day, key, model,
+provider) and upserted once each just before the commit; if that upsert fails on a value (not the
+database), the batch is written again with one upsert per op, to fail only the op at fault.
+
 Durability: WAL + ``synchronous=NORMAL`` makes a committed transaction survive a crash or
 SIGKILL of the process (the WAL frames are in the OS page cache); only an OS crash or power
 loss can drop the last commits. ``synchronous=FULL`` closes that gap at one fsync per batch.
@@ -24,7 +29,10 @@ from typing import Any
 from relaystack.errors import RelaystackError, ServiceUnavailableError
 from relaystack.storage._common import StoreClosedError
 
-__all__ = ["DELETE_MODEL", "PUT_COMPLETION", "PUT_MODEL", "RUN", "Op", "Writer", "storage_error"]
+__all__ = [
+    "ADD_USAGE", "DELETE_MODEL", "PUT_COMPLETION", "PUT_COMPLETION_USAGE", "PUT_MODEL", "RUN", "Op", "Writer",
+    "storage_error",
+]
 
 log = logging.getLogger("relaystack.storage")
 
@@ -32,6 +40,10 @@ PUT_COMPLETION, PUT_MODEL, DELETE_MODEL = 0, 1, 2
 # params = (fn,): ``fn(conn)`` runs inside the batch's transaction; its result resolves the future
 # (lets a separate part of the store, e.g. storage/sqlite_responses.py, keep its SQL to itself)
 RUN = 3
+# params = (completion's params, usage row): a stored completion and the usage of the request that
+# made it, one write (committed together or not at all). The usage rows of a batch are merged per
+# (day, key, model, provider) into one upsert each, run just before the batch commits.
+PUT_COMPLETION_USAGE = 4
 MAX_BATCH = 1024
 
 # (kind, bound parameters, the future the caller awaits)
@@ -50,6 +62,17 @@ INSERT INTO models (identifier, model) VALUES (?, ?)
 ON CONFLICT (identifier) DO UPDATE SET model = excluded.model
 """
 _DELETE_MODEL = "DELETE FROM models WHERE identifier = ?"
+ADD_USAGE = """
+INSERT INTO usage_daily
+    (day, key_id, model, provider, requests, prompt_tokens, completion_tokens, cached_tokens, cost)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (day, key_id, model, provider) DO UPDATE SET
+    requests = requests + excluded.requests,
+    prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+    completion_tokens = completion_tokens + excluded.completion_tokens,
+    cached_tokens = cached_tokens + excluded.cached_tokens,
+    cost = cost + excluded.cost
+"""
 _BUMP_MODELS_VERSION = "UPDATE meta SET value = value + 1 WHERE key = 'models_version'"
 
 
@@ -120,8 +143,12 @@ class Writer:
 
     def _write(self, batch: list[Op]) -> None:
         outcomes: list[_Outcome] = []
+        merge_usage = True
         while batch:
-            results, failed_at, error = self._transaction(batch)
+            results, failed_at, error = self._transaction(batch, merge_usage)
+            if error is _MERGED_USAGE_FAILED:  # find the write at fault: usage upserted per write
+                merge_usage = False
+                continue
             if error is None:
                 outcomes.extend((op[2], result, False) for op, result in zip(batch, results, strict=True))
                 break
@@ -135,22 +162,39 @@ class Writer:
             batch = batch[:failed_at] + batch[failed_at + 1 :]
         _dispatch(outcomes)
 
-    def _transaction(self, batch: list[Op]) -> tuple[list[Any], int | None, Exception | None]:
+    def _transaction(
+        self, batch: list[Op], merge_usage: bool = True
+    ) -> tuple[list[Any], int | None, Exception | None]:
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             return [], None, exc
         results: list[Any] = []
+        usage: dict[tuple[Any, ...], list[Any]] | None = {} if merge_usage else None
         for index, (kind, params, _future) in enumerate(batch):
             try:
-                results.append(_apply(conn, kind, params))
+                if kind == PUT_COMPLETION_USAGE:
+                    conn.execute(_UPSERT_COMPLETION, params[0])
+                    _add_usage_row(conn, params[1], usage)
+                    results.append(None)
+                else:
+                    results.append(_apply(conn, kind, params))
             except sqlite3.OperationalError as exc:  # locked, I/O, disk full: not this write's fault
                 self._rollback()
                 return [], None, exc
             except Exception as exc:  # this write's own fault (a constraint, an int out of range)
                 self._rollback()
                 return [], index, exc
+        if usage:
+            try:
+                _upsert_usage(conn, [tuple(total) for total in usage.values()])
+            except sqlite3.OperationalError as exc:
+                self._rollback()
+                return [], None, exc
+            except Exception:  # e.g. a sum out of range: which write is at fault is not known here
+                self._rollback()
+                return [], None, _MERGED_USAGE_FAILED
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -164,6 +208,40 @@ class Writer:
                 self._conn.execute("ROLLBACK")
         except sqlite3.Error:
             log.exception("storage writer: rollback failed")
+
+
+def _upsert_usage(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    if len(rows) == 1:
+        conn.execute(ADD_USAGE, rows[0])  # the common case; executemany costs more for one row
+    else:
+        conn.executemany(ADD_USAGE, rows)
+
+
+class _MergedUsageFailed(Exception):
+    """The merged usage upsert of a batch failed on a value (not the database): retry unmerged."""
+
+
+_MERGED_USAGE_FAILED = _MergedUsageFailed()
+
+
+def _add_usage_row(
+    conn: sqlite3.Connection, row: tuple[Any, ...], merged: dict[tuple[Any, ...], list[Any]] | None
+) -> None:
+    """Add one usage row to the batch's merged totals (upserted before it commits), or upsert
+    it now when ``merged`` is None (a retry finding the write whose values fail)."""
+    if merged is None:
+        conn.execute(ADD_USAGE, row)
+        return
+    where = row[:4]
+    total = merged.get(where)
+    if total is None:
+        merged[where] = list(row)
+    else:
+        total[4] += row[4]
+        total[5] += row[5]
+        total[6] += row[6]
+        total[7] += row[7]
+        total[8] += row[8]
 
 
 def _apply(conn: sqlite3.Connection, kind: int, params: tuple[Any, ...]) -> Any:

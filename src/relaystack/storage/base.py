@@ -44,6 +44,10 @@ class StoreHealth:
 
 
 class Store(Protocol):
+    # True: ``put_completion``/``put_stream`` commit their ``usage`` row in the completion's own
+    # transaction (if they raise, neither was written); False: side by side, each on its own
+    commits_usage_with_completions: bool
+
     async def start(self) -> None:
         """Open the database (creating directories and tables) and start the writer."""
 
@@ -56,9 +60,14 @@ class Store(Protocol):
 
     # -- stored chat completions ------------------------------------------------------
     async def put_completion(
-        self, completion: dict[str, Any], input_messages: list[Any], raw: bytes | None = None
+        self, completion: dict[str, Any], input_messages: list[Any], raw: bytes | None = None,
+        usage: UsageRow | None = None,
     ) -> None:
         """Store (or replace, same id) one chat completion; returns once it is committed.
+
+        ``usage``, when given, is the usage row of the request that made it (see ``add_usage``),
+        written with it: SQLite and the memory store commit both in one transaction (both or
+        neither); PostgreSQL writes them side by side, returning once both committed.
 
         ``completion`` is an OpenAI ``chat.completion`` dict whose ``model`` is the caller's id;
         ``raw``, when given, is the same completion as JSON bytes (what the client got), stored as
@@ -67,9 +76,11 @@ class Store(Protocol):
         """
 
     async def put_stream(
-        self, completion_id: str, created: int, model: str, events: bytes, input_messages: list[Any]
+        self, completion_id: str, created: int, model: str, events: bytes, input_messages: list[Any],
+        usage: UsageRow | None = None,
     ) -> None:
-        """Store (or replace) a streamed chat completion as its SSE events (``data: {...}\\n\\n``).
+        """Store (or replace) a streamed chat completion as its SSE events (``data: {...}\\n\\n``),
+        with its request's ``usage`` as ``put_completion`` does.
 
         Reads return it assembled into one ``chat.completion`` (``relaystack.chat_stream``):
         parsing every event is the costliest part of a stream, so it is paid when read.

@@ -26,7 +26,7 @@ from relaystack.storage._common import (
     unknown_after,
     validate_list_args,
 )
-from relaystack.storage.base import CompletionPage, StoreHealth
+from relaystack.storage.base import CompletionPage, StoreHealth, UsageRow
 from relaystack.storage.memory_keys import KeyRows, MemoryKeys
 from relaystack.storage.memory_responses import MemoryResponses, ResponseRows
 
@@ -37,6 +37,8 @@ _Key = tuple[int, int]
 
 
 class MemoryStore(MemoryResponses, MemoryKeys):  # responses: memory_responses.py; keys and usage: memory_keys.py
+    commits_usage_with_completions = True
+
     def __init__(self) -> None:
         self._keys: list[_Key] = []  # sorted
         self._rows: dict[_Key, tuple[str, str, bytes, bytes]] = {}  # key -> (id, model, completion, messages)
@@ -69,14 +71,20 @@ class MemoryStore(MemoryResponses, MemoryKeys):  # responses: memory_responses.p
 
     # -- chat completions -------------------------------------------------------------------
     async def put_completion(
-        self, completion: dict[str, Any], input_messages: list[Any], raw: bytes | None = None
+        self, completion: dict[str, Any], input_messages: list[Any], raw: bytes | None = None,
+        usage: UsageRow | None = None,
     ) -> None:
         self._put(encode_completion(completion, input_messages, raw))
+        if usage is not None:  # no await between the two: both or neither
+            self._add_usage_now((usage,))
 
     async def put_stream(
-        self, completion_id: str, created: int, model: str, events: bytes, input_messages: list[Any]
+        self, completion_id: str, created: int, model: str, events: bytes, input_messages: list[Any],
+        usage: UsageRow | None = None,
     ) -> None:
         self._put(encode_stream(completion_id, created, model, events, input_messages))
+        if usage is not None:
+            self._add_usage_now((usage,))
 
     def _put(self, row: CompletionRow) -> None:
         completion_id, created, model, completion_json, messages_json = row

@@ -51,6 +51,9 @@ class MemoryKeys:
         return self._key_rows.version
 
     async def add_usage(self, rows: Sequence[UsageRow]) -> None:
+        self._add_usage_now(rows)
+
+    def _add_usage_now(self, rows: Sequence[UsageRow]) -> None:
         self._check_open()
         for row in rows:
             where = (row.day, row.key_id, row.model, row.provider)

@@ -55,6 +55,8 @@ class _Connection(asyncpg.Connection):
 
 
 class PostgresStore(PgCompletions, PgResponses, PgModels, PgKeys):
+    commits_usage_with_completions = False  # one group statement per row kind, each committed on its own
+
     def __init__(self, settings: PgSettings) -> None:
         super().__init__(settings)
         self._init_writer()

@@ -23,8 +23,9 @@ from relaystack.storage._common import (
     unknown_after,
     validate_list_args,
 )
-from relaystack.storage.base import CompletionPage
+from relaystack.storage.base import CompletionPage, UsageRow
 from relaystack.storage.postgres_base import fetch_page
+from relaystack.storage.postgres_keys import USAGE_ROWS
 from relaystack.storage.postgres_schema import TableGroup
 from relaystack.storage.postgres_writer import PgWriter, RowKind
 
@@ -61,14 +62,29 @@ _SELECT_ONE = "SELECT id, created, completion, input_messages, model FROM chat_c
 class PgCompletions(PgWriter):
     # -- writes -------------------------------------------------------------------------
     async def put_completion(
-        self, completion: dict[str, Any], input_messages: list[Any], raw: bytes | None = None
+        self, completion: dict[str, Any], input_messages: list[Any], raw: bytes | None = None,
+        usage: UsageRow | None = None,
     ) -> None:
-        await self._enqueue(COMPLETION_ROWS, encode_completion(completion, input_messages, raw))
+        await self._put_with_usage(encode_completion(completion, input_messages, raw), usage)
 
     async def put_stream(
-        self, completion_id: str, created: int, model: str, events: bytes, input_messages: list[Any]
+        self, completion_id: str, created: int, model: str, events: bytes, input_messages: list[Any],
+        usage: UsageRow | None = None,
     ) -> None:
-        await self._enqueue(COMPLETION_ROWS, encode_stream(completion_id, created, model, events, input_messages))
+        await self._put_with_usage(encode_stream(completion_id, created, model, events, input_messages), usage)
+
+    async def _put_with_usage(self, row: tuple[Any, ...], usage: UsageRow | None) -> None:
+        """The completion, and its request's usage queued beside it (each kind is its own
+        group statement here, so they commit separately); returns once both committed."""
+        stored = self._enqueue(COMPLETION_ROWS, row)
+        if usage is None:
+            await stored
+            return
+        counted = self._enqueue(USAGE_ROWS, tuple(usage))
+        try:
+            await stored
+        finally:
+            await counted
 
     # -- reads --------------------------------------------------------------------------
     async def list_completions(

@@ -46,8 +46,15 @@ from relaystack.storage._common import (
     validate_list_args,
 )
 from relaystack.storage._schema import connect, migrate
-from relaystack.storage._writer import DELETE_MODEL, PUT_COMPLETION, PUT_MODEL, Writer, storage_error
-from relaystack.storage.base import CompletionPage, StoreHealth
+from relaystack.storage._writer import (
+    DELETE_MODEL,
+    PUT_COMPLETION,
+    PUT_COMPLETION_USAGE,
+    PUT_MODEL,
+    Writer,
+    storage_error,
+)
+from relaystack.storage.base import CompletionPage, StoreHealth, UsageRow
 from relaystack.storage.sqlite_keys import SqliteKeys
 from relaystack.storage.sqlite_responses import SqliteResponses
 
@@ -65,6 +72,8 @@ _HEALTHY = StoreHealth("sqlite")
 
 
 class SqliteStore(SqliteResponses, SqliteKeys):  # stored responses: sqlite_responses.py; keys and usage: sqlite_keys.py
+    commits_usage_with_completions = True
+
     def __init__(
         self,
         path: Path,
@@ -151,14 +160,24 @@ class SqliteStore(SqliteResponses, SqliteKeys):  # stored responses: sqlite_resp
 
     # -- writes (hot path) --------------------------------------------------------------------
     async def put_completion(
-        self, completion: dict[str, Any], input_messages: list[Any], raw: bytes | None = None
+        self, completion: dict[str, Any], input_messages: list[Any], raw: bytes | None = None,
+        usage: UsageRow | None = None,
     ) -> None:
-        await self._submit(PUT_COMPLETION, encode_completion(completion, input_messages, raw))
+        params = encode_completion(completion, input_messages, raw)
+        if usage is None:
+            await self._submit(PUT_COMPLETION, params)
+        else:  # one write, one transaction: the completion and its request's usage, or neither
+            await self._submit(PUT_COMPLETION_USAGE, (params, usage))
 
     async def put_stream(
-        self, completion_id: str, created: int, model: str, events: bytes, input_messages: list[Any]
+        self, completion_id: str, created: int, model: str, events: bytes, input_messages: list[Any],
+        usage: UsageRow | None = None,
     ) -> None:
-        await self._submit(PUT_COMPLETION, encode_stream(completion_id, created, model, events, input_messages))
+        params = encode_stream(completion_id, created, model, events, input_messages)
+        if usage is None:
+            await self._submit(PUT_COMPLETION, params)
+        else:
+            await self._submit(PUT_COMPLETION_USAGE, (params, usage))
 
     async def put_model(self, model: dict[str, Any]) -> None:
         await self._submit(PUT_MODEL, encode_model(model))

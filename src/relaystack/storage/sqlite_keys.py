@@ -10,11 +10,11 @@ store's own ``PRAGMA data_version`` check measured ~20 µs under load, because e
 completion changes it). A key write puts a fresh random stamp there inside its transaction and
 again once it committed, so a process that reloads a key between the two sees the second.
 
-``add_usage`` runs once per answered request when the gateway accounts usage. Rows are not
-written one upsert each: they join the one usage write waiting for the writer thread, merged
-per (day, key, model, provider), until the writer runs it inside its next transaction (the
-same one as the requests' own completions, submitted next); each caller gets a future of its
-own, resolved once that transaction committed.
+``add_usage`` runs for an answered request the gateway accounts whose completion is not stored
+(a stored one's usage row rides in the completion's own writer op: ``_writer.PUT_COMPLETION_USAGE``).
+Rows are not written one upsert each: they join the one usage write waiting for the writer
+thread, merged per (day, key, model, provider), until the writer runs it inside its next
+transaction; each caller gets a future of its own, resolved once that transaction committed.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from relaystack.storage._writer import RUN
+from relaystack.storage._writer import ADD_USAGE, RUN
 from relaystack.storage.base import UsageRow
 
 __all__ = ["SqliteKeys"]
@@ -45,17 +45,6 @@ ON CONFLICT (id) DO UPDATE SET record = excluded.record
 """
 _SELECT_KEY = "SELECT record FROM api_keys WHERE id = ?"
 _SELECT_KEYS = "SELECT record FROM api_keys ORDER BY seq"
-_ADD_USAGE = """
-INSERT INTO usage_daily
-    (day, key_id, model, provider, requests, prompt_tokens, completion_tokens, cached_tokens, cost)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (day, key_id, model, provider) DO UPDATE SET
-    requests = requests + excluded.requests,
-    prompt_tokens = prompt_tokens + excluded.prompt_tokens,
-    completion_tokens = completion_tokens + excluded.completion_tokens,
-    cached_tokens = cached_tokens + excluded.cached_tokens,
-    cost = cost + excluded.cost
-"""
 _SELECT_USAGE = """
 SELECT day, key_id, model, provider, requests, prompt_tokens, completion_tokens, cached_tokens, cost
 FROM usage_daily WHERE day >= ? AND day <= ?{key_filter}
@@ -70,9 +59,9 @@ def _put_key(key_id: str, blob: bytes, stamp: SharedStamp, conn: sqlite3.Connect
 
 def _add_usage(rows: Sequence[Sequence[Any]], conn: sqlite3.Connection) -> None:
     if len(rows) == 1:
-        conn.execute(_ADD_USAGE, rows[0])  # the common case; executemany costs more for one row
+        conn.execute(ADD_USAGE, rows[0])  # the common case; executemany costs more for one row
     else:
-        conn.executemany(_ADD_USAGE, rows)
+        conn.executemany(ADD_USAGE, rows)
 
 
 class _UsageWrite:
