@@ -23,6 +23,7 @@ import logging
 import queue
 import sqlite3
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -232,7 +233,12 @@ def _add_usage_row(
     if merged is None:
         conn.execute(ADD_USAGE, row)
         return
-    where = row[:4]
+    merge_usage_row(merged, row)
+
+
+def merge_usage_row(merged: dict[tuple[Any, ...], list[Any]], row: Sequence[Any]) -> None:
+    """Add one usage row's counts to the totals of its (day, key, model, provider)."""
+    where = tuple(row[:4])
     total = merged.get(where)
     if total is None:
         merged[where] = list(row)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from relaystack.storage._writer import ADD_USAGE, RUN
+from relaystack.storage._writer import ADD_USAGE, RUN, merge_usage_row
 from relaystack.storage.base import UsageRow
 
 __all__ = ["SqliteKeys"]
@@ -76,18 +76,8 @@ class _UsageWrite:
         self.waiters: list[asyncio.Future[None]] = []
 
     def add(self, rows: Sequence[UsageRow]) -> None:
-        merged = self.rows
         for row in rows:
-            where = row[:4]
-            total = merged.get(where)
-            if total is None:
-                merged[where] = list(row)
-            else:
-                total[4] += row[4]
-                total[5] += row[5]
-                total[6] += row[6]
-                total[7] += row[7]
-                total[8] += row[8]
+            merge_usage_row(self.rows, row)
 
 
 def _write_usage(owner: SqliteKeys, write: _UsageWrite, conn: sqlite3.Connection) -> None:
