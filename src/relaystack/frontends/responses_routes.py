@@ -29,7 +29,7 @@ from relaystack.frontends.pipeline import SSE_HEADERS, Frontend
 from relaystack.frontends.responses_input import items_to_messages, listed_items
 from relaystack.frontends.responses_output import (
     map_usage,
-    new_id,
+    new_response_id,
     now,
     restored_messages,
     stored_answer,
@@ -141,7 +141,7 @@ class ResponsesRoutes:
             await send_error(send, exc)
             return
         status, incomplete = turn_status(turn)
-        template = ResponseTemplate(new_id("resp"), turn.created or now(), prepared.body)
+        template = ResponseTemplate(new_response_id(), turn.created or now(), prepared.body)
         response = template.rendered(status, orjson.dumps(turn_output(turn)), usage=map_usage(turn.usage),
                                      incomplete=incomplete, service_tier=turn.service_tier)  # fmt: skip
         stored = await self._store(prepared, response, turn)
@@ -149,20 +149,27 @@ class ResponsesRoutes:
         await send_raw_json(send, 200, response.json, ctx.answer_headers([] if stored else _STORE_FAILED))
 
     async def _stream(self, prepared: _Prepared, ctx: RequestContext, send: Send) -> None:
+        """Events as the upstream's blocks come, except the block that finishes the answer: its
+        events go out with the closing ones, after the store, in one write (a write and a wake-up
+        of the client fewer per stream; those last deltas wait for the commit, as
+        ``response.completed`` does anyway)."""
         try:
             reply = await self.frontend.send_chat(prepared.chat_body, ctx)
         except RelaystackError as exc:  # nothing sent yet: the status passes through
             await self.frontend.settle(ctx, exc.status_code, None)
             await send_error(send, exc)
             return
-        stream = ResponsesStream(new_id("resp"), now(), prepared.body)
+        stream = ResponsesStream(new_response_id(), now(), prepared.body)
         await send({"type": "http.response.start", "status": 200, "headers": ctx.answer_headers(SSE_HEADERS)})
         await send({"type": "http.response.body", "body": stream.start(), "more_body": True})
         status = 200
+        held: list[bytes] = []  # the events of the answer's last block: sent with the closing ones
         try:
             async for block in blocks_of(reply):
                 data = stream.feed_block(block)
-                if data:
+                if stream.turn.finish_reason is not None:
+                    held.append(data)
+                elif data:
                     await send({"type": "http.response.body", "body": data, "more_body": True})
             last, response = stream.finish()
         except RelaystackError as exc:
@@ -171,7 +178,7 @@ class ResponsesRoutes:
             last, response = stream.fail(exc)
         await self._store(prepared, response, stream.turn)
         await self.frontend.settle(ctx, status, stream.turn.usage)
-        await send({"type": "http.response.body", "body": last, "more_body": False})
+        await send({"type": "http.response.body", "body": b"".join((*held, last)), "more_body": False})
 
     async def _store(self, prepared: _Prepared, response: RenderedResponse, turn: ChatTurn) -> bool:
         """Store and wait for the commit; False (and a log line) if that failed. The answer is sent
