@@ -290,3 +290,58 @@ async def test_a_response_that_cannot_be_stored_is_counted_and_logged_with_its_i
     assert stored is False
     assert COUNTERS.store_failures == before + 1
     assert "Could not store response resp_123" in caplog.text
+
+
+async def test_the_block_that_finishes_the_answer_goes_out_with_the_closing_events() -> None:
+    """A write fewer per stream: the events before the finishing block are sent as they come; the
+    finishing block's own events and response.completed go out in one body, after the store."""
+    from relaystack.context import RequestContext
+    from relaystack.frontends.responses_routes import ResponsesRoutes, _Prepared
+    from relaystack.providers.base import StreamReply
+
+    async def blocks() -> Any:
+        yield sse(chunk("Hel"), chunk("lo"))
+        yield sse(chunk(" world", finish="stop"))
+
+    class Frontend:
+        async def send_chat(self, body: dict[str, Any], ctx: RequestContext) -> StreamReply:
+            return StreamReply(blocks())
+
+        async def settle(self, ctx: RequestContext, status: int, usage: Any) -> None:
+            return None
+
+    stored: list[RenderedResponse] = []
+
+    class Store:
+        async def put_response(self, response: RenderedResponse, *args: Any, **kwargs: Any) -> None:
+            stored.append(response)
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    routes = ResponsesRoutes(frontend=Frontend(), store=Store())  # type: ignore[arg-type]
+    request = parse_responses_request({"model": "m", "input": "hi", "stream": True})
+    prepared = _Prepared(request, {"model": "m", "store": True}, {}, [], [])
+    await routes._stream(prepared, RequestContext("chat", api="responses"), send)  # type: ignore[arg-type]
+
+    bodies = [events_of(m["body"]) for m in sent[1:]]  # after the start message
+    assert [[e["type"] for e in body] for body in bodies] == [
+        ["response.created", "response.in_progress"],
+        ["response.output_item.added", "response.content_part.added", "response.output_text.delta",
+         "response.output_text.delta"],
+        ["response.output_text.delta", "response.output_text.done", "response.content_part.done",
+         "response.output_item.done", "response.completed"],
+    ]  # fmt: skip
+    assert sent[-1]["more_body"] is False and len(stored) == 1
+    assert bodies[-1][-1]["response"]["output"][0]["content"][0]["text"] == "Hello world"
+
+
+def test_response_ids_sort_in_creation_order() -> None:
+    """A response id starts with its time (as OpenAI's do): a store's id index takes new rows at its end."""
+    from relaystack.frontends.responses_output import new_response_id
+
+    ids = [new_response_id() for _ in range(200)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"resp_[0-9a-f]{32}", response_id) for response_id in ids)

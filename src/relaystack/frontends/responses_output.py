@@ -44,6 +44,7 @@ _ID_BYTES = 16
 _ID_POOL = 4096
 _pool = memoryview(b"")
 _pool_lock = threading.Lock()
+_last_us = 0  # the time the last response id was given (new_response_id)
 
 
 def _forget_pool() -> None:
@@ -68,8 +69,13 @@ def new_response_id() -> str:
     """``resp_`` and 32 hex digits: the time in microseconds (14), then 72 random bits (18). A
     response id starts with its time, as OpenAI's do, so a store's unique index on the id takes each
     new row at its end: a random id lands on a random page of that index, one more page written per
-    stored response (put_response alone, c=16: ~10% less CPU)."""
-    return f"resp_{time.time_ns() // 1000:014x}{new_id('')[1:19]}"
+    stored response (put_response alone, c=16: ~10% less CPU). Two in the same microsecond get
+    consecutive times, so a process's ids sort in the order it made them."""
+    global _last_us
+    with _pool_lock:
+        _last_us = max(time.time_ns() // 1000, _last_us + 1)
+        stamp = _last_us
+    return f"resp_{stamp:014x}{new_id('')[1:19]}"
 
 
 def map_usage(usage: dict[str, Any] | None) -> dict[str, Any] | None:
