@@ -299,3 +299,16 @@ async def test_the_stored_form_is_what_the_client_got_packed_or_not(split: str, 
     assert b"sk-secret-canary" not in sent and b"sk-secret-canary" not in stored
     assert (expand(stored) if is_packed(stored) else stored) == sent
     assert is_packed(stored) == (text_template.ACCEL is not None)
+
+
+@pytest.mark.usefixtures("proof")
+@pytest.mark.parametrize("caller", ["up/model", "up/other"])  # the count decides: the same id, the same length
+async def test_an_event_of_another_model_among_proven_text_events_still_gets_the_callers_id(caller: str) -> None:
+    """The model-id count skips the stretches the check proved (the template's field once per event,
+    none in a JSON string): an event outside them that names another model is still counted."""
+    other = chunk(7).replace(b'"model":"up/model"', b'"model":"up/zzzzz"')
+    stream = b"".join(chunk(i) if i != 7 else other for i in range(20)) + chunk(20, finish="stop") + \
+        b"data: [DONE]\n\n"
+    relayed = events(await collect([stream], RelayRules(caller)))
+    assert [e["model"] for e in relayed] == [caller] * 21
+    assert relayed[3]["choices"][0]["delta"]["content"] == 't3 "model":"x"'  # type: ignore[index]

@@ -51,6 +51,7 @@ from relaystack import sse, stored_stream
 from relaystack.chunk_shape import Chunk, ChunkProblem, StreamCheck, decode_event
 from relaystack.errors import RelaystackError, UpstreamError, UpstreamProtocolError
 from relaystack.redaction import Redactor
+from relaystack.text_template import Template
 from relaystack.upstream.base import UpstreamResponse
 
 __all__ = ["MALFORMED_EVENT", "EventTranslator", "RelayRules", "SSERelay"]
@@ -99,6 +100,8 @@ class SSERelay:
         # the stream's text events proven against a template of the first (chunk_shape.StreamCheck)
         self._stream_check = StreamCheck()
         self._check_plain = self._stream_check.plain_block
+        # the template the upstream's model field was last counted in, and its count
+        self._template_fields: tuple[Template | None, int] = (None, 0)
 
     async def blocks(self) -> AsyncIterator[bytes]:
         """Framed SSE blocks (without ``[DONE]``); raises if the stream did not finish."""
@@ -150,25 +153,29 @@ class SSERelay:
             if not block:
                 return b""
         plain = self._check_plain(block) if self.rules.translate is None else None
+        proven: list[tuple[int, int, int]] = []
         if plain is not None:
             payloads, chunks = plain
+            proven = self._stream_check.proven_spans
+            # the chunks the walk decoded: a proven event's chunk is the template's, which has no usage
+            decoded = self._stream_check.decoded
         else:  # re-framed below: one line per event
             payloads, chunks = self._read_slowly(block)
-            block = b""
+            decoded, block = None, b""
             if not chunks:
                 return b""
         self._note_finish(chunks)
-        if any(map(_usage, chunks)):  # in C: no list of 500 Nones for the usual block
+        if any(map(_usage, chunks if decoded is None else decoded)):  # in C: no list of 500 Nones
             usages = list(map(_usage, chunks))
             self.usage = next(u for u in reversed(usages) if u is not None)
             if self.rules.strip_usage or self.rules.split_usage:
                 payloads = self._edit_usage(list(payloads), usages)
-                block = b""
+                block, proven = b"", []
         if not block:
             block = sse.frame_all(payloads)
             if not block:
                 return b""
-        return self._finish_bytes(block, len(payloads))
+        return self._finish_bytes(block, len(payloads), proven)
 
     def _note_finish(self, chunks: list[Chunk]) -> None:
         for chunk in reversed(chunks):
@@ -248,16 +255,16 @@ class SSERelay:
         return edited
 
     # -- byte edits ------------------------------------------------------------------------------
-    def _finish_bytes(self, block: bytes, events: int) -> bytes:
-        block = self._rewrite_model(block, events)
+    def _finish_bytes(self, block: bytes, events: int, proven: list[tuple[int, int, int]] | None = None) -> bytes:
+        block = self._rewrite_model(block, events, proven or [])
         for old, new in self.rules.replacements:
             block = block.replace(old, new)
         return self.rules.redactor.wire(block)
 
-    def _rewrite_model(self, block: bytes, events: int) -> bytes:
+    def _rewrite_model(self, block: bytes, events: int, proven: list[tuple[int, int, int]]) -> bytes:
         """(``events`` 0: a piece of an event, e.g. a template: a plain replace of the field as first seen.)
         Every `"model":"..."` field becomes the caller's id: one bytes.replace when each event
-        holds the upstream's field as first seen (checked by the length it adds), a regex otherwise."""
+        holds the upstream's field as first seen (checked by the length it adds, or counted), a regex otherwise."""
         if self._upstream_field is None:
             start = block.find(_MODEL_KEY)
             found = _MODEL_FIELD.match(block, start) if start >= 0 else None
@@ -268,7 +275,7 @@ class SSERelay:
         if not events:
             return block.replace(upstream, caller)
         if len(upstream) == len(caller):  # the length a replace adds cannot tell: count the fields
-            if block.count(upstream) == events:
+            if self._count_fields(block, proven) == events:
                 return block if upstream == caller else block.replace(upstream, caller)
         else:
             replaced = block.replace(upstream, caller)
@@ -276,6 +283,29 @@ class SSERelay:
                 return replaced
         return _MODEL_FIELD.sub(caller.replace(b"\\", b"\\\\"), block)
 
+    def _count_fields(self, block: bytes, proven: list[tuple[int, int, int]]) -> int:
+        """The upstream's model field's occurrences in ``block``, counted only outside the ``proven``
+        stretches (``chunk_shape.StreamCheck.proven_spans``): an event there is the template with a
+        JSON string in its hole, and a JSON string cannot hold (nor complete) an unescaped
+        ``"model":"``, so it holds the field as often as the template does around its hole."""
+        upstream = self._upstream_field
+        assert upstream is not None
+        if not proven or self._fields_per_template(upstream) != 1:
+            return block.count(upstream)
+        count, at = 0, 0
+        for start, end, events in proven:
+            count += block.count(upstream, at, start) + events
+            at = end
+        return count + block.count(upstream, at)
+
+    def _fields_per_template(self, upstream: bytes) -> int:
+        """How often the template (as the upstream sent it) holds the upstream's model field."""
+        template = self._stream_check.template
+        if template is None:
+            return 0
+        if self._template_fields[0] is not template:
+            self._template_fields = (template, template.before.count(upstream) + template.after.count(upstream))
+        return self._template_fields[1]
 
 async def _drain(chunks: AsyncIterator[bytes]) -> None:
     """Read what follows [DONE] (the end of the chunked body) so the connection goes back to
