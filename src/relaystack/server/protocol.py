@@ -43,6 +43,7 @@ from uvicorn.protocols.http.httptools_impl import (
 
 from relaystack.api.asgi import DISCONNECT_HOOKS, HEAD_WRITER, STREAM_WRITER, Receive, Scope, Send, StreamHead
 from relaystack.errors import error_body
+from relaystack.server.heap import keep_freed_memory
 
 __all__ = ["ConnectionLimits", "GuardedHttpToolsProtocol"]
 
@@ -93,6 +94,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        keep_freed_memory()  # once per process (relaystack.server.heap: a stream's blocks, not page faults)
         limits: ConnectionLimits = getattr(config, "relaystack_limits", None) or ConnectionLimits()
         self._limits = limits
         self._header_deadline: asyncio.TimerHandle | None = None
