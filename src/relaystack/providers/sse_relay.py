@@ -116,7 +116,8 @@ class SSERelay:
                 if out:
                     yield out
                 if self.done:
-                    await _drain(chunks)
+                    if not getattr(self._response, "complete", False):  # the body's end is still to come
+                        await _drain(chunks)
                     return
             rest = splitter.close()
             if rest:
@@ -165,11 +166,11 @@ class SSERelay:
             if not chunks:
                 return b""
         self._note_finish(chunks)
-        if any(map(_usage, chunks if decoded is None else decoded)):  # in C: no list of 500 Nones
-            usages = list(map(_usage, chunks))
-            self.usage = next(u for u in reversed(usages) if u is not None)
+        carriers = chunks if decoded is None else decoded
+        if any(map(_usage, carriers)):  # in C: no list of 500 Nones
+            self.usage = next(c.usage for c in reversed(carriers) if c.usage is not None)
             if self.rules.strip_usage or self.rules.split_usage:
-                payloads = self._edit_usage(list(payloads), usages)
+                payloads = self._edit_usage(list(payloads), list(map(_usage, chunks)))
                 block, proven = b"", []
         if not block:
             block = sse.frame_all(payloads)
