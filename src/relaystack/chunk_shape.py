@@ -157,7 +157,7 @@ class StreamCheck:
     every field but the content is the event's own, and the relay reads only usage and finish
     reasons from them."""
 
-    __slots__ = ("_chunk", "_misses", "_scan", "decoded", "proven_spans", "template")
+    __slots__ = ("_chunk", "_misses", "_scan", "decoded", "decoded_at", "proven_spans", "template")
 
     def __init__(self) -> None:
         self.template: Template | None = None
@@ -169,11 +169,13 @@ class StreamCheck:
         # the chunks it decoded one by one (every other chunk is the template's: no usage, no finish reason)
         self.proven_spans: list[tuple[int, int, int]] = []
         self.decoded: list[Chunk] | None = None
+        # where each of those decoded events' payload starts and ends in the block
+        self.decoded_at: list[tuple[int, int]] = []
 
     def plain_block(self, block: bytes) -> tuple[Sequence[bytes], list[Chunk]] | None:
         """The payloads and chunks of a block whose every event is one ``data: `` line holding a valid
         chunk; None for any other block (the caller reads that one event by event)."""
-        self.proven_spans, self.decoded = [], None
+        self.proven_spans, self.decoded, self.decoded_at = [], None, []
         if self.template is None and self._misses >= _MAX_MISSES:
             return decode_plain_block(block)
         if self._scan is not None:
@@ -204,6 +206,7 @@ class StreamCheck:
         assert self._scan is not None
         chunks: list[Chunk] = []
         decoded: list[Chunk] = []
+        decoded_at: list[tuple[int, int]] = []
         spans: list[tuple[int, int, int]] = []
         at, size, peeked, proven, after_template = 6, len(block), 0, 0, 0
         try:
@@ -221,8 +224,10 @@ class StreamCheck:
                         if at >= size:
                             break
                     after_template += 1
-                payload, at = event_at(block, at)
+                start = at
+                payload, at = event_at(block, start)
                 _decode_lines([payload], decoded)
+                decoded_at.append((start, start + len(payload)))
                 chunks.append(decoded[-1])
                 if self.template is None and peeked < _PEEK:
                     peeked += 1
@@ -230,7 +235,7 @@ class StreamCheck:
         except ChunkProblem:
             return None
         self._note_proof(proven, after_template)
-        self.proven_spans, self.decoded = spans, decoded
+        self.proven_spans, self.decoded, self.decoded_at = spans, decoded, decoded_at
         return BlockEvents(block, len(chunks)), chunks
 
     def _learn_from(self, payload: bytes, chunk: Chunk) -> None:

@@ -167,16 +167,40 @@ class SSERelay:
                 return b""
         self._note_finish(chunks)
         carriers = chunks if decoded is None else decoded
+        events = len(chunks)
         if any(map(_usage, carriers)):  # in C: no list of 500 Nones
             self.usage = next(c.usage for c in reversed(carriers) if c.usage is not None)
-            if self.rules.strip_usage or self.rules.split_usage:
+            if (self.rules.strip_usage or self.rules.split_usage) and decoded is not None and block:
+                block, events, proven = self._splice_usage(block, decoded, proven)
+                if not block:
+                    return b""
+            elif self.rules.strip_usage or self.rules.split_usage:
                 payloads = self._edit_usage(list(payloads), list(map(_usage, chunks)))
                 block, proven = b"", []
         if not block:
             block = sse.frame_all(payloads)
             if not block:
                 return b""
-        return self._finish_bytes(block, len(payloads), proven)
+            events = len(payloads)
+        return self._finish_bytes(block, events, proven)
+
+    def _splice_usage(self, block: bytes, decoded: list[Chunk],
+                      proven: list[tuple[int, int, int]]) -> tuple[bytes, int, list[tuple[int, int, int]]]:
+        """``_edit_usage`` on the few events that carry usage, spliced into the block in place (a
+        proven event has none): the block, its number of events, and the proven stretches before
+        the first edit (their offsets unchanged)."""
+        pieces: list[bytes] = []
+        cursor, first = 0, len(block)
+        events = sum(count for _, _, count in proven) + len(decoded)
+        for (start, end), chunk in zip(self._stream_check.decoded_at, decoded, strict=True):
+            if chunk.usage is None:
+                continue
+            edited = self._edit_usage([block[start:end]], [chunk.usage])
+            pieces += (block[cursor : start - 6], sse.frame_all(edited))
+            cursor, first = end + 2, min(first, start - 6)
+            events += len(edited) - 1
+        pieces.append(block[cursor:])
+        return b"".join(pieces), events, [span for span in proven if span[1] <= first]
 
     def _note_finish(self, chunks: list[Chunk]) -> None:
         for chunk in reversed(chunks):
