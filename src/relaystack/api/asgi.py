@@ -14,9 +14,11 @@ from typing import Any
 import orjson
 
 from relaystack.errors import InvalidRequestError, RelaystackError, RequestTooLargeError
+from relaystack.json_routes import json_object
 
 __all__ = [
-    "DISCONNECT_HOOKS", "HEAD_WRITER", "HeadWriter", "Receive", "Scope", "Send", "header", "internal_error",
+    "DISCONNECT_HOOKS", "HEAD_WRITER", "STREAM_WRITER", "HeadWriter", "Receive", "Scope", "Send", "StreamHead",
+    "StreamWriter", "header", "internal_error",
     "parse_json_object", "read_body",
     "send_error", "send_json_with_lines", "send_raw_json",
 ]
@@ -44,6 +46,17 @@ DISCONNECT_HOOKS = "relaystack.on_disconnect"
 # writes are paused. Then send the start message as usual, those headers as pairs.
 HEAD_WRITER = "relaystack.write_head"
 HeadWriter = Callable[[Send, int, list[tuple[bytes, bytes]], bytes], bool]
+
+# and a ``StreamWriter`` under this one: ``write_stream(send, head, pieces, end)`` writes the next
+# chunk of a chunked response (``pieces`` as one chunk, in one vectored write: no join of a 100 KB
+# block), the status line and headers first when ``head`` is (status, headers) (neither
+# content-length nor transfer-encoding among them), the last chunk too when ``end``: a stream's
+# head, its one block and ``[DONE]`` can be one write instead of three. False, having written
+# nothing, under the same conditions as ``HEAD_WRITER`` (and once the response is complete): then
+# send the messages as usual.
+STREAM_WRITER = "relaystack.write_stream"
+StreamHead = tuple[int, list[tuple[bytes, bytes]]]
+StreamWriter = Callable[[Send, StreamHead | None, list[bytes], bool], bool]
 
 
 _HEADER_MAP = "relaystack.headers"
@@ -109,15 +122,10 @@ class _BodyTimeout(InvalidRequestError):
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """The hot path's body as a JSON object: ``json_object``'s errors, and an empty body refused."""
     if not raw:
         raise InvalidRequestError("The request body is empty; send a JSON object.")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequestError(f"The request body is not valid JSON: {exc.msg} (at byte {exc.pos}).") from None
-    if not isinstance(data, dict):
-        raise InvalidRequestError(f"The request body must be a JSON object, not {type(data).__name__}.")
-    return data
+    return json_object(raw)
 
 
 async def send_raw_json(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
