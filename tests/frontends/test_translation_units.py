@@ -293,9 +293,11 @@ async def test_a_response_that_cannot_be_stored_is_counted_and_logged_with_its_i
 
 
 async def test_the_block_that_finishes_the_answer_goes_out_with_the_closing_events() -> None:
-    """A write fewer per stream: the events before the finishing block are sent as they come; the
-    finishing block's own events and response.completed go out in one body, after the store."""
+    """Written as the chat route writes streams: the head with the opening events in one write, each
+    block as it comes, and the finishing block's events with response.completed, after the store."""
+    from relaystack.api.asgi import STREAM_WRITER
     from relaystack.context import RequestContext
+    from relaystack.frontends.pipeline import TrackedSend
     from relaystack.frontends.responses_routes import ResponsesRoutes, _Prepared
     from relaystack.providers.base import StreamReply
 
@@ -316,26 +318,31 @@ async def test_the_block_that_finishes_the_answer_goes_out_with_the_closing_even
         async def put_response(self, response: RenderedResponse, *args: Any, **kwargs: Any) -> None:
             stored.append(response)
 
-    sent: list[dict[str, Any]] = []
+    writes: list[tuple[bool, bytes, bool]] = []  # (with the head, body, the response's end)
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+    def write_stream(send: Any, head: Any, pieces: list[bytes], end: bool) -> bool:
+        writes.append((head is not None, b"".join(pieces), end))
+        return True
 
+    async def server_send(message: dict[str, Any]) -> None:
+        raise AssertionError(f"written through the stream writer, not as ASGI messages: {message}")
+
+    tracked = TrackedSend(server_send)
     routes = ResponsesRoutes(frontend=Frontend(), store=Store())  # type: ignore[arg-type]
     request = parse_responses_request({"model": "m", "input": "hi", "stream": True})
     prepared = _Prepared(request, {"model": "m", "store": True}, {}, [], [])
-    await routes._stream(prepared, RequestContext("chat", api="responses"), send)  # type: ignore[arg-type]
+    await routes._stream(prepared, RequestContext("chat", api="responses"), tracked, {STREAM_WRITER: write_stream})
 
-    bodies = [events_of(m["body"]) for m in sent[1:]]  # after the start message
-    assert [[e["type"] for e in body] for body in bodies] == [
+    assert [(head, end) for head, _, end in writes] == [(True, False), (False, False), (False, True)]
+    assert [[e["type"] for e in events_of(body)] for _, body, _ in writes] == [
         ["response.created", "response.in_progress"],
         ["response.output_item.added", "response.content_part.added", "response.output_text.delta",
          "response.output_text.delta"],
         ["response.output_text.delta", "response.output_text.done", "response.content_part.done",
          "response.output_item.done", "response.completed"],
     ]  # fmt: skip
-    assert sent[-1]["more_body"] is False and len(stored) == 1
-    assert bodies[-1][-1]["response"]["output"][0]["content"][0]["text"] == "Hello world"
+    assert tracked.started and len(stored) == 1
+    assert events_of(writes[-1][1])[-1]["response"]["output"][0]["content"][0]["text"] == "Hello world"
 
 
 def test_response_ids_sort_in_creation_order() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,7 @@ from relaystack.providers.base import JsonReply, Reply, StreamReply
 from relaystack.redaction import bind_request, key_like_values
 from relaystack.router import Router
 
-__all__ = ["SSE_HEADERS", "Frontend", "sse_block"]
+__all__ = ["SSE_HEADERS", "Frontend", "TrackedSend", "sse_block"]
 
 log = logging.getLogger("relaystack.frontends")
 
@@ -47,6 +47,24 @@ SSE_HEADERS = [
 def sse_block(event_type: str, payload: dict[str, Any]) -> bytes:
     """One server-sent event with an ``event:`` line, as OpenAI and Anthropic send them."""
     return b"event: " + event_type.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
+class TrackedSend:
+    """A handler's ``send``: notes whether the response started (a bug after that cannot become a
+    500), and keeps the send under it as ``raw``: under relaystack's server the server's own, which
+    ``api.stream_out.StreamOut`` needs to write a stream in fewer writes (a handler writing through
+    it sets ``started`` itself)."""
+
+    __slots__ = ("raw", "started")
+
+    def __init__(self, raw: Send) -> None:
+        self.raw = raw
+        self.started = False
+
+    async def __call__(self, message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self.raw(message)
 
 
 @dataclass(slots=True)
@@ -125,16 +143,9 @@ class Frontend:
         """Run ``handler`` so that a client going away cancels it (the upstream call included)
         and a bug becomes a 500 in the front-end's error shape, never a stack trace."""
         watcher = DisconnectWatcher(receive)
-        wrapped = watcher.wrap(send)
-        started = False
-
-        async def tracked(message: dict[str, Any]) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await wrapped(message)
-
+        tracked = TrackedSend(watcher.wrap(send))
         try:
-            await handler(tracked)  # type: ignore[arg-type]
+            await handler(tracked)
         except asyncio.CancelledError:
             if not watcher.disconnected:
                 raise
@@ -142,8 +153,8 @@ class Frontend:
             log.debug("Client went away; %s request cancelled.", what)
         except Exception:
             log.exception("Unexpected error serving %s", what)
-            if not started:
-                await on_crash(tracked, _internal_error())  # type: ignore[arg-type]
+            if not tracked.started:
+                await on_crash(tracked, _internal_error())
             elif not watcher.complete:
                 await tracked({"type": "http.response.body", "body": b"", "more_body": False})
         finally:

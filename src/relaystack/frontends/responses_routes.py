@@ -21,11 +21,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from relaystack.api.asgi import Receive, Scope, Send, send_error, send_raw_json
+from relaystack.api.stream_out import StreamOut
 from relaystack.context import RequestContext
 from relaystack.counters import COUNTERS
 from relaystack.errors import ConflictError, InvalidRequestError, NotImplementedYetError, RelaystackError
 from relaystack.frontends.chat_reader import ChatTurn, blocks_of
-from relaystack.frontends.pipeline import SSE_HEADERS, Frontend
+from relaystack.frontends.pipeline import SSE_HEADERS, Frontend, TrackedSend
 from relaystack.frontends.responses_input import items_to_messages, listed_items
 from relaystack.frontends.responses_output import (
     map_usage,
@@ -88,7 +89,7 @@ class ResponsesRoutes:
 
         async def answer(tracked: Send) -> None:
             if request.stream:
-                await self._stream(prepared, ctx, tracked)
+                await self._stream(prepared, ctx, tracked, scope)
             else:
                 await self._json(prepared, ctx, tracked)
 
@@ -148,11 +149,11 @@ class ResponsesRoutes:
         await self.frontend.settle(ctx, 200, turn.usage)
         await send_raw_json(send, 200, response.json, ctx.answer_headers([] if stored else _STORE_FAILED))
 
-    async def _stream(self, prepared: _Prepared, ctx: RequestContext, send: Send) -> None:
-        """Events as the upstream's blocks come, except the block that finishes the answer: its
-        events go out with the closing ones, after the store, in one write (a write and a wake-up
-        of the client fewer per stream; those last deltas wait for the commit, as
-        ``response.completed`` does anyway)."""
+    async def _stream(self, prepared: _Prepared, ctx: RequestContext, send: Send, scope: Scope) -> None:
+        """Events as the upstream's blocks come, written as the chat route writes its streams
+        (``StreamOut``: the head with the opening events, each block one writev), except the block
+        that finishes the answer: its events go out with the closing ones, after the store, in one
+        write (those last deltas wait for the commit, as ``response.completed`` does anyway)."""
         try:
             reply = await self.frontend.send_chat(prepared.chat_body, ctx)
         except RelaystackError as exc:  # nothing sent yet: the status passes through
@@ -160,8 +161,10 @@ class ResponsesRoutes:
             await send_error(send, exc)
             return
         stream = ResponsesStream(new_response_id(), now(), prepared.body)
-        await send({"type": "http.response.start", "status": 200, "headers": ctx.answer_headers(SSE_HEADERS)})
-        await send({"type": "http.response.body", "body": stream.start(), "more_body": True})
+        out = StreamOut(send.raw if isinstance(send, TrackedSend) else send, scope, ctx, _sse_headers)
+        await out.block(stream.start())
+        if isinstance(send, TrackedSend):
+            send.started = True
         status = 200
         held: list[bytes] = []  # the events of the answer's last block: sent with the closing ones
         try:
@@ -170,7 +173,7 @@ class ResponsesRoutes:
                 if stream.turn.finish_reason is not None:
                     held.append(data)
                 elif data:
-                    await send({"type": "http.response.body", "body": data, "more_body": True})
+                    await out.block(data)
             last, response = stream.finish()
         except RelaystackError as exc:
             log.warning("Responses stream for model %s failed: %s", ctx.model, exc.message)
@@ -178,7 +181,7 @@ class ResponsesRoutes:
             last, response = stream.fail(exc)
         await self._store(prepared, response, stream.turn)
         await self.frontend.settle(ctx, status, stream.turn.usage)
-        await send({"type": "http.response.body", "body": b"".join((*held, last)), "more_body": False})
+        await out.end(b"".join(held), last)
 
     async def _store(self, prepared: _Prepared, response: RenderedResponse, turn: ChatTurn) -> bool:
         """Store and wait for the commit; False (and a log line) if that failed. The answer is sent
@@ -266,6 +269,10 @@ class ResponsesRoutes:
             "last_id": page[-1].get("id") if page else None,
             "has_more": end - start > limit,
         })
+
+
+def _sse_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
+    return ctx.answer_headers(SSE_HEADERS)
 
 
 def _limit(text: str | None) -> int:
