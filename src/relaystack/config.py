@@ -57,8 +57,10 @@ UNSERVED_APIS = (
 )
 
 
-def default_home() -> Path:
-    return Path(os.environ.get("RELAYSTACK_HOME") or Path.home() / ".relaystack").expanduser()
+def default_home(env: Mapping[str, str] | None = None) -> Path:
+    """``$RELAYSTACK_HOME`` of ``env`` (default: the process's environment), else ~/.relaystack."""
+    home = (os.environ if env is None else env).get("RELAYSTACK_HOME")
+    return Path(home or Path.home() / ".relaystack").expanduser()
 
 
 class _Strict(BaseModel):
@@ -144,10 +146,10 @@ class StorageConfig(_Strict):
             )
         return normalize_dsn(dsn, key)
 
-    def resolved_db_path(self) -> Path:
+    def resolved_db_path(self, env: Mapping[str, str] | None = None) -> Path:
         if self.db_path is not None:
             return self.db_path.expanduser()
-        return (self.dir.expanduser() if self.dir else default_home()) / "relaystack.db"
+        return (self.dir.expanduser() if self.dir else default_home(env)) / "relaystack.db"
 
 
 class StateConfig(_Strict):

@@ -2,7 +2,7 @@
 
 A leaf module beside ``errors.py`` so that ``api/`` and ``gateway/`` (which may not import ``api/``)
 read a request body and answer the same way: one wording of a malformed body's 400, one content type.
-The raw hot path (``api/asgi.py``) has its own reader, which also refuses an empty body.
+The raw hot path (``api/asgi.py``) parses with ``json_object`` too, and also refuses an empty body.
 """
 
 from __future__ import annotations

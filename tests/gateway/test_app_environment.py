@@ -54,3 +54,16 @@ def test_without_an_admin_key_in_the_given_environment_start_up_names_it(
     monkeypatch.setenv("RELAYSTACK_ADMIN_KEY", PROCESS_ADMIN)
     with pytest.raises(ConfigError, match="RELAYSTACK_ADMIN_KEY"):
         create_app(parse_config(_raw(tmp_path / "relaystack.db"), env={}), environ={})
+
+
+async def test_the_store_lives_under_the_given_environments_relaystack_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    process_home, given_home = tmp_path / "process", tmp_path / "given"
+    monkeypatch.setenv("RELAYSTACK_HOME", str(process_home))
+    app = create_app(parse_config({"providers": {"inference": []}, "server": {"access_log": False}}, env={}),
+                     environ={"RELAYSTACK_HOME": str(given_home)})
+    await app.startup()
+    await app.shutdown()
+    assert (given_home / "relaystack.db").exists()
+    assert not process_home.exists()

@@ -416,7 +416,7 @@ def _make_store(config: RunConfig, env: Mapping[str, str]) -> Store:
         return PostgresStore(PgSettings(config.storage.resolved_dsn(env), pool_size=config.storage.pool_size))
     if config.storage.db_path is not None and str(config.storage.db_path) == ":memory:":
         return MemoryStore()
-    return SqliteStore(config.storage.resolved_db_path())
+    return SqliteStore(config.storage.resolved_db_path(env))
 
 
 async def _on_error(request: Request, exc: Exception) -> Response:

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from relaystack.errors import InvalidRequestError, RelaystackError, RequestTooLargeError
+from relaystack.json_routes import json_object
 
 __all__ = [
     "DISCONNECT_HOOKS", "HEAD_WRITER", "HeadWriter", "Receive", "Scope", "Send", "header", "internal_error",
@@ -109,15 +110,10 @@ class _BodyTimeout(InvalidRequestError):
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """The hot path's body as a JSON object: ``json_object``'s errors, and an empty body refused."""
     if not raw:
         raise InvalidRequestError("The request body is empty; send a JSON object.")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequestError(f"The request body is not valid JSON: {exc.msg} (at byte {exc.pos}).") from None
-    if not isinstance(data, dict):
-        raise InvalidRequestError(f"The request body must be a JSON object, not {type(data).__name__}.")
-    return data
+    return json_object(raw)
 
 
 async def send_raw_json(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
