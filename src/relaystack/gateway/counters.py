@@ -244,18 +244,21 @@ class Lane:
         self.ask = ask
         self.counters = counters
         self.clock = counters._clock
-        # (window, its series, counts requests: admit adds one)
-        self.windows = tuple((w, counters.series(w.name), w.kind == "requests") for w in ask.windows)
-        self.tokens = tuple((w, s) for w, s, requests in self.windows if not requests)
+        # (window, its series, counts requests: admit adds one, buckets of one second: a per-minute window)
+        self.windows = tuple((w, counters.series(w.name), w.kind == "requests", w.bucket_seconds == 1.0)
+                             for w in ask.windows)
+        self.tokens = tuple((w, s, second) for w, s, requests, second in self.windows if not requests)
         self.slots = tuple((counters.slot(name), limit) for name, limit in ask.slots)
 
     def admit(self) -> tuple[Outcome | None, Reported | None, Reported | None]:
         """(None, tightest requests window, tightest tokens window) when admitted, each as
         (window, used, seconds to reset); (the refusal, None, None) otherwise (nothing counted)."""
         now = self.clock()
-        for window, series, _ in self.windows:
+        # a per-minute window's bucket is the second: one int(), not a float floor division each
+        second = int(now) if now >= 0 else int(now // 1.0)
+        for window, series, _, per_second in self.windows:
             buckets = series.buckets
-            floor = int(now // window.bucket_seconds) - BUCKETS
+            floor = (second if per_second else int(now // window.bucket_seconds)) - BUCKETS
             while buckets and buckets[0][0] <= floor:
                 series.total -= buckets.popleft()[1]
             if series.total >= window.limit:
@@ -265,10 +268,10 @@ class Lane:
                 return self.counters.admit_now(self.ask, now), None, None
         requests: Reported | None = None
         tokens: Reported | None = None
-        for window, series, counts_requests in self.windows:
+        for window, series, counts_requests, per_second in self.windows:
             buckets = series.buckets
             if counts_requests:
-                current = int(now // window.bucket_seconds)
+                current = second if per_second else int(now // window.bucket_seconds)
                 if buckets and buckets[-1][0] == current:
                     buckets[-1][1] += 1
                 else:
@@ -277,7 +280,7 @@ class Lane:
                 if requests is None or window.limit - series.total < requests[0].limit - requests[1]:
                     requests = (window, series.total, (buckets[0][0] + BUCKETS) * window.bucket_seconds - now)
             elif tokens is None or window.limit - series.total < tokens[0].limit - tokens[1]:
-                oldest = buckets[0][0] if buckets else int(now // window.bucket_seconds)
+                oldest = buckets[0][0] if buckets else (second if per_second else int(now // window.bucket_seconds))
                 tokens = (window, series.total, (oldest + BUCKETS) * window.bucket_seconds - now)
         for slot, _limit in self.slots:
             slot.held += 1
@@ -288,8 +291,8 @@ class Lane:
         its slots given back."""
         if amount > 0 and self.tokens:
             now = self.clock()
-            for window, series in self.tokens:
-                series.add(int(now // window.bucket_seconds), amount)
+            for window, series, per_second in self.tokens:
+                series.add(int(now) if per_second and now >= 0 else int(now // window.bucket_seconds), amount)
         for slot, _limit in self.slots:
             if slot.held > 0:
                 slot.held -= 1
