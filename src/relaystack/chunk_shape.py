@@ -157,17 +157,25 @@ class StreamCheck:
     every field but the content is the event's own, and the relay reads only usage and finish
     reasons from them."""
 
-    __slots__ = ("_chunk", "_misses", "_scan", "template")
+    __slots__ = ("_chunk", "_misses", "_scan", "decoded", "decoded_at", "proven_spans", "template")
 
     def __init__(self) -> None:
         self.template: Template | None = None
         self._chunk: Chunk | None = None
         self._misses = 0
         self._scan = text_template.ACCEL.prove_run if text_template.ACCEL is not None else None
+        # what the last block's walk proved (C path only; else empty and None): its stretches of template
+        # events as (start, end, events), each event the template with a JSON string in its hole, and
+        # the chunks it decoded one by one (every other chunk is the template's: no usage, no finish reason)
+        self.proven_spans: list[tuple[int, int, int]] = []
+        self.decoded: list[Chunk] | None = None
+        # where each of those decoded events' payload starts and ends in the block
+        self.decoded_at: list[tuple[int, int]] = []
 
     def plain_block(self, block: bytes) -> tuple[Sequence[bytes], list[Chunk]] | None:
         """The payloads and chunks of a block whose every event is one ``data: `` line holding a valid
         chunk; None for any other block (the caller reads that one event by event)."""
+        self.proven_spans, self.decoded, self.decoded_at = [], None, []
         if self.template is None and self._misses >= _MAX_MISSES:
             return decode_plain_block(block)
         if self._scan is not None:
@@ -197,28 +205,37 @@ class StreamCheck:
             return None
         assert self._scan is not None
         chunks: list[Chunk] = []
+        decoded: list[Chunk] = []
+        decoded_at: list[tuple[int, int]] = []
+        spans: list[tuple[int, int, int]] = []
         at, size, peeked, proven, after_template = 6, len(block), 0, 0, 0
         try:
             while at < size:
                 template = self.template
                 if template is not None:
-                    count, at = self._scan(block, at, template.before, template.after)
+                    start = at
+                    count, at = self._scan(block, start, template.before, template.after)
                     if count:
                         assert self._chunk is not None
                         chunks += [self._chunk] * count
+                        spans.append((start, at, count))
                         proven += count
                         after_template += count
                         if at >= size:
                             break
                     after_template += 1
-                payload, at = event_at(block, at)
-                _decode_lines([payload], chunks)
+                start = at
+                payload, at = event_at(block, start)
+                _decode_lines([payload], decoded)
+                decoded_at.append((start, start + len(payload)))
+                chunks.append(decoded[-1])
                 if self.template is None and peeked < _PEEK:
                     peeked += 1
-                    self._learn_from(payload, chunks[-1])
+                    self._learn_from(payload, decoded[-1])
         except ChunkProblem:
             return None
         self._note_proof(proven, after_template)
+        self.proven_spans, self.decoded, self.decoded_at = spans, decoded, decoded_at
         return BlockEvents(block, len(chunks)), chunks
 
     def _learn_from(self, payload: bytes, chunk: Chunk) -> None:

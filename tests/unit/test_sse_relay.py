@@ -299,3 +299,50 @@ async def test_the_stored_form_is_what_the_client_got_packed_or_not(split: str, 
     assert b"sk-secret-canary" not in sent and b"sk-secret-canary" not in stored
     assert (expand(stored) if is_packed(stored) else stored) == sent
     assert is_packed(stored) == (text_template.ACCEL is not None)
+
+
+@pytest.mark.usefixtures("proof")
+@pytest.mark.parametrize("caller", ["up/model", "up/other"])  # the count decides: the same id, the same length
+async def test_an_event_of_another_model_among_proven_text_events_still_gets_the_callers_id(caller: str) -> None:
+    """The model-id count skips the stretches the check proved (the template's field once per event,
+    none in a JSON string): an event outside them that names another model is still counted."""
+    other = chunk(7).replace(b'"model":"up/model"', b'"model":"up/zzzzz"')
+    stream = b"".join(chunk(i) if i != 7 else other for i in range(20)) + chunk(20, finish="stop") + \
+        b"data: [DONE]\n\n"
+    relayed = events(await collect([stream], RelayRules(caller)))
+    assert [e["model"] for e in relayed] == [caller] * 21
+    assert relayed[3]["choices"][0]["delta"]["content"] == 't3 "model":"x"'  # type: ignore[index]
+
+
+def _usage_streams() -> dict[str, bytes]:
+    text = b"".join(chunk(i) for i in range(30))
+    every = b"".join(chunk(i, usage={"total_tokens": i}) for i in range(30))  # Gemini: usage on every chunk
+    return {
+        "openai": text + OPENAI_STREAM,  # a usage chunk of its own after the finishing one
+        "together": text + chunk(30, finish="stop", usage=USAGE) + b"data: [DONE]\n\n",  # on the finishing one
+        "every": every + chunk(30, finish="stop", usage=USAGE) + b"data: [DONE]\n\n",
+        "mid-block": text + chunk(30, usage=USAGE) + text + chunk(31, finish="stop") + b"data: [DONE]\n\n",
+    }
+
+
+@pytest.mark.parametrize("stream", list(_usage_streams()))
+@pytest.mark.parametrize("rules", [{"strip_usage": True}, {"split_usage": True}])
+@pytest.mark.parametrize("caller", ["up/model", "caller/model"])
+async def test_usage_edited_in_place_is_what_the_payload_by_payload_edit_gives(
+        stream: str, rules: dict[str, bool], caller: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the C walk the events carrying usage are edited and spliced into the block; without it
+    every payload is split and re-framed. Same bytes, same hidden events, same usage."""
+    from relaystack import text_template
+
+    if text_template.ACCEL is None:
+        pytest.skip("the C accelerator is not built")
+    data = _usage_streams()[stream]
+    for pieces in ([data], segment(data, random.Random(3)), [data[: len(data) // 2], data[len(data) // 2 :]]):
+        outcomes = []
+        for accel in (text_template.ACCEL, None):
+            monkeypatch.setattr(text_template, "ACCEL", accel)
+            relay = SSERelay(FakeResponse(pieces), RelayRules(caller, **rules))
+            out = b"".join([block async for block in relay.blocks()])
+            outcomes.append((out, relay.hidden_events(), relay.usage))
+        assert outcomes[0] == outcomes[1]
+        assert all(e["model"] == caller for e in events(outcomes[0][0]))

@@ -17,7 +17,8 @@ from relaystack.errors import InvalidRequestError, RelaystackError, RequestTooLa
 from relaystack.json_routes import json_object
 
 __all__ = [
-    "DISCONNECT_HOOKS", "HEAD_WRITER", "HeadWriter", "Receive", "Scope", "Send", "header", "internal_error",
+    "DISCONNECT_HOOKS", "HEAD_WRITER", "STREAM_WRITER", "HeadWriter", "Receive", "Scope", "Send", "StreamHead",
+    "StreamWriter", "header", "internal_error",
     "parse_json_object", "read_body",
     "send_error", "send_json_with_lines", "send_raw_json",
 ]
@@ -45,6 +46,17 @@ DISCONNECT_HOOKS = "relaystack.on_disconnect"
 # writes are paused. Then send the start message as usual, those headers as pairs.
 HEAD_WRITER = "relaystack.write_head"
 HeadWriter = Callable[[Send, int, list[tuple[bytes, bytes]], bytes], bool]
+
+# and a ``StreamWriter`` under this one: ``write_stream(send, head, pieces, end)`` writes the next
+# chunk of a chunked response (``pieces`` as one chunk, in one vectored write: no join of a 100 KB
+# block), the status line and headers first when ``head`` is (status, headers) (neither
+# content-length nor transfer-encoding among them), the last chunk too when ``end``: a stream's
+# head, its one block and ``[DONE]`` can be one write instead of three. False, having written
+# nothing, under the same conditions as ``HEAD_WRITER`` (and once the response is complete): then
+# send the messages as usual.
+STREAM_WRITER = "relaystack.write_stream"
+StreamHead = tuple[int, list[tuple[bytes, bytes]]]
+StreamWriter = Callable[[Send, StreamHead | None, list[bytes], bool], bool]
 
 
 _HEADER_MAP = "relaystack.headers"

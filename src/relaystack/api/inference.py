@@ -41,6 +41,7 @@ from relaystack.api.asgi import (
     send_raw_json,
 )
 from relaystack.api.rerank import check_rerank
+from relaystack.api.stream_out import StreamOut
 from relaystack.api.validate import check_chat, check_completion, check_embeddings
 from relaystack.chat_stream import first_event
 from relaystack.context import Operation, RequestContext
@@ -184,7 +185,7 @@ class InferenceRoutes:
             routed = await self.router.send(kind.name, body, ctx)
             reply = routed.reply
             if isinstance(reply, StreamReply):
-                await self._stream(kind, reply, body, ctx, send, done)
+                await self._stream(kind, reply, body, ctx, send, done, scope)
                 return
             payload = scrubbed_payload(reply, ctx)
             extra = ctx.routing_headers()
@@ -214,27 +215,29 @@ class InferenceRoutes:
             await send_error(send, error)
 
     async def _stream(
-        self, kind: _Kind, reply: StreamReply, body: dict[str, Any], ctx: RequestContext, send: Send, done: bytes
+        self, kind: _Kind, reply: StreamReply, body: dict[str, Any], ctx: RequestContext, send: Send, done: bytes,
+        scope: Scope,
     ) -> None:
         blocks = reply.blocks
         keep: list[bytes] | None = [] if kind.stored and self._should_store(body) else None
-        started = False
+        out = StreamOut(send, scope, ctx, _sse_headers)
+        # the block the upstream's [DONE] came with: written with ours, after the stream is settled
+        last = b""
         try:
             async for block in blocks:
                 if not block:
                     continue
                 if keep is not None:
                     keep.append(block)
-                if not started:
-                    await send({"type": "http.response.start", "status": 200, "headers": _sse_headers(ctx)})
-                    started = True
-                    telemetry().first_token(ctx, time.monotonic() - ctx.started)
-                await send({"type": "http.response.body", "body": block, "more_body": True})
+                if reply.ended is not None and reply.ended():
+                    last = block
+                    continue
+                await out.block(block)
         except RelaystackError as exc:
             note_failure(ctx, exc)
             telemetry().stream_failure(ctx.provider_id or "", _failure_reason(exc))
             await self.gate.settle(ctx)
-            await _end_with_error(send, exc, started)
+            await _end_with_error(out, exc, last)
             return
         except asyncio.CancelledError:
             raise
@@ -244,15 +247,13 @@ class InferenceRoutes:
             note_failure(ctx, error)
             telemetry().stream_failure(ctx.provider_id or "", "internal")
             await self.gate.settle(ctx)
-            await _end_with_error(send, error, started)
+            await _end_with_error(out, error, last)
             return
         finally:
             aclose = getattr(blocks, "aclose", None)
             if aclose is not None:
                 await aclose()
             await reply.aclose()
-        if not started:
-            await send({"type": "http.response.start", "status": 200, "headers": _sse_headers(ctx)})
         hidden = reply.hidden() if reply.hidden is not None else b""
         ctx.usage = reply.usage
         ctx.status = 200
@@ -265,7 +266,7 @@ class InferenceRoutes:
             stored = await self._store_stream(
                 reply.stored_form(events) if reply.stored_form else events, body, ctx.model or "", usage)
         await self.gate.settle(ctx, stored)
-        await send({"type": "http.response.body", "body": done, "more_body": False})
+        await out.end(last, done)
 
     def _check_store(self) -> None:
         """A store known to be down (PostgreSQL unreachable) refuses with 503 before the upstream
@@ -371,11 +372,15 @@ def _failure_reason(exc: RelaystackError) -> str:
     return "error"
 
 
-async def _end_with_error(send: Send, exc: RelaystackError, started: bool) -> None:
-    if not started:
-        await send_error(send, exc)
+async def _end_with_error(out: StreamOut, exc: RelaystackError, last: bytes) -> None:
+    """The stream's error event last (after the block held as the last one, if any), or an error
+    answer if nothing was sent yet."""
+    if not (out.started or last):
+        await send_error(out.send, exc)
         return
-    await send({"type": "http.response.body", "body": sse.frame(orjson.dumps(exc.to_dict())), "more_body": False})
+    if last:
+        await out.block(last)
+    await out.end(b"", sse.frame(orjson.dumps(exc.to_dict())))
 
 
 def _store_failed(what: str, completion_id: Any, exc: Exception) -> None:

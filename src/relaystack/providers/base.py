@@ -153,6 +153,9 @@ class StreamReply:
     # the stream's events (the blocks sent, then the hidden events, joined) -> the form the store
     # keeps (``relaystack.stored_stream``: text events packed); None: kept as they are
     stored_form: Callable[[bytes], bytes] | None = None
+    # True once the upstream said [DONE]: the block just yielded is the stream's last (the API layer
+    # may then write it with its own [DONE] and the response's end, in one write)
+    ended: Callable[[], bool] | None = None
 
     @property
     def usage(self) -> dict[str, Any] | None:

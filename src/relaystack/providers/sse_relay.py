@@ -51,6 +51,7 @@ from relaystack import sse, stored_stream
 from relaystack.chunk_shape import Chunk, ChunkProblem, StreamCheck, decode_event
 from relaystack.errors import RelaystackError, UpstreamError, UpstreamProtocolError
 from relaystack.redaction import Redactor
+from relaystack.text_template import Template
 from relaystack.upstream.base import UpstreamResponse
 
 __all__ = ["MALFORMED_EVENT", "EventTranslator", "RelayRules", "SSERelay"]
@@ -99,6 +100,8 @@ class SSERelay:
         # the stream's text events proven against a template of the first (chunk_shape.StreamCheck)
         self._stream_check = StreamCheck()
         self._check_plain = self._stream_check.plain_block
+        # the template the upstream's model field was last counted in, and its count
+        self._template_fields: tuple[Template | None, int] = (None, 0)
 
     async def blocks(self) -> AsyncIterator[bytes]:
         """Framed SSE blocks (without ``[DONE]``); raises if the stream did not finish."""
@@ -113,7 +116,8 @@ class SSERelay:
                 if out:
                     yield out
                 if self.done:
-                    await _drain(chunks)
+                    if not getattr(self._response, "complete", False):  # the body's end is still to come
+                        await _drain(chunks)
                     return
             rest = splitter.close()
             if rest:
@@ -150,25 +154,53 @@ class SSERelay:
             if not block:
                 return b""
         plain = self._check_plain(block) if self.rules.translate is None else None
+        proven: list[tuple[int, int, int]] = []
         if plain is not None:
             payloads, chunks = plain
+            proven = self._stream_check.proven_spans
+            # the chunks the walk decoded: a proven event's chunk is the template's, which has no usage
+            decoded = self._stream_check.decoded
         else:  # re-framed below: one line per event
             payloads, chunks = self._read_slowly(block)
-            block = b""
+            decoded, block = None, b""
             if not chunks:
                 return b""
         self._note_finish(chunks)
-        if any(map(_usage, chunks)):  # in C: no list of 500 Nones for the usual block
-            usages = list(map(_usage, chunks))
-            self.usage = next(u for u in reversed(usages) if u is not None)
-            if self.rules.strip_usage or self.rules.split_usage:
-                payloads = self._edit_usage(list(payloads), usages)
-                block = b""
+        carriers = chunks if decoded is None else decoded
+        events = len(chunks)
+        if any(map(_usage, carriers)):  # in C: no list of 500 Nones
+            self.usage = next(c.usage for c in reversed(carriers) if c.usage is not None)
+            if (self.rules.strip_usage or self.rules.split_usage) and decoded is not None and block:
+                block, events, proven = self._splice_usage(block, decoded, proven)
+                if not block:
+                    return b""
+            elif self.rules.strip_usage or self.rules.split_usage:
+                payloads = self._edit_usage(list(payloads), list(map(_usage, chunks)))
+                block, proven = b"", []
         if not block:
             block = sse.frame_all(payloads)
             if not block:
                 return b""
-        return self._finish_bytes(block, len(payloads))
+            events = len(payloads)
+        return self._finish_bytes(block, events, proven)
+
+    def _splice_usage(self, block: bytes, decoded: list[Chunk],
+                      proven: list[tuple[int, int, int]]) -> tuple[bytes, int, list[tuple[int, int, int]]]:
+        """``_edit_usage`` on the few events that carry usage, spliced into the block in place (a
+        proven event has none): the block, its number of events, and the proven stretches before
+        the first edit (their offsets unchanged)."""
+        pieces: list[bytes] = []
+        cursor, first = 0, len(block)
+        events = sum(count for _, _, count in proven) + len(decoded)
+        for (start, end), chunk in zip(self._stream_check.decoded_at, decoded, strict=True):
+            if chunk.usage is None:
+                continue
+            edited = self._edit_usage([block[start:end]], [chunk.usage])
+            pieces += (block[cursor : start - 6], sse.frame_all(edited))
+            cursor, first = end + 2, min(first, start - 6)
+            events += len(edited) - 1
+        pieces.append(block[cursor:])
+        return b"".join(pieces), events, [span for span in proven if span[1] <= first]
 
     def _note_finish(self, chunks: list[Chunk]) -> None:
         for chunk in reversed(chunks):
@@ -248,16 +280,16 @@ class SSERelay:
         return edited
 
     # -- byte edits ------------------------------------------------------------------------------
-    def _finish_bytes(self, block: bytes, events: int) -> bytes:
-        block = self._rewrite_model(block, events)
+    def _finish_bytes(self, block: bytes, events: int, proven: list[tuple[int, int, int]] | None = None) -> bytes:
+        block = self._rewrite_model(block, events, proven or [])
         for old, new in self.rules.replacements:
             block = block.replace(old, new)
         return self.rules.redactor.wire(block)
 
-    def _rewrite_model(self, block: bytes, events: int) -> bytes:
+    def _rewrite_model(self, block: bytes, events: int, proven: list[tuple[int, int, int]]) -> bytes:
         """(``events`` 0: a piece of an event, e.g. a template: a plain replace of the field as first seen.)
         Every `"model":"..."` field becomes the caller's id: one bytes.replace when each event
-        holds the upstream's field as first seen (checked by the length it adds), a regex otherwise."""
+        holds the upstream's field as first seen (checked by the length it adds, or counted), a regex otherwise."""
         if self._upstream_field is None:
             start = block.find(_MODEL_KEY)
             found = _MODEL_FIELD.match(block, start) if start >= 0 else None
@@ -268,7 +300,7 @@ class SSERelay:
         if not events:
             return block.replace(upstream, caller)
         if len(upstream) == len(caller):  # the length a replace adds cannot tell: count the fields
-            if block.count(upstream) == events:
+            if self._count_fields(block, proven) == events:
                 return block if upstream == caller else block.replace(upstream, caller)
         else:
             replaced = block.replace(upstream, caller)
@@ -276,6 +308,29 @@ class SSERelay:
                 return replaced
         return _MODEL_FIELD.sub(caller.replace(b"\\", b"\\\\"), block)
 
+    def _count_fields(self, block: bytes, proven: list[tuple[int, int, int]]) -> int:
+        """The upstream's model field's occurrences in ``block``, counted only outside the ``proven``
+        stretches (``chunk_shape.StreamCheck.proven_spans``): an event there is the template with a
+        JSON string in its hole, and a JSON string cannot hold (nor complete) an unescaped
+        ``"model":"``, so it holds the field as often as the template does around its hole."""
+        upstream = self._upstream_field
+        assert upstream is not None
+        if not proven or self._fields_per_template(upstream) != 1:
+            return block.count(upstream)
+        count, at = 0, 0
+        for start, end, events in proven:
+            count += block.count(upstream, at, start) + events
+            at = end
+        return count + block.count(upstream, at)
+
+    def _fields_per_template(self, upstream: bytes) -> int:
+        """How often the template (as the upstream sent it) holds the upstream's model field."""
+        template = self._stream_check.template
+        if template is None:
+            return 0
+        if self._template_fields[0] is not template:
+            self._template_fields = (template, template.before.count(upstream) + template.after.count(upstream))
+        return self._template_fields[1]
 
 async def _drain(chunks: AsyncIterator[bytes]) -> None:
     """Read what follows [DONE] (the end of the chunked body) so the connection goes back to

@@ -41,8 +41,9 @@ from uvicorn.protocols.http.httptools_impl import (
     HttpToolsProtocol,
 )
 
-from relaystack.api.asgi import DISCONNECT_HOOKS, HEAD_WRITER, Receive, Scope, Send
+from relaystack.api.asgi import DISCONNECT_HOOKS, HEAD_WRITER, STREAM_WRITER, Receive, Scope, Send, StreamHead
 from relaystack.errors import error_body
+from relaystack.server.heap import keep_freed_memory
 
 __all__ = ["ConnectionLimits", "GuardedHttpToolsProtocol"]
 
@@ -93,6 +94,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        keep_freed_memory()  # once per process (relaystack.server.heap: a stream's blocks, not page faults)
         limits: ConnectionLimits = getattr(config, "relaystack_limits", None) or ConnectionLimits()
         self._limits = limits
         self._header_deadline: asyncio.TimerHandle | None = None
@@ -103,6 +105,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._app = self.app
         self._overloaded_app = _overloaded(limits.max_concurrent_requests)
         self._write_head = self.write_head  # bound once per connection, handed to every request
+        self._write_stream = self.write_stream
 
     # -- connection ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -175,6 +178,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.app = self._overloaded_app if len(self.tasks) >= self._limits.max_concurrent_requests else self._app
         self.scope[DISCONNECT_HOOKS] = []  # type: ignore[literal-required]
         self.scope[HEAD_WRITER] = self._write_head  # type: ignore[literal-required]
+        self.scope[STREAM_WRITER] = self._write_stream  # type: ignore[literal-required]
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
@@ -186,39 +190,50 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         appended as they are. False, nothing written, when uvicorn's own path must do it: ``send``
         is not the current request's own (a middleware wraps it, or the request is pipelined
         behind another), its writes are paused (uvicorn awaits a drain) or its access log is on."""
-        cycle = self.cycle
-        if cycle is None or getattr(send, "__self__", None) is not cycle or cycle.response_started \
-                or cycle.disconnected or cycle.flow.write_paused or cycle.access_log:
+        cycle = self._cycle_of(send)
+        if cycle is None or cycle.response_started or cycle.access_log:
             return False
-        cycle.response_started = True
-        cycle.waiting_for_100_continue = False
-        content = [STATUS_LINE[status]]
-        closing = False
-        for name, value in [*cycle.default_headers, *headers]:
-            if HEADER_RE.search(name):
-                raise RuntimeError("Invalid HTTP header name.")
-            if HEADER_VALUE_RE.search(value):
-                raise RuntimeError("Invalid HTTP header value.")
-            name = name.lower()
-            if name == b"content-length" and cycle.chunked_encoding is None:
-                cycle.expected_content_length = int(value.decode())
-                cycle.chunked_encoding = False
-            elif name == b"transfer-encoding" and value.lower() == b"chunked":
-                cycle.expected_content_length = 0
-                cycle.chunked_encoding = True
-            elif name == b"connection" and b"close" in [token.lower().strip() for token in value.split(b",")]:
-                cycle.keep_alive = False
-                closing = True
-            content.extend([name, b": ", value, b"\r\n"])
-        content.append(lines)
-        if not cycle.keep_alive and not closing:
-            content.append(b"connection: close\r\n")
-        if cycle.chunked_encoding is None and cycle.scope["method"] != "HEAD" and status not in (204, 304):
-            cycle.chunked_encoding = True
-            content.append(b"transfer-encoding: chunked\r\n")
-        content.append(b"\r\n")
-        cycle.transport.write(b"".join(content))
+        cycle.transport.write(_render_head(cycle, status, headers, lines))
         return True
+
+    def write_stream(self, send: Send, head: StreamHead | None, pieces: list[bytes], end: bool) -> bool:
+        """``api.asgi.STREAM_WRITER``: what uvicorn's ``send`` does with a start message (``head``)
+        and a body message of a chunked response, in one ``writelines`` (a writev: the pieces are
+        not joined first). False, nothing written, when uvicorn's own path must do it (as
+        ``write_head``), or the response is not one this can frame: a HEAD request's, one with a
+        length or a framing of its own, one already complete."""
+        cycle = self._cycle_of(send)
+        if cycle is None or cycle.response_complete:
+            return False
+        parts: list[bytes] = []
+        if head is not None:
+            status, headers = head
+            if cycle.response_started or cycle.access_log or cycle.scope["method"] == "HEAD" \
+                    or not 200 <= status < 300 or status == 204 or _frames_itself(headers):
+                return False
+            parts.append(_render_head(cycle, status, headers, b""))
+        elif not cycle.response_started or cycle.chunked_encoding is not True:
+            return False
+        size = sum(map(len, pieces))
+        if size:
+            parts += (b"%x\r\n" % size, *pieces, b"\r\n")
+        if end:
+            parts.append(b"0\r\n\r\n")
+        cycle.transport.writelines(parts)
+        if end:
+            cycle.response_complete = True
+            cycle.message_event.set()
+            if not cycle.keep_alive:
+                cycle.transport.close()
+        return True
+
+    def _cycle_of(self, send: Send) -> Any:
+        """The current request's cycle if ``send`` is its own and it may be written to now, else None."""
+        cycle = self.cycle
+        if cycle is None or getattr(send, "__self__", None) is not cycle or cycle.disconnected \
+                or cycle.flow.write_paused:
+            return None
+        return cycle
 
     # -- the limits -----------------------------------------------------------------------
     def _arm_header_deadline(self) -> None:
@@ -256,6 +271,44 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.write(_raw_response(status, body, extra))
             self.transport.close()
+
+
+def _render_head(cycle: Any, status: int, headers: list[tuple[bytes, bytes]], lines: bytes) -> bytes:
+    """A response's status line and headers as uvicorn's ``send`` renders them (checked, the cycle's
+    framing and keep-alive noted), ``lines`` appended as they are."""
+    cycle.response_started = True
+    cycle.waiting_for_100_continue = False
+    content = [STATUS_LINE[status]]
+    closing = False
+    for name, value in [*cycle.default_headers, *headers]:
+        if HEADER_RE.search(name):
+            raise RuntimeError("Invalid HTTP header name.")
+        if HEADER_VALUE_RE.search(value):
+            raise RuntimeError("Invalid HTTP header value.")
+        name = name.lower()
+        if name == b"content-length" and cycle.chunked_encoding is None:
+            cycle.expected_content_length = int(value.decode())
+            cycle.chunked_encoding = False
+        elif name == b"transfer-encoding" and value.lower() == b"chunked":
+            cycle.expected_content_length = 0
+            cycle.chunked_encoding = True
+        elif name == b"connection" and b"close" in [token.lower().strip() for token in value.split(b",")]:
+            cycle.keep_alive = False
+            closing = True
+        content.extend([name, b": ", value, b"\r\n"])
+    content.append(lines)
+    if not cycle.keep_alive and not closing:
+        content.append(b"connection: close\r\n")
+    if cycle.chunked_encoding is None and cycle.scope["method"] != "HEAD" and status not in (204, 304):
+        cycle.chunked_encoding = True
+        content.append(b"transfer-encoding: chunked\r\n")
+    content.append(b"\r\n")
+    return b"".join(content)
+
+
+def _frames_itself(headers: list[tuple[bytes, bytes]]) -> bool:
+    """A content-length or transfer-encoding header: the response is not for ``write_stream`` to frame."""
+    return any(name.lower() in (b"content-length", b"transfer-encoding") for name, _ in headers)
 
 
 def _overloaded(limit: int) -> Any:

@@ -1,6 +1,11 @@
-"""The one writer thread of a process: group commit, acknowledged only once committed.
+"""The writer thread: group commit, acknowledged only once committed; the batch logic it shares.
 
-Requests on the event loop put ``(kind, params, future)`` on a ``SimpleQueue`` and await
+Writes normally commit on the event loop (``_loop_writer.LoopWriter``, which calls
+``write_batch`` itself); this thread takes the batches the loop must not wait for: while another
+connection holds the write lock (it waits on the busy timeout), with ``synchronous=FULL`` (an
+fsync per commit), and everything after those until it has caught up (submission order).
+
+Ops handed to it: requests put ``(kind, params, future)`` on a ``SimpleQueue`` and await
 the future. The thread takes everything queued (up to ``MAX_BATCH``), writes it in ONE
 ``BEGIN IMMEDIATE ... COMMIT`` transaction, then resolves the batch's futures with one
 ``call_soon_threadsafe`` per event loop. While one batch commits the next one accumulates,
@@ -32,7 +37,7 @@ from relaystack.storage._common import StoreClosedError
 
 __all__ = [
     "ADD_USAGE", "DELETE_MODEL", "PUT_COMPLETION", "PUT_COMPLETION_USAGE", "PUT_MODEL", "RUN", "Op", "Writer",
-    "storage_error",
+    "closed_error", "dispatch", "internal_error", "rollback", "settle", "storage_error", "write_batch",
 ]
 
 log = logging.getLogger("relaystack.storage")
@@ -85,10 +90,27 @@ class Writer:
         # daemon: a process that exits without stop() must not hang on this thread; what was
         # acknowledged is committed already, only unacknowledged writes are dropped.
         self._thread = threading.Thread(target=self._run, name="relaystack-store-writer", daemon=True)
-        self.submit = self._queue.put  # the hot path: one C call, no Python frame
+        # ops handed over / ops written (or failed), each counted by one thread only: while they
+        # differ, the event loop's writer (_loop_writer.py) hands its next batches here too, so
+        # writes still commit in the order they were submitted
+        self.submitted = 0
+        self.written = 0
 
     def start(self) -> None:
         self._thread.start()
+
+    def submit(self, op: Op) -> None:
+        self.submitted += 1
+        self._queue.put(op)
+
+    def submit_batch(self, batch: list[Op]) -> None:
+        self.submitted += len(batch)
+        for op in batch:
+            self._queue.put(op)
+
+    def idle(self) -> bool:
+        """Nothing handed over is still waiting to be written."""
+        return self.written == self.submitted
 
     def stop(self) -> None:
         """Blocking: let the thread commit everything queued before this call, then close."""
@@ -106,7 +128,8 @@ class Writer:
                 except Exception as exc:  # a bug here must not kill the thread: fail the batch
                     log.exception("storage writer: unexpected error; %d writes failed", len(batch))
                     self._rollback()
-                    _dispatch([(op[2], _internal_error(exc), True) for op in batch])
+                    dispatch([(op[2], internal_error(exc), True) for op in batch])
+                self.written += len(batch)
         self._fail_leftovers()
         try:
             self._conn.execute("PRAGMA optimize")
@@ -139,76 +162,90 @@ class Writer:
             except queue.Empty:
                 break
             if op is not None:
-                leftovers.append((op[2], _closed_error(), True))
-        _dispatch(leftovers)
+                leftovers.append((op[2], closed_error(), True))
+        dispatch(leftovers)
 
     def _write(self, batch: list[Op]) -> None:
-        outcomes: list[_Outcome] = []
-        merge_usage = True
-        while batch:
-            results, failed_at, error = self._transaction(batch, merge_usage)
-            if error is _MERGED_USAGE_FAILED:  # find the write at fault: usage upserted per write
-                merge_usage = False
-                continue
-            if error is None:
-                outcomes.extend((op[2], result, False) for op, result in zip(batch, results, strict=True))
-                break
-            if failed_at is None:  # the transaction itself failed (locked, I/O, disk full): all fail
-                log.error("storage writer: %s: %d writes failed: %s", self._path, len(batch), error)
-                outcomes.extend((op[2], storage_error(error), True) for op in batch)
-                break
-            # one write is bad on its own: fail it, retry the others (rolled back with it)
-            log.error("storage writer: %s: a write failed: %s", self._path, error)
-            outcomes.append((batch[failed_at][2], storage_error(error), True))
-            batch = batch[:failed_at] + batch[failed_at + 1 :]
-        _dispatch(outcomes)
+        dispatch(write_batch(self._conn, self._path, batch))
 
-    def _transaction(
-        self, batch: list[Op], merge_usage: bool = True
-    ) -> tuple[list[Any], int | None, Exception | None]:
-        conn = self._conn
+    def _rollback(self) -> None:
+        rollback(self._conn)
+
+
+def write_batch(conn: sqlite3.Connection, path: Path, batch: list[Op], *, began: bool = False) -> list[_Outcome]:
+    """Write ``batch`` in one transaction; the outcome of every op, for its future.
+
+    ``began``: the caller already ran ``BEGIN IMMEDIATE`` (the event loop's writer tries it
+    without waiting before it commits itself to the batch)."""
+    outcomes: list[_Outcome] = []
+    merge_usage = True
+    while batch:
+        results, failed_at, error = _transaction(conn, batch, merge_usage, began=began)
+        began = False
+        if error is _MERGED_USAGE_FAILED:  # find the write at fault: usage upserted per write
+            merge_usage = False
+            continue
+        if error is None:
+            outcomes.extend((op[2], result, False) for op, result in zip(batch, results, strict=True))
+            break
+        if failed_at is None:  # the transaction itself failed (locked, I/O, disk full): all fail
+            log.error("storage writer: %s: %d writes failed: %s", path, len(batch), error)
+            outcomes.extend((op[2], storage_error(error), True) for op in batch)
+            break
+        # one write is bad on its own: fail it, retry the others (rolled back with it)
+        log.error("storage writer: %s: a write failed: %s", path, error)
+        outcomes.append((batch[failed_at][2], storage_error(error), True))
+        batch = batch[:failed_at] + batch[failed_at + 1 :]
+    return outcomes
+
+
+def _transaction(
+    conn: sqlite3.Connection, batch: list[Op], merge_usage: bool = True, *, began: bool = False
+) -> tuple[list[Any], int | None, Exception | None]:
+    if not began:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             return [], None, exc
-        results: list[Any] = []
-        usage: dict[tuple[Any, ...], list[Any]] | None = {} if merge_usage else None
-        for index, (kind, params, _future) in enumerate(batch):
-            try:
-                if kind == PUT_COMPLETION_USAGE:
-                    conn.execute(_UPSERT_COMPLETION, params[0])
-                    _add_usage_row(conn, params[1], usage)
-                    results.append(None)
-                else:
-                    results.append(_apply(conn, kind, params))
-            except sqlite3.OperationalError as exc:  # locked, I/O, disk full: not this write's fault
-                self._rollback()
-                return [], None, exc
-            except Exception as exc:  # this write's own fault (a constraint, an int out of range)
-                self._rollback()
-                return [], index, exc
-        if usage:
-            try:
-                _upsert_usage(conn, [tuple(total) for total in usage.values()])
-            except sqlite3.OperationalError as exc:
-                self._rollback()
-                return [], None, exc
-            except Exception:  # e.g. a sum out of range: which write is at fault is not known here
-                self._rollback()
-                return [], None, _MERGED_USAGE_FAILED
+    results: list[Any] = []
+    usage: dict[tuple[Any, ...], list[Any]] | None = {} if merge_usage else None
+    for index, (kind, params, _future) in enumerate(batch):
         try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._rollback()
+            if kind == PUT_COMPLETION_USAGE:
+                conn.execute(_UPSERT_COMPLETION, params[0])
+                _add_usage_row(conn, params[1], usage)
+                results.append(None)
+            else:
+                results.append(_apply(conn, kind, params))
+        except sqlite3.OperationalError as exc:  # locked, I/O, disk full: not this write's fault
+            rollback(conn)
             return [], None, exc
-        return results, None, None
-
-    def _rollback(self) -> None:
+        except Exception as exc:  # this write's own fault (a constraint, an int out of range)
+            rollback(conn)
+            return [], index, exc
+    if usage:
         try:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            log.exception("storage writer: rollback failed")
+            _upsert_usage(conn, [tuple(total) for total in usage.values()])
+        except sqlite3.OperationalError as exc:
+            rollback(conn)
+            return [], None, exc
+        except Exception:  # e.g. a sum out of range: which write is at fault is not known here
+            rollback(conn)
+            return [], None, _MERGED_USAGE_FAILED
+    try:
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        rollback(conn)
+        return [], None, exc
+    return results, None, None
+
+
+def rollback(conn: sqlite3.Connection) -> None:
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        log.exception("storage writer: rollback failed")
 
 
 def _upsert_usage(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
@@ -268,19 +305,19 @@ def _apply(conn: sqlite3.Connection, kind: int, params: tuple[Any, ...]) -> Any:
     raise ValueError(f"unknown write kind {kind}")
 
 
-def _dispatch(outcomes: list[_Outcome]) -> None:
+def dispatch(outcomes: list[_Outcome]) -> None:
     """Hand the outcomes to their event loops: one wake-up per loop per batch, not per write."""
     by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
     for outcome in outcomes:
         by_loop.setdefault(outcome[0].get_loop(), []).append(outcome)
     for loop, items in by_loop.items():
         try:
-            loop.call_soon_threadsafe(_settle, items)
+            loop.call_soon_threadsafe(settle, items)
         except RuntimeError:  # that loop is closed: nobody awaits these futures any more
             pass
 
 
-def _settle(outcomes: list[_Outcome]) -> None:
+def settle(outcomes: list[_Outcome]) -> None:
     for future, value, is_error in outcomes:
         if future.done():  # the awaiting request was cancelled; the write happened anyway
             continue
@@ -300,11 +337,11 @@ def storage_error(exc: Exception) -> RelaystackError:
     return RelaystackError("Storing failed with a database error (details in the server log).")
 
 
-def _internal_error(exc: Exception) -> RelaystackError:
+def internal_error(exc: Exception) -> RelaystackError:
     return RelaystackError(
         f"Storing failed with an internal error ({type(exc).__name__}; see the server log)."
     )
 
 
-def _closed_error() -> StoreClosedError:
+def closed_error() -> StoreClosedError:
     return StoreClosedError("The store is stopped (the server is shutting down); nothing was written.")

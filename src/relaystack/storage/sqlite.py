@@ -1,7 +1,12 @@
-"""The default ``Store``: one SQLite file shared by every worker process, never blocking the loop.
+"""The default ``Store``: one SQLite file shared by every worker process, never waiting on the loop.
 
+Writes, per process: one transaction per event-loop turn, committed on the loop itself
+(``_loop_writer.LoopWriter``: no GIL hand-off per SQLite step, no thread wake-up); a put returns
+once its batch is committed. The loop's connection never waits for a lock nor checkpoints.
 Threads, per process:
-- one writer thread (``_writer.Writer``): group commit; a put returns once its batch is committed;
+- the writer thread (``_writer.Writer``): the batches the loop must not wait for (another process
+  holds the write lock; ``synchronous=FULL``);
+- the checkpointer (``_loop_writer.Checkpointer``): PASSIVE checkpoints while commits happen;
 - a small read pool, one connection per thread (``list``/``get``/``load_models``);
 - ``models_version()`` runs on the event loop on its own read-only connection: ``PRAGMA
   data_version`` (no I/O; changes when any other connection, in any process, committed) gates a
@@ -45,6 +50,7 @@ from relaystack.storage._common import (
     unknown_after,
     validate_list_args,
 )
+from relaystack.storage._loop_writer import Checkpointer, LoopWriter
 from relaystack.storage._schema import connect, migrate
 from relaystack.storage._writer import (
     DELETE_MODEL,
@@ -86,7 +92,7 @@ class SqliteStore(SqliteResponses, SqliteKeys):  # stored responses: sqlite_resp
         self._busy_timeout_s = busy_timeout_s
         self._synchronous = synchronous
         self._read_threads = read_threads
-        self._writer: Writer | None = None
+        self._writer: LoopWriter | None = None
         self._readers: ThreadPoolExecutor | None = None
         self._read_local = threading.local()
         self._read_conns: list[sqlite3.Connection] = []
@@ -116,14 +122,28 @@ class SqliteStore(SqliteResponses, SqliteKeys):  # stored responses: sqlite_resp
                 "Set storage.dir or storage.db_path to a writable place."
             ) from exc
         conn = self._connect()
+        opened = [conn]
         try:
             migrate(conn, self.path)
             self._version_conn = self._connect(query_only=True)
+            opened.append(self._version_conn)
+            # the loop's connection never waits for a lock (the thread's does), and neither
+            # checkpoints: the checkpointer's own connection does (storage/_loop_writer.py)
+            loop_conn = self._connect()
+            opened.append(loop_conn)
+            loop_conn.execute("PRAGMA busy_timeout = 0")
+            checkpoint_conn = self._connect()
+            opened.append(checkpoint_conn)
+            for writing in (conn, loop_conn):
+                writing.execute("PRAGMA wal_autocheckpoint = 0")
         except BaseException:
-            conn.close()
+            for each in opened:
+                each.close()
             raise
         self._readers = ThreadPoolExecutor(self._read_threads, thread_name_prefix="relaystack-store-read")
-        self._writer = Writer(conn, self.path)
+        checkpointer = Checkpointer(checkpoint_conn, self.path)
+        self._writer = LoopWriter(
+            loop_conn, self.path, Writer(conn, self.path), checkpointer, on_loop=self._synchronous != "FULL")
         self._writer.start()
 
     def _connect(self, *, query_only: bool = False) -> sqlite3.Connection:

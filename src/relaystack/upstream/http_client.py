@@ -284,6 +284,11 @@ class _Response:
         self.status = conn.status
         self.headers: Mapping[str, str] = conn.headers
 
+    @property
+    def complete(self) -> bool:
+        """The whole body arrived (a reader that stops now leaves nothing unread on the socket)."""
+        return self._conn.complete
+
     async def read(self) -> bytes:
         conn = self._conn
         try:
