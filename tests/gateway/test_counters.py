@@ -190,4 +190,4 @@ def test_the_gates_fast_path_counts_like_admit_and_reports_the_tightest_windows(
     counters.admit_fast(ask)
     refused, requests, tokens = counters.admit_fast(ask)
     assert refused is not None and not refused.allowed and refused.refused_by == tight and requests is None
-    assert counters._slots["k8:concurrent"] == 3  # the refused one took no slot
+    assert counters.held("k8:concurrent") == 3  # the refused one took no slot

@@ -129,12 +129,21 @@ class _Series:
         return self.buckets[0][0] if self.buckets else None
 
 
+class _Slot:
+    """One concurrency slot's count in this process (kept once made: a lane holds it directly)."""
+
+    __slots__ = ("held",)
+
+    def __init__(self) -> None:
+        self.held = 0
+
+
 class InProcessCounters:
     """Exact within one process; nothing to start, nothing awaited in practice."""
 
     def __init__(self, clock: Callable[[], float] | None = None) -> None:
         self._series: dict[str, _Series] = {}
-        self._slots: dict[str, int] = {}
+        self._slots: dict[str, _Slot] = {}
         self._clock = clock or time.time
 
     async def start(self) -> None:
@@ -150,83 +159,56 @@ class InProcessCounters:
         """``admit`` without a coroutine."""
         return self.admit_now(ask, self._clock())
 
+    def lane(self, ask: Ask) -> Lane:
+        """``ask`` resolved to this process's own series and slots, once (the gate keeps it in its
+        per-key plan): admitting and settling through it looks nothing up by name."""
+        return Lane(self, ask)
+
+    def series(self, name: str) -> _Series:
+        series = self._series.get(name)
+        if series is None:
+            series = self._series[name] = _Series()
+        return series
+
+    def slot(self, name: str) -> _Slot:
+        slot = self._slots.get(name)
+        if slot is None:
+            slot = self._slots[name] = _Slot()
+        return slot
+
+    def held(self, name: str) -> int:
+        """Requests holding the slot ``name`` now."""
+        slot = self._slots.get(name)
+        return slot.held if slot is not None else 0
+
     def admit_fast(self, ask: Ask) -> tuple[Outcome | None, Reported | None, Reported | None]:
-        """The gate's hot path: (None, tightest requests window, tightest tokens window) when
-        admitted, each as (window, used, seconds to reset); (the refusal, None, None) otherwise.
-        ``admit_now`` inlined: this runs on every request of a key with limits."""
-        now = self._clock()
-        checked: list[tuple[Window, _Series, int]] = []
-        series_of = self._series
-        for window in ask.windows:
-            series = series_of.get(window.name)
-            if series is None:
-                series = series_of[window.name] = _Series()
-            current = int(now // window.bucket_seconds)
-            buckets = series.buckets
-            floor = current - BUCKETS
-            while buckets and buckets[0][0] <= floor:
-                series.total -= buckets.popleft()[1]
-            if series.total >= window.limit:
-                return self.admit_now(ask, now), None, None  # the refusal, with every detail
-            checked.append((window, series, current))
-        slots = self._slots
-        for name, limit in ask.slots:
-            if slots.get(name, 0) >= limit:
-                return self.admit_now(ask, now), None, None
-        requests: Reported | None = None
-        tokens: Reported | None = None
-        for window, series, current in checked:
-            buckets = series.buckets
-            if window.kind == "requests":
-                if buckets and buckets[-1][0] == current:
-                    buckets[-1][1] += 1
-                else:
-                    buckets.append([current, 1])
-                series.total += 1
-                if requests is None or window.limit - series.total < requests[0].limit - requests[1]:
-                    requests = (window, series.total, (buckets[0][0] + BUCKETS) * window.bucket_seconds - now)
-            elif tokens is None or window.limit - series.total < tokens[0].limit - tokens[1]:
-                oldest = buckets[0][0] if buckets else current
-                tokens = (window, series.total, (oldest + BUCKETS) * window.bucket_seconds - now)
-        for name, _limit in ask.slots:
-            slots[name] = slots.get(name, 0) + 1
-        return None, requests, tokens
+        """``Lane.admit`` for an ask without a lane."""
+        return Lane(self, ask).admit()
 
     def settle_fast(self, token_windows: tuple[Window, ...], amount: int, slots: tuple[str, ...]) -> None:
-        """The gate's hot path: ``settle`` for one request (``amount`` tokens in each of its
-        token windows), without a coroutine and without building its pairs."""
+        """``settle`` for one request (``amount`` tokens in each of its token windows), without a
+        coroutine and without building its pairs."""
         if amount > 0 and token_windows:
             now = self._clock()
-            series_of = self._series
             for window in token_windows:
-                series = series_of.get(window.name)
-                if series is None:
-                    series = series_of[window.name] = _Series()
-                series.add(int(now // window.bucket_seconds), amount)
-        held = self._slots
+                self.series(window.name).add(int(now // window.bucket_seconds), amount)
         for name in slots:
-            left = held.get(name, 0) - 1
-            if left > 0:
-                held[name] = left
-            else:
-                held.pop(name, None)
+            slot = self._slots.get(name)
+            if slot is not None and slot.held > 0:
+                slot.held -= 1
 
     def admit_now(self, ask: Ask, now: float) -> Outcome:
-        series_of = self._series
         checked: list[tuple[Window, _Series, int, int]] = []
         for window in ask.windows:
-            series = series_of.get(window.name)
-            if series is None:
-                series = series_of[window.name] = _Series()
+            series = self.series(window.name)
             current = int(now // window.bucket_seconds)
             used = series.used(current)
             if used >= window.limit:
                 states = tuple(_state(w, s, u, now) for w, s, _, u in checked)
                 return Outcome(False, states, window, max(1.0, reset_after(window, series.oldest(), now)))
             checked.append((window, series, current, used))
-        slots = self._slots
         for name, limit in ask.slots:
-            if slots.get(name, 0) >= limit:
+            if self.held(name) >= limit:
                 return Outcome(False, tuple(_state(w, s, u, now) for w, s, _, u in checked), name, 1.0)
         counted: list[WindowState] = []
         for window, series, current, used in checked:
@@ -235,7 +217,7 @@ class InProcessCounters:
                 used += 1
             counted.append(_state(window, series, used, now))
         for name, _limit in ask.slots:
-            slots[name] = slots.get(name, 0) + 1
+            self.slot(name).held += 1
         return Outcome(True, tuple(counted))
 
     async def settle(self, tokens: tuple[tuple[Window, int], ...], slots: tuple[str, ...]) -> None:
@@ -244,16 +226,76 @@ class InProcessCounters:
     def settle_now(self, tokens: tuple[tuple[Window, int], ...], slots: tuple[str, ...], now: float) -> None:
         for window, amount in tokens:
             if amount > 0:
-                series = self._series.get(window.name)
-                if series is None:
-                    series = self._series[window.name] = _Series()
-                series.add(bucket_of(window, now), amount)
+                self.series(window.name).add(bucket_of(window, now), amount)
         for name in slots:
-            left = self._slots.get(name, 0) - 1
-            if left > 0:
-                self._slots[name] = left
-            else:
-                self._slots.pop(name, None)
+            slot = self._slots.get(name)
+            if slot is not None and slot.held > 0:
+                slot.held -= 1
+
+
+class Lane:
+    """One ask on the in-process counters, its windows and slots resolved to the counters' own
+    objects (series and slots are never dropped, so the references stay good): the gate's hot
+    path, one pass over them to admit and one to settle, no lookups by name, no coroutine."""
+
+    __slots__ = ("ask", "clock", "counters", "slots", "tokens", "windows")
+
+    def __init__(self, counters: InProcessCounters, ask: Ask) -> None:
+        self.ask = ask
+        self.counters = counters
+        self.clock = counters._clock
+        # (window, its series, counts requests: admit adds one, buckets of one second: a per-minute window)
+        self.windows = tuple((w, counters.series(w.name), w.kind == "requests", w.bucket_seconds == 1.0)
+                             for w in ask.windows)
+        self.tokens = tuple((w, s, second) for w, s, requests, second in self.windows if not requests)
+        self.slots = tuple((counters.slot(name), limit) for name, limit in ask.slots)
+
+    def admit(self) -> tuple[Outcome | None, Reported | None, Reported | None]:
+        """(None, tightest requests window, tightest tokens window) when admitted, each as
+        (window, used, seconds to reset); (the refusal, None, None) otherwise (nothing counted)."""
+        now = self.clock()
+        # a per-minute window's bucket is the second: one int(), not a float floor division each
+        second = int(now) if now >= 0 else int(now // 1.0)
+        for window, series, _, per_second in self.windows:
+            buckets = series.buckets
+            floor = (second if per_second else int(now // window.bucket_seconds)) - BUCKETS
+            while buckets and buckets[0][0] <= floor:
+                series.total -= buckets.popleft()[1]
+            if series.total >= window.limit:
+                return self.counters.admit_now(self.ask, now), None, None  # the refusal, with every detail
+        for slot, limit in self.slots:
+            if slot.held >= limit:
+                return self.counters.admit_now(self.ask, now), None, None
+        requests: Reported | None = None
+        tokens: Reported | None = None
+        for window, series, counts_requests, per_second in self.windows:
+            buckets = series.buckets
+            if counts_requests:
+                current = second if per_second else int(now // window.bucket_seconds)
+                if buckets and buckets[-1][0] == current:
+                    buckets[-1][1] += 1
+                else:
+                    buckets.append([current, 1])
+                series.total += 1
+                if requests is None or window.limit - series.total < requests[0].limit - requests[1]:
+                    requests = (window, series.total, (buckets[0][0] + BUCKETS) * window.bucket_seconds - now)
+            elif tokens is None or window.limit - series.total < tokens[0].limit - tokens[1]:
+                oldest = buckets[0][0] if buckets else (second if per_second else int(now // window.bucket_seconds))
+                tokens = (window, series.total, (oldest + BUCKETS) * window.bucket_seconds - now)
+        for slot, _limit in self.slots:
+            slot.held += 1
+        return None, requests, tokens
+
+    def settle(self, amount: int) -> None:
+        """A request admitted through this lane ended: ``amount`` tokens into its token windows,
+        its slots given back."""
+        if amount > 0 and self.tokens:
+            now = self.clock()
+            for window, series, per_second in self.tokens:
+                series.add(int(now) if per_second and now >= 0 else int(now // window.bucket_seconds), amount)
+        for slot, _limit in self.slots:
+            if slot.held > 0:
+                slot.held -= 1
 
 
 def _state(window: Window, series: _Series, used: int, now: float) -> WindowState:

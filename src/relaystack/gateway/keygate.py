@@ -22,7 +22,7 @@ from typing import Any
 from relaystack.context import RequestContext
 from relaystack.errors import PermissionDeniedError, RateLimitError
 from relaystack.gateway.auth import Authenticator
-from relaystack.gateway.counters import Ask, Counters, InProcessCounters, Outcome, Reported, Window, WindowState
+from relaystack.gateway.counters import Ask, Counters, InProcessCounters, Lane, Outcome, Reported, Window, WindowState
 from relaystack.gateway.holds import BudgetHolds, estimated_cost
 from relaystack.gateway.keys import Budget, KeyInfo
 from relaystack.gateway.limit_headers import duration, header_lines, header_pairs
@@ -47,6 +47,7 @@ class Caller:
     key: KeyInfo
     slots: tuple[str, ...] = ()
     token_windows: tuple[Window, ...] = ()
+    lane: Lane | None = None  # admitted through the in-process counters' lane: settled through it
     # the tightest requests and tokens windows at admission: the answer's x-ratelimit-* headers,
     # rendered only when it starts, in the form its server takes (limit_headers.py)
     limited: bool = False
@@ -82,6 +83,7 @@ class _Plan:
     gate: KeyGate  # the gate that made it (one key object may meet two gates: ADMIN, tests)
     ask: Ask  # the counters' windows and concurrency slots
     limited: bool  # the ask has any
+    lane: Lane | None  # the ask on the in-process counters (None: shared counters, awaited)
     checks_access: bool  # the key is restricted to some models or providers
     budget: Budget | None  # None: no budget, or no accounting
     hold_rates: tuple[float, float] | None  # (input, output) $ per million for the budget hold; None: free
@@ -103,9 +105,8 @@ class KeyGate:
         self.provider_of = provider_of
         self.quota = quota
         self.holds = BudgetHolds()
-        # in-process counters answer at once: skip the coroutine (a few µs a request)
-        self._admit_fast = counters.admit_fast if isinstance(counters, InProcessCounters) else None
-        self._settle_fast = counters.settle_fast if isinstance(counters, InProcessCounters) else None
+        # in-process counters answer at once: no coroutine, and each plan holds its lane
+        self._in_process = counters if isinstance(counters, InProcessCounters) else None
 
     async def authenticate(self, scope: MutableMapping[str, Any]) -> KeyInfo:
         if self.auth is None:
@@ -138,9 +139,10 @@ class KeyGate:
         if not plan.limited:
             ctx.principal = Caller(key, hold=hold)
             return
+        lane = plan.lane
         try:
-            if self._admit_fast is not None:
-                refused, requests, tokens = self._admit_fast(limits)
+            if lane is not None:
+                refused, requests, tokens = lane.admit()
                 if refused is not None:
                     raise _refusal(key, refused)
             else:
@@ -152,7 +154,7 @@ class KeyGate:
             if hold:  # refused by a limit: the budget is not held
                 self.holds.release(key.id, hold)
             raise
-        ctx.principal = Caller(key, limits.slot_names, limits.token_windows, True, requests, tokens, hold=hold)
+        ctx.principal = Caller(key, limits.slot_names, limits.token_windows, lane, True, requests, tokens, hold=hold)
 
     def _plan(self, key: KeyInfo, model: str, scope: MutableMapping[str, Any]) -> _Plan:
         """What admitting ``key``'s requests for ``model`` takes, resolved once and kept on the
@@ -166,7 +168,9 @@ class KeyGate:
             # the model's provider as it routes now: a model registered again elsewhere later
             # changes only this estimate (the request's real cost is priced when it settles)
             rates = self.accountant.pricing.uncached_rates(model, self.provider_of(model) or "")
-        plan = _Plan(self, ask, bool(ask.windows or ask.slots),
+        limited = bool(ask.windows or ask.slots)
+        lane = self._in_process.lane(ask) if limited and self._in_process is not None else None
+        plan = _Plan(self, ask, limited, lane,
                      not key.is_admin and (key.models is not None or key.providers is not None), budget, rates)
         if self.quota is None:
             if len(key.plans) > 1000:  # model ids are the client's: keep the cache bounded
@@ -230,8 +234,8 @@ class KeyGate:
             tokens = caller.tokens or tokens_of(ctx.usage)
             if caller.slots or caller.token_windows:
                 try:
-                    if self._settle_fast is not None:
-                        self._settle_fast(caller.token_windows, tokens.prompt + tokens.completion, caller.slots)
+                    if caller.lane is not None:
+                        caller.lane.settle(tokens.prompt + tokens.completion)
                     else:
                         total = tokens.prompt + tokens.completion
                         await self.counters.settle(tuple((w, total) for w in caller.token_windows), caller.slots)

@@ -16,6 +16,7 @@ the counters reported it at admission.
 from __future__ import annotations
 
 import math
+from math import ceil
 
 from relaystack.gateway.counters import Reported, Window
 
@@ -50,9 +51,14 @@ def header_lines(requests: Reported | None, tokens: Reported | None) -> bytes:
     if requests is not None and tokens is not None:  # a key with rpm and tpm: one formatting
         r_window, r_used, r_reset = requests
         t_window, t_used, t_reset = tokens
+        r_left = r_window.limit - r_used
+        t_left = t_window.limit - t_used
+        # a window in use resets within its minute: the table, without a call (``reset``)
         return b"%b%d%b%b\r\n%b%d%b%b\r\n" % (
-            r_window.lines_head, max(r_window.limit - r_used, 0), r_window.lines_reset, reset(r_reset),
-            t_window.lines_head, max(t_window.limit - t_used, 0), t_window.lines_reset, reset(t_reset))
+            r_window.lines_head, r_left if r_left > 0 else 0, r_window.lines_reset,
+            _WHOLE_SECONDS[ceil(r_reset)] if 1 <= r_reset <= 60 else reset(r_reset),
+            t_window.lines_head, t_left if t_left > 0 else 0, t_window.lines_reset,
+            _WHOLE_SECONDS[ceil(t_reset)] if 1 <= t_reset <= 60 else reset(t_reset))
     lines = b""
     for reported in (requests, tokens):
         if reported is not None:

@@ -27,6 +27,8 @@ log = logging.getLogger("relaystack.gateway")
 
 # how stale a budget's spend may be when another worker is also spending it
 _SPEND_REFRESH_S = 1.0
+# a figure this old is re-read in the background while it is still used: requests never wait for it
+_SPEND_PREFETCH_S = 0.75
 
 
 class Tokens(NamedTuple):  # a named tuple: made on every request, and cheap to make
@@ -178,6 +180,8 @@ class Accountant:
         self._store = store
         self.pricing = pricing
         self._spend: dict[str, _Spend] = {}
+        # (key id, period start) -> the read of that spend in flight: the requests that need it share it
+        self._reading: dict[tuple[str, str], asyncio.Future[float]] = {}
         self._batch: _Batch | None = None
 
     async def record(self, key_id: str, model: str, provider: str, tokens: Tokens) -> float:
@@ -233,10 +237,16 @@ class Accountant:
 
     def spent_now(self, key_id: str, budget: Budget) -> float | None:
         """``spent`` without awaiting, when the cached figure is fresh enough (None otherwise).
-        (Re-read every second, so the period's start is checked then, not on every request.)"""
+        (Re-read every second, so the period's start is checked then, not on every request; the
+        read starts in the background a quarter second before the figure goes stale.)"""
         spend = self._spend.get(key_id)
-        if spend is None or time.monotonic() - spend.read_at > _SPEND_REFRESH_S:
+        if spend is None:
             return None
+        age = time.monotonic() - spend.read_at
+        if age > _SPEND_PREFETCH_S:
+            if age > _SPEND_REFRESH_S:
+                return None
+            self._prefetch(key_id, budget)
         return spend.usd
 
     async def spent(self, key_id: str, budget: Budget) -> float:
@@ -246,10 +256,37 @@ class Accountant:
         spend = self._spend.get(key_id)
         if spend is not None and spend.since == since and time.monotonic() - spend.read_at <= _SPEND_REFRESH_S:
             return spend.usd
+        # one read for every request that needs it now (shielded: a cancelled request leaves it to the others)
+        return await asyncio.shield(self._read(key_id, since))
+
+    def _read(self, key_id: str, since: str) -> asyncio.Future[float]:
+        """The read of ``key_id``'s spend since ``since`` in flight, started if there is none."""
+        where = (key_id, since)
+        reading = self._reading.get(where)
+        if reading is None:
+            reading = self._reading[where] = asyncio.ensure_future(self._read_spend(key_id, since))
+            reading.add_done_callback(partial(_read_done, self._reading, where))
+        return reading
+
+    def _prefetch(self, key_id: str, budget: Budget) -> None:
+        """Start re-reading a figure about to go stale, unless that read is in flight (a failure
+        is left to the request that then finds the figure stale: it reads, and fails, itself)."""
+        where = (key_id, period_start(budget.period))
+        if where not in self._reading:
+            self._read(key_id, where[1])
+
+    async def _read_spend(self, key_id: str, since: str) -> float:
         now = time.monotonic()
         rows = await self._store.usage_totals(since=since, until="9999-12-31", key_id=key_id)
         spend = self._spend[key_id] = _Spend(since, sum(row.cost for row in rows), now)
         return spend.usd
+
+
+def _read_done(reading: dict[tuple[str, str], asyncio.Future[float]], where: tuple[str, str],
+               read: asyncio.Future[float]) -> None:
+    reading.pop(where, None)
+    if not read.cancelled():
+        read.exception()  # retrieved: whoever awaited it saw it (a prefetch has nobody to tell)
 
 
 def _added(old: UsageRow, new: UsageRow) -> UsageRow:
