@@ -24,15 +24,26 @@ __all__ = ["StreamOut"]
 class StreamOut:
     """One stream's response: ``block`` for each checked block, then ``end`` once."""
 
-    __slots__ = ("_ctx", "_headers", "_write", "send", "started")
+    __slots__ = ("_ctx", "_first_block_timed", "_headers", "_timed", "_write", "send", "started")
 
     def __init__(self, send: Send, scope: Scope, ctx: RequestContext,
-                 headers: Callable[[RequestContext], list[tuple[bytes, bytes]]]) -> None:
+                 headers: Callable[[RequestContext], list[tuple[bytes, bytes]]], *,
+                 first_block_is_first_token: bool = True) -> None:
+        """``first_block_is_first_token`` False: the first block is not the answer's (a front-end's
+        opening events); the caller says when the first token goes out (``first_token``)."""
         self.send = send
         self._write: StreamWriter | None = scope.get(STREAM_WRITER)
         self._ctx = ctx
         self._headers = headers
         self.started = False
+        self._first_block_timed = first_block_is_first_token
+        self._timed = False  # time to first token recorded
+
+    def first_token(self) -> None:
+        """The stream's time to first token recorded now, once."""
+        if not self._timed:
+            self._timed = True
+            telemetry().first_token(self._ctx, time.monotonic() - self._ctx.started)
 
     async def block(self, block: bytes) -> None:
         """A block sent now (after the head, in the same write, if it is the first)."""
@@ -41,8 +52,8 @@ class StreamOut:
             if head is not None:
                 await self.send({"type": "http.response.start", "status": head[0], "headers": head[1]})
             await self.send({"type": "http.response.body", "body": block, "more_body": True})
-        if head is not None:
-            telemetry().first_token(self._ctx, time.monotonic() - self._ctx.started)
+        if head is not None and self._first_block_timed:
+            self.first_token()
 
     async def start(self) -> None:
         """The head alone (a stream that ends with no block)."""
@@ -53,8 +64,8 @@ class StreamOut:
     async def end(self, last: bytes, done: bytes) -> None:
         """The stream's held ``last`` block (may be empty), ``done`` and the response's end."""
         head = self._head()
-        if head is not None and last:
-            telemetry().first_token(self._ctx, time.monotonic() - self._ctx.started)
+        if last:
+            self.first_token()
         pieces = [piece for piece in (last, done) if piece]
         if self._write is not None and self._write(self.send, head, pieces, True):
             return

@@ -161,7 +161,8 @@ class ResponsesRoutes:
             await send_error(send, exc)
             return
         stream = ResponsesStream(new_response_id(), now(), prepared.body)
-        out = StreamOut(send.raw if isinstance(send, TrackedSend) else send, scope, ctx, _sse_headers)
+        out = StreamOut(send.raw if isinstance(send, TrackedSend) else send, scope, ctx, _sse_headers,
+                        first_block_is_first_token=False)  # the opening events carry no token
         await out.block(stream.start())
         if isinstance(send, TrackedSend):
             send.started = True
@@ -173,6 +174,7 @@ class ResponsesRoutes:
                 if stream.turn.finish_reason is not None:
                     held.append(data)
                 elif data:
+                    out.first_token()
                     await out.block(data)
             last, response = stream.finish()
         except RelaystackError as exc:
