@@ -138,3 +138,14 @@ def test_the_estimate_counts_the_body_by_size_and_the_output_cap() -> None:
     holds.release("k", 0.25)
     holds.release("k", 0.5)
     assert holds.held("k").requests == 0 and holds.held("k").usd == 0.0
+
+
+def test_take_holds_only_under_the_budget_and_only_a_cost() -> None:
+    holds = BudgetHolds()
+    assert not holds.take("k", 1.0, 1.0, 0.25)  # spent it all: refused, nothing held
+    assert holds.held("k").requests == 0
+    assert holds.take("k", 0.5, 1.0, 0.0) and holds.held("k").requests == 0  # free: admitted, nothing held
+    assert holds.take("k", 0.5, 1.0, 0.25) and holds.take("k", 0.5, 1.0, 0.125)
+    assert (holds.held("k").usd, holds.held("k").requests) == (0.375, 2)
+    assert not holds.take("k", 0.625, 1.0, 0.01)  # spend plus holds reach the budget: refused
+    assert holds.held("k").requests == 2

@@ -65,6 +65,24 @@ class BudgetHolds:
         held.usd += usd
         held.requests += 1
 
+    def take(self, key_id: str, spent: float, max_usd: float, usd: float) -> bool:
+        """Hold ``usd`` for one more request of ``key_id`` when ``spent`` plus what its requests
+        in flight hold is under ``max_usd`` (nothing held when ``usd`` is 0); False: refused,
+        nothing held. The admission's hot path: one lookup, where ``held`` then ``hold`` take two."""
+        held = self._held.get(key_id)
+        if held is None:
+            if spent >= max_usd:
+                return False
+            if usd > 0:
+                self._held[key_id] = Held(usd, 1)
+            return True
+        if spent + held.usd >= max_usd:
+            return False
+        if usd > 0:
+            held.usd += usd
+            held.requests += 1
+        return True
+
     def release(self, key_id: str, usd: float) -> None:
         held = self._held.get(key_id)
         if held is None:

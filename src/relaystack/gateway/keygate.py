@@ -23,7 +23,7 @@ from relaystack.context import RequestContext
 from relaystack.errors import PermissionDeniedError, RateLimitError
 from relaystack.gateway.auth import Authenticator
 from relaystack.gateway.counters import Ask, Counters, InProcessCounters, Lane, Outcome, Reported, Window, WindowState
-from relaystack.gateway.holds import BudgetHolds, estimated_cost
+from relaystack.gateway.holds import PROMPT_BYTES_PER_TOKEN, BudgetHolds
 from relaystack.gateway.keys import Budget, KeyInfo
 from relaystack.gateway.limit_headers import duration, header_lines, header_pairs
 from relaystack.gateway.settings import Limits, QuotaSettings
@@ -183,35 +183,36 @@ class KeyGate:
     ) -> float:
         """Refuse a key over its budget (``spent`` this period), counting what its requests in
         flight hold; else hold this request's estimated cost (``holds.py``) and return it."""
+        # ``estimated_cost``, inline: one call fewer on every request of a key with a budget
+        estimate = 0.0 if rates is None else (  # None: free (a local model) or unpriced, nothing to hold
+            (ctx.request_bytes // PROMPT_BYTES_PER_TOKEN) * rates[0] + (ctx.max_output_tokens or 0) * rates[1]
+        ) / 1_000_000
+        if self.holds.take(key.id, spent, budget.max_usd, estimate):
+            return estimate if estimate > 0 else 0.0
+        telemetry().rate_limited("budget")
         if spent >= budget.max_usd:
-            telemetry().rate_limited("budget")
             raise RateLimitError(
                 f"API key {key.id} is over its budget: ${spent:.4f} spent of ${budget.max_usd:g} this "
                 f"{budget.period}. An admin can raise it (PATCH /v1/admin/keys/{key.id}).",
                 code="budget_exceeded",
             )
         held = self.holds.held(key.id)
-        if spent + held.usd >= budget.max_usd:
-            telemetry().rate_limited("budget")
-            raise RateLimitError(
-                f"API key {key.id} has ${budget.max_usd - spent:.4f} of its ${budget.max_usd:g} budget left this "
-                f"{budget.period}, and its {held.requests} request(s) in flight may cost up to ${held.usd:.4f}. "
-                "Retry when they have finished, or an admin can raise the budget "
-                f"(PATCH /v1/admin/keys/{key.id}).",
-                code="budget_exceeded", headers={"retry-after": "1"},
-            )
-        if rates is None:  # free (a local model) or unpriced: nothing to hold
-            return 0.0
-        estimate = estimated_cost(ctx.request_bytes, ctx.max_output_tokens, rates)
-        if estimate > 0:
-            self.holds.hold(key.id, estimate)
-        return estimate
+        raise RateLimitError(
+            f"API key {key.id} has ${budget.max_usd - spent:.4f} of its ${budget.max_usd:g} budget left this "
+            f"{budget.period}, and its {held.requests} request(s) in flight may cost up to ${held.usd:.4f}. "
+            "Retry when they have finished, or an admin can raise the budget "
+            f"(PATCH /v1/admin/keys/{key.id}).",
+            code="budget_exceeded", headers={"retry-after": "1"},
+        )
 
     def begin_settle(self, ctx: RequestContext, rides: bool = False) -> UsageRow | None:
         caller = ctx.principal
         if not isinstance(caller, Caller) or caller.settled or caller.usage_written is not None:
             return None
-        if self.accountant is None or not _answered(ctx):
+        # answered: an answer the client got (an error answer used nothing), or usage the
+        # upstream reported (tested inline here and in settle: no call on the hot path)
+        status = ctx.status
+        if self.accountant is None or not ((status is not None and status < 400) or ctx.usage):
             return None
         caller.tokens = tokens_of(ctx.usage)
         if rides:  # the caller writes the row with its completion and tells settle how that went
@@ -242,11 +243,15 @@ class KeyGate:
                 except Exception as exc:
                     log.error("Could not release the limits of a request (key %s): %s", caller.key_id, exc)
                     telemetry().store_failure("limits")
-            if self.accountant is None or not _answered(ctx):
+            status = ctx.status
+            if self.accountant is None or not ((status is not None and status < 400) or ctx.usage):
                 return
             submitted = caller.usage_written
             if submitted is not None and submitted.write is None and usage_stored is not False:
-                submitted.committed()  # rode with the completion (the common case: no coroutine)
+                # rode with the completion (the common case: no coroutine); Submitted.committed, inline
+                spend = submitted.spend
+                if spend is not None:
+                    spend.usd += submitted.cost
                 return
             try:
                 await self._usage_written(ctx, caller, tokens, usage_stored)
@@ -368,11 +373,6 @@ def _tightest(states: tuple[WindowState, ...]) -> tuple[Reported | None, Reporte
         elif tokens is None or window.limit - used < tokens[0].limit - tokens[1]:
             tokens = (window, used, reset_s)
     return requests, tokens
-
-
-def _answered(ctx: RequestContext) -> bool:
-    """An answer the client got (an error answer used nothing), or usage the upstream reported."""
-    return (ctx.status is not None and ctx.status < 400) or bool(ctx.usage)
 
 
 async def _failed(exc: Exception) -> None:
