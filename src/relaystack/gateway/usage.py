@@ -215,7 +215,9 @@ class Accountant:
         ``.write`` for the commit, then call ``.committed()`` (a budget's spend grows then)."""
         cost = self.pricing.cost(model, provider, tokens)
         prompt, completion, cached = tokens
-        row = _new(UsageRow, (utc_day(), key_id, model, provider, 1, prompt, completion, cached, cost))
+        day = _day_cache  # utc_day(), without the call while the day has not changed
+        today = day[1] if day[0] == int(time.time() // 86_400) else utc_day()
+        row = _new(UsageRow, (today, key_id, model, provider, 1, prompt, completion, cached, cost))
         return _new(Submitted, (self._store.add_usage((row,)), cost, self._spend.get(key_id)))
 
     def row(self, key_id: str, model: str, provider: str, tokens: Tokens) -> tuple[UsageRow, float, _Spend | None]:
@@ -223,7 +225,9 @@ class Accountant:
         write, one commit), its cost, and the budget's figure to add it to once committed."""
         cost = self.pricing.cost(model, provider, tokens)
         prompt, completion, cached = tokens
-        row = _new(UsageRow, (utc_day(), key_id, model, provider, 1, prompt, completion, cached, cost))
+        day = _day_cache  # utc_day(), without the call while the day has not changed
+        today = day[1] if day[0] == int(time.time() // 86_400) else utc_day()
+        row = _new(UsageRow, (today, key_id, model, provider, 1, prompt, completion, cached, cost))
         return row, cost, self._spend.get(key_id)
 
     def _flush(self, batch: _Batch) -> None:
