@@ -8,39 +8,13 @@ from typing import Any
 
 import pytest
 
-from relaystack.server.protocol import GuardedHttpToolsProtocol
-
-
-class _Transport:
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-
-class _Cycle(SimpleNamespace):
-    async def send(self, message: Any) -> None:  # the send a handler gets: bound to its cycle
-        raise AssertionError("not called")
-
-
-def _protocol(**cycle: Any) -> tuple[GuardedHttpToolsProtocol, _Cycle]:
-    protocol = GuardedHttpToolsProtocol.__new__(GuardedHttpToolsProtocol)  # only write_head is used
-    state: dict[str, Any] = {
-        "scope": {"method": "POST"}, "response_started": False, "disconnected": False, "access_log": False,
-        "flow": SimpleNamespace(write_paused=False), "default_headers": [(b"server", b"relaystack")],
-        "chunked_encoding": None, "expected_content_length": 0, "keep_alive": True,
-        "waiting_for_100_continue": False, "transport": _Transport(), **cycle,
-    }
-    protocol.cycle = _Cycle(**state)  # type: ignore[assignment]
-    return protocol, protocol.cycle  # type: ignore[return-value]
-
+from support.protocol_double import Cycle, protocol_with_cycle
 
 LINES = b"x-ratelimit-limit-requests: 5\r\nx-ratelimit-remaining-requests: 4\r\nx-ratelimit-reset-requests: 12s\r\n"
 
 
 def test_the_head_is_uvicorns_with_the_lines_appended() -> None:
-    protocol, cycle = _protocol()
+    protocol, cycle = protocol_with_cycle()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"2")]
     assert protocol.write_head(cycle.send, 200, headers, LINES)
     assert cycle.transport.written == [
@@ -50,7 +24,7 @@ def test_the_head_is_uvicorns_with_the_lines_appended() -> None:
 
 
 def test_connection_close_and_a_length_less_answer_as_uvicorn_writes_them() -> None:
-    protocol, cycle = _protocol(keep_alive=False)
+    protocol, cycle = protocol_with_cycle(keep_alive=False)
     assert protocol.write_head(cycle.send, 200, [(b"content-type", b"text/event-stream")], LINES)
     head = cycle.transport.written[0]
     assert head.endswith(LINES + b"connection: close\r\ntransfer-encoding: chunked\r\n\r\n")
@@ -62,14 +36,14 @@ def test_connection_close_and_a_length_less_answer_as_uvicorn_writes_them() -> N
     {"flow": SimpleNamespace(write_paused=True)},
 ])
 def test_refused_when_uvicorns_own_path_must_run(state: dict[str, Any]) -> None:
-    protocol, cycle = _protocol(**state)
+    protocol, cycle = protocol_with_cycle(**state)
     assert not protocol.write_head(cycle.send, 200, [(b"content-length", b"2")], LINES)
     assert cycle.transport.written == []
 
 
 def test_refused_for_a_send_that_is_not_the_current_requests_own() -> None:
-    protocol, cycle = _protocol()
-    other = _Cycle()
+    protocol, cycle = protocol_with_cycle()
+    other = Cycle()
 
     async def wrapped(message: Any) -> None:  # a middleware's send (CORS): it must see the start message
         await cycle.send(message)
@@ -80,6 +54,6 @@ def test_refused_for_a_send_that_is_not_the_current_requests_own() -> None:
 
 
 def test_a_bad_header_is_refused_as_uvicorn_refuses_it() -> None:
-    protocol, cycle = _protocol()
+    protocol, cycle = protocol_with_cycle()
     with pytest.raises(RuntimeError, match="Invalid HTTP header value"):
         protocol.write_head(cycle.send, 200, [(b"x-bad", b"a\r\nb")], LINES)

@@ -4,49 +4,20 @@ whenever uvicorn's path must run instead."""
 
 from __future__ import annotations
 
-import asyncio
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from relaystack.server.protocol import GuardedHttpToolsProtocol
+from support.protocol_double import Cycle, protocol_with_cycle
 
 SSE = [(b"content-type", b"text/event-stream")]
 
 
-class _Transport:
-    def __init__(self) -> None:
-        self.writes: list[list[bytes]] = []
-        self.closed = False
-
-    def writelines(self, parts: list[bytes]) -> None:
-        self.writes.append(list(parts))
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class _Cycle(SimpleNamespace):
-    async def send(self, message: Any) -> None:  # the send a handler gets: bound to its cycle
-        raise AssertionError("not called")
-
-
-def _protocol(**cycle: Any) -> tuple[GuardedHttpToolsProtocol, _Cycle]:
-    protocol = GuardedHttpToolsProtocol.__new__(GuardedHttpToolsProtocol)  # only write_stream is used
-    state: dict[str, Any] = {
-        "scope": {"method": "POST"}, "response_started": False, "response_complete": False, "disconnected": False,
-        "access_log": False, "flow": SimpleNamespace(write_paused=False),
-        "default_headers": [(b"server", b"relaystack")], "chunked_encoding": None, "expected_content_length": 0,
-        "keep_alive": True, "waiting_for_100_continue": False, "transport": _Transport(),
-        "message_event": asyncio.Event(), **cycle,
-    }
-    protocol.cycle = _Cycle(**state)  # type: ignore[assignment]
-    return protocol, protocol.cycle  # type: ignore[return-value]
 
 
 def test_head_block_and_end_in_one_write_as_uvicorn_frames_them() -> None:
-    protocol, cycle = _protocol()
+    protocol, cycle = protocol_with_cycle()
     assert protocol.write_stream(cycle.send, (200, SSE), [b"data: 1\n\n", b"data: [DONE]\n\n"], True)
     [parts] = cycle.transport.writes
     assert b"".join(parts) == (b"HTTP/1.1 200 OK\r\nserver: relaystack\r\ncontent-type: text/event-stream\r\n"
@@ -56,7 +27,7 @@ def test_head_block_and_end_in_one_write_as_uvicorn_frames_them() -> None:
 
 
 def test_chunks_after_the_head_and_the_end_alone() -> None:
-    protocol, cycle = _protocol(keep_alive=False)
+    protocol, cycle = protocol_with_cycle(keep_alive=False)
     assert protocol.write_stream(cycle.send, (200, SSE), [b"data: 1\n\n"], False)
     assert protocol.write_stream(cycle.send, None, [b"data: 2\n\n"], False)
     assert not cycle.response_complete
@@ -72,7 +43,7 @@ def test_chunks_after_the_head_and_the_end_alone() -> None:
     {"access_log": True}, {"response_started": True}, {"scope": {"method": "HEAD"}},
 ])
 def test_refused_when_uvicorns_own_path_must_run(state: dict[str, Any]) -> None:
-    protocol, cycle = _protocol(**state)
+    protocol, cycle = protocol_with_cycle(**state)
     assert not protocol.write_stream(cycle.send, (200, SSE), [b"data: 1\n\n"], False)
     assert cycle.transport.writes == []
 
@@ -80,19 +51,19 @@ def test_refused_when_uvicorns_own_path_must_run(state: dict[str, Any]) -> None:
 @pytest.mark.parametrize("head", [(200, [*SSE, (b"content-length", b"9")]), (200, [(b"Transfer-Encoding", b"x")]),
                                   (204, SSE), (404, SSE)])
 def test_refused_for_a_response_it_should_not_frame(head: tuple[int, list[tuple[bytes, bytes]]]) -> None:
-    protocol, cycle = _protocol()
+    protocol, cycle = protocol_with_cycle()
     assert not protocol.write_stream(cycle.send, head, [b"data: 1\n\n"], False)
     assert cycle.transport.writes == [] and not cycle.response_started
 
 
 def test_refused_after_a_head_it_did_not_frame_and_for_another_send() -> None:
-    protocol, cycle = _protocol(response_started=True, chunked_encoding=False)
+    protocol, cycle = protocol_with_cycle(response_started=True, chunked_encoding=False)
     assert not protocol.write_stream(cycle.send, None, [b"x"], False)  # a content-length answer
-    protocol, cycle = _protocol()
+    protocol, cycle = protocol_with_cycle()
 
     async def wrapped(message: Any) -> None:  # a middleware's send: it must see the messages
         await cycle.send(message)
 
-    for send in (_Cycle().send, wrapped):
+    for send in (Cycle().send, wrapped):
         assert not protocol.write_stream(send, (200, SSE), [b"x"], True)
     assert cycle.transport.writes == [] and not cycle.response_started
