@@ -62,6 +62,8 @@ MALFORMED_EVENT = "upstream_malformed_event"
 _MODEL_FIELD = re.compile(rb'"model"\s*:\s*"(?:[^"\\]|\\.)*"')
 _MODEL_KEY = b'"model"'
 _DRAIN_S = 1.0
+# a plain block's event is `data: <payload>\n\n`: the bytes around a decoded payload's span
+_EVENT_HEAD, _EVENT_TAIL = len(b"data: "), len(b"\n\n")
 _usage = operator.attrgetter("usage")
 
 # gets one parsed upstream event (a JSON object), returns the OpenAI chunks it amounts to
@@ -196,8 +198,8 @@ class SSERelay:
             if chunk.usage is None:
                 continue
             edited = self._edit_usage([block[start:end]], [chunk.usage])
-            pieces += (block[cursor : start - 6], sse.frame_all(edited))
-            cursor, first = end + 2, min(first, start - 6)
+            pieces += (block[cursor : start - _EVENT_HEAD], sse.frame_all(edited))
+            cursor, first = end + _EVENT_TAIL, min(first, start - _EVENT_HEAD)
             events += len(edited) - 1
         pieces.append(block[cursor:])
         return b"".join(pieces), events, [span for span in proven if span[1] <= first]
