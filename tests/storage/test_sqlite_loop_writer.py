@@ -4,11 +4,14 @@ takes over while another connection holds the write lock; checkpoints run on the
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import sys
 import threading
 import time
 from pathlib import Path
 
+import pytest
 from store_helpers import completion, messages
 
 from relaystack.storage._loop_writer import CHECKPOINT_EVERY_S
@@ -27,6 +30,14 @@ def grows_past(path: Path, size: int, timeout_s: float) -> bool:
             return False
         time.sleep(CHECKPOINT_EVERY_S / 4)
     return True
+
+
+def nice_once_changed(thread: int, start: int, timeout_s: float) -> int:
+    """The thread's nice value once it moved from ``start`` (it lowers its own priority as it starts)."""
+    deadline = time.monotonic() + timeout_s
+    while (nice := os.getpriority(os.PRIO_PROCESS, thread)) == start and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return nice
 
 
 def seqs(db_path: Path) -> dict[str, int]:
@@ -78,6 +89,17 @@ async def test_checkpoints_run_on_their_own_thread(sqlite_store: SqliteStore, db
     await asyncio.gather(*(
         sqlite_store.put_completion(completion(f"big-{i}", text=big), messages()) for i in range(50)))
     assert grows_past(db_path, before + 50 * 20_000, 50 * CHECKPOINT_EVERY_S)  # the WAL was copied back
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="nice is per thread on Linux only")
+async def test_the_checkpointer_runs_at_the_lowest_cpu_priority_and_the_loop_keeps_its_own(
+    sqlite_store: SqliteStore,
+) -> None:
+    loop_nice = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    [checkpointer] = [t for t in threading.enumerate() if t.name == "relaystack-store-checkpoint"]
+    assert checkpointer.native_id is not None
+    assert nice_once_changed(checkpointer.native_id, loop_nice, timeout_s=5) == 19
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == loop_nice  # only that thread
 
 
 async def test_with_synchronous_full_commits_stay_off_the_loop(db_path: Path) -> None:
