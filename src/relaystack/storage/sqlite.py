@@ -6,7 +6,8 @@ once its batch is committed. The loop's connection never waits for a lock nor ch
 Threads, per process:
 - the writer thread (``_writer.Writer``): the batches the loop must not wait for (another process
   holds the write lock; ``synchronous=FULL``);
-- the checkpointer (``_loop_writer.Checkpointer``): PASSIVE checkpoints while commits happen;
+- the checkpointer (``_loop_writer.Checkpointer``): PASSIVE checkpoints while commits happen, at the
+  lowest CPU priority (nice 19);
 - a small read pool, one connection per thread (``list``/``get``/``load_models``);
 - ``models_version()`` runs on the event loop on its own read-only connection: ``PRAGMA
   data_version`` (no I/O; changes when any other connection, in any process, committed) gates a
