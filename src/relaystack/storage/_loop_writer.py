@@ -58,8 +58,9 @@ log = logging.getLogger("relaystack.storage")
 # to a few MB between checkpoints (journal_size_limit trims it back after one)
 CHECKPOINT_EVERY_S = 0.2
 # added to the checkpointer thread's nice value (the kernel caps it at 19, the lowest priority):
-# measured under wrk (c=16, one core), the event loop ran 3-4 ms late while a checkpoint ran at
-# the loop's priority, ~1 ms at nice 19 (bench/README.md, "The stored JSON answer's tail")
+# measured under wrk (c=16, one core), at the loop's priority the loop ran 1-4 ms late (p50) while a
+# checkpoint ran and commits made meanwhile had a p99 of 5-20 ms; at nice 19 those commits are no
+# slower than the others (bench/README.md, "The stored JSON answer's tail")
 CHECKPOINT_NICE = 19
 
 
