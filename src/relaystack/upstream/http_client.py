@@ -30,7 +30,7 @@ import base64
 import collections
 import ssl
 import zlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
@@ -39,6 +39,7 @@ import httptools
 
 from relaystack.errors import UpstreamConnectionError, UpstreamTimeoutError
 from relaystack.upstream.base import ResponseHeaders, UpstreamRequest
+from relaystack.upstream.quick_ack import quick_ack_switch
 
 __all__ = ["HttpUpstream"]
 
@@ -76,6 +77,7 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.closed = False
         self.idle_since = 0.0
+        self.quick_ack: Callable[[], None] | None = None
         self.reset(0.0)
 
     def reset(self, read_timeout: float) -> None:
@@ -100,6 +102,7 @@ class _Connection(asyncio.Protocol):
     # -- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.quick_ack = quick_ack_switch(transport.get_extra_info("socket"))
 
     def data_received(self, data: bytes) -> None:
         self.received_any = True
@@ -185,6 +188,8 @@ class _Connection(asyncio.Protocol):
             self.transport.writelines((head, body))
         else:
             self.transport.write(head)
+        if self.quick_ack is not None:
+            self.quick_ack()
 
     async def wait(self) -> None:
         """Until something new arrived (headers, a piece of body, the end) or the request failed."""
