@@ -183,7 +183,8 @@ async def test_a_v4_database_keeps_its_responses_order_and_drops_autoincrement(d
         for statement in _statements(migration):
             conn.execute(statement)
     conn.execute("PRAGMA user_version = 4")
-    insert = "INSERT INTO responses (id, created, model, response, input_items, messages, owner) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    insert = ("INSERT INTO responses (id, created, model, response, input_items, messages, owner) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?)")
     for rid, owner in (("resp_old1", None), ("resp_old2", "key_a"), ("resp_old3", None)):
         conn.execute(insert, (rid, T0, "m", orjson.dumps(response(rid)), b"[]", b"[]", owner))
     conn.execute("DELETE FROM responses WHERE id = 'resp_old3'")  # its seq (3) stays in sqlite_sequence
