@@ -48,6 +48,37 @@ def test_the_rendered_bytes_are_response_object_in_the_same_order(body: dict[str
                                                                                  end["status"])  # fmt: skip
 
 
+class _Recording(dict[str, Any]):
+    """A body that notes which fields are read."""
+
+    read: set[str]
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        self.read.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+
+def test_the_kept_pieces_are_keyed_by_every_field_the_object_echoes() -> None:
+    from relaystack.frontends.responses_render import _SETTINGS
+
+    body = _Recording(BODIES[1])
+    body.read = set()
+    response_object("resp_1", 7, body, status="completed", output=[])
+    assert body.read <= set(_SETTINGS)
+
+
+@pytest.mark.parametrize("body", [*BODIES, {"model": "m", "parallel_tool_calls": None, "tool_choice": None},
+                                  {"model": "m", "temperature": 1}, {"model": "m", "temperature": 1.0}])
+def test_requests_with_the_same_settings_share_pieces_and_keep_their_own_id(body: dict[str, Any]) -> None:
+    for response_id, created in (("resp_1", 7), ("resp_\"2\"", 1_800_000_000)):  # the second from the kept pieces
+        expected = orjson.dumps(response_object(response_id, created, body, status="completed", output=[]))
+        assert ResponseTemplate(response_id, created, body).render("completed", b"[]") == expected
+
+
 def test_a_response_event_wraps_the_rendered_object() -> None:
     event = event_with_response("response.created", 3, b'{"id":"resp_1"}')
     assert event.startswith(b"event: response.created\ndata: ") and event.endswith(b"\n\n")

@@ -111,6 +111,24 @@ def test_model_labels_are_bounded() -> None:
     assert value(text, "relaystack_requests_total", model="other") == 100
 
 
+def test_times_to_first_token_are_tallied_then_flushed_into_the_histogram() -> None:
+    metrics = PrometheusTelemetry()
+    ctx = RequestContext("chat", model="together/m", provider_id="together", status=200)
+    for seconds in (0.02, 0.02, 0.3):
+        metrics.first_token(ctx, seconds)
+    metrics.first_token(RequestContext("chat", model="nope", status=404), 0.001)  # no provider: no model label
+    text = metrics.render().decode()
+    labels = {"model": "together/m", "provider": "together"}
+    assert value(text, "relaystack_time_to_first_token_seconds_count", **labels) == 3
+    assert value(text, "relaystack_time_to_first_token_seconds_bucket", **labels, le="0.025") == 2
+    assert value(text, "relaystack_time_to_first_token_seconds_bucket", **labels, le="0.25") == 2
+    assert value(text, "relaystack_time_to_first_token_seconds_bucket", **labels, le="0.5") == 3
+    assert value(text, "relaystack_time_to_first_token_seconds_sum", **labels) == pytest.approx(0.34)
+    assert value(text, "relaystack_time_to_first_token_seconds_count", model="", provider="") == 1
+    metrics.first_token(ctx, 0.02)  # the next flush adds to what the last one wrote
+    assert value(metrics.render().decode(), "relaystack_time_to_first_token_seconds_count", **labels) == 4
+
+
 def test_local_model_queue_depth_and_state(tmp_path: Path) -> None:
     worker: ModelWorker[object] = ModelWorker("tiny", load=object)
     assert worker.queue_depth == 0 and worker.state == "not_loaded"

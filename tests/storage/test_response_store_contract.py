@@ -6,6 +6,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from relaystack.errors import InvalidRequestError, NotFoundError
@@ -167,6 +168,47 @@ async def test_a_v1_database_is_migrated_and_keeps_its_completions(db_path: Path
         assert (await store.get_response("resp_1")).response["id"] == "resp_1"
     finally:
         await store.stop()
+
+
+async def test_a_v4_database_keeps_its_responses_order_and_drops_autoincrement(db_path: Path) -> None:
+    """v5 copies the responses table without AUTOINCREMENT: every row, its seq and its owner kept;
+    a new row is listed after them and writes no sqlite_sequence row."""
+    import sqlite3
+
+    from relaystack.storage._schema import MIGRATIONS, _statements
+
+    db_path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    for migration in MIGRATIONS[:4]:
+        for statement in _statements(migration):
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 4")
+    insert = ("INSERT INTO responses (id, created, model, response, input_items, messages, owner) "
+              "VALUES (?, ?, ?, ?, ?, ?, ?)")
+    for rid, owner in (("resp_old1", None), ("resp_old2", "key_a"), ("resp_old3", None)):
+        conn.execute(insert, (rid, T0, "m", orjson.dumps(response(rid)), b"[]", b"[]", owner))
+    conn.execute("DELETE FROM responses WHERE id = 'resp_old3'")  # its seq (3) stays in sqlite_sequence
+    conn.close()
+    store = SqliteStore(db_path)
+    await store.start()
+    try:
+        await store.put_response(response("resp_new"), items(), chat())
+        listed = await store.list_responses(order="asc")
+        assert [r["id"] for r in listed["data"]] == ["resp_old1", "resp_old2", "resp_new"]
+        assert [r["id"] for r in (await store.list_responses(owner="key_a"))["data"]] == ["resp_old2"]
+        after = await store.list_responses(order="asc", after="resp_old1")
+        assert [r["id"] for r in after["data"]] == ["resp_old2", "resp_new"]
+    finally:
+        await store.stop()
+    conn = sqlite3.connect(db_path)
+    table_sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'responses'").fetchone()[0]
+    assert "AUTOINCREMENT" not in table_sql
+    assert conn.execute("SELECT count(*) FROM sqlite_sequence WHERE name = 'responses'").fetchone()[0] == 0
+    seqs = dict(conn.execute("SELECT id, seq FROM responses").fetchall())
+    assert seqs["resp_old1"] < seqs["resp_old2"] < seqs["resp_new"]
+    indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE tbl_name = 'responses'")}
+    assert {"responses_order", "responses_model_order"} <= indexes
+    conn.close()
 
 
 async def test_a_keys_responses_are_its_own(store: Store) -> None:

@@ -42,6 +42,7 @@ _IMAGE_CODES = {
 # each (uuid4 costs a few µs under load); a forked child draws its own (never its parent's next ids)
 _ID_BYTES = 16
 _ID_POOL = 4096
+_RESPONSE_RANDOM_BYTES = 9  # a response id's 18 random hex digits, after its 14 of time
 _pool = memoryview(b"")
 _pool_lock = threading.Lock()
 _last_us = 0  # the time the last response id was given (new_response_id)
@@ -57,12 +58,18 @@ os.register_at_fork(after_in_child=_forget_pool)
 
 def new_id(prefix: str) -> str:
     """``<prefix>_`` and 32 random hex digits (128 bits from ``os.urandom``), as uuid4().hex was."""
-    global _pool
     with _pool_lock:
-        if len(_pool) < _ID_BYTES:
-            _pool = memoryview(os.urandom(_ID_POOL))
-        drawn, _pool = _pool[:_ID_BYTES], _pool[_ID_BYTES:]
+        drawn = _draw(_ID_BYTES)
     return f"{prefix}_{drawn.hex()}"
+
+
+def _draw(size: int) -> memoryview:
+    """``size`` random bytes from the pool (the caller holds ``_pool_lock``)."""
+    global _pool
+    if len(_pool) < size:
+        _pool = memoryview(os.urandom(_ID_POOL))
+    drawn, _pool = _pool[:size], _pool[size:]
+    return drawn
 
 
 def new_response_id() -> str:
@@ -72,10 +79,10 @@ def new_response_id() -> str:
     stored response (put_response alone, c=16: ~10% less CPU). Two in the same microsecond get
     consecutive times, so a process's ids sort in the order it made them."""
     global _last_us
-    with _pool_lock:
-        _last_us = max(time.time_ns() // 1000, _last_us + 1)
-        stamp = _last_us
-    return f"resp_{stamp:014x}{new_id('')[1:19]}"
+    with _pool_lock:  # one lock for the time and the random part
+        _last_us = stamp = max(time.time_ns() // 1000, _last_us + 1)
+        drawn = _draw(_RESPONSE_RANDOM_BYTES)
+    return f"resp_{stamp:014x}{drawn.hex()}"
 
 
 def map_usage(usage: dict[str, Any] | None) -> dict[str, Any] | None:

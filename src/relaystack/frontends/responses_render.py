@@ -8,7 +8,9 @@ renders those once, with ``orjson``, as the bytes between the six, and ``render`
 in (the output as the items' JSON already written for their ``output_item.done`` events): one
 ``bytes.join`` instead of building and encoding the whole object each time. The fields and their
 order stay ``response_object``'s (the template is cut from one), so the JSON answer, the stream
-and the stored row say the same thing.
+and the stored row say the same thing. Requests with the same settings (a client's usual case)
+share the pieces after the id and ``created_at``: those are cut once and kept, keyed by the
+settings' JSON (``_SETTINGS``: every request field ``response_object`` echoes).
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ _HOLES = ("status", "error", "incomplete_details", "output", "service_tier", "us
 _MARK = "\x00relaystack:hole\x00"
 _MARK_JSON = orjson.dumps(_MARK)
 _STATUSES = {status: orjson.dumps(status) for status in ("in_progress", "completed", "incomplete", "failed")}
+# the request fields response_object echoes (a test checks it reads no other): the template's
+# pieces after the id and created_at depend on these alone
+_SETTINGS = (
+    "instructions", "max_output_tokens", "max_tool_calls", "metadata", "model", "parallel_tool_calls",
+    "previous_response_id", "prompt_cache_key", "reasoning", "safety_identifier", "service_tier", "store",
+    "temperature", "text", "tool_choice", "tools", "top_logprobs", "top_p", "truncation", "user",
+)  # fmt: skip
+_KEPT = 256  # settings whose pieces are kept; past it the cache starts again
+# the settings' JSON -> (the pieces after the first, the request's service_tier)
+_PIECES: dict[bytes, tuple[list[bytes], Any]] = {}
 
 
 def event_with_response(event_type: str, sequence_number: int, response_json: bytes) -> bytes:
@@ -48,13 +60,19 @@ class ResponseTemplate:
         self.response_id = response_id
         self.created_at = created_at
         self.model: str = body["model"]
-        shape = response_object(response_id, created_at, body, status="", output=[])
-        self._service_tier = shape["service_tier"]
-        for hole in _HOLES:
-            shape[hole] = _MARK
-        between = orjson.dumps(shape).split(_MARK_JSON)
-        # a request's own strings could hold the mark: then it is cut field by field
-        self._between = between if len(between) == len(_HOLES) + 1 else _cut(shape)
+        settings = orjson.dumps({key: body[key] for key in _SETTINGS if key in body})
+        first = _first_piece(response_id, created_at)
+        kept = _PIECES.get(settings)
+        if kept is None:
+            between, self._service_tier = _pieces(response_id, created_at, body)
+            if between[0] == first:
+                if len(_PIECES) >= _KEPT:
+                    _PIECES.clear()
+                _PIECES[settings] = (between[1:], self._service_tier)
+            self._between = between
+        else:
+            self._between = [first, *kept[0]]
+            self._service_tier = kept[1]
 
     def render(
         self,
@@ -79,6 +97,23 @@ class ResponseTemplate:
         """``render``'s bytes with the fields the store keys a row by."""
         data = self.render(status, output_json, **fields)
         return RenderedResponse(self.response_id, self.created_at, self.model, status, data)
+
+
+def _first_piece(response_id: str, created_at: int) -> bytes:
+    """The object's bytes up to its first hole: ``response_object`` opens with these four fields."""
+    return b"".join((b'{"id":', orjson.dumps(response_id), b',"object":"response","created_at":',
+                     orjson.dumps(created_at), b',"status":'))  # fmt: skip
+
+
+def _pieces(response_id: str, created_at: int, body: dict[str, Any]) -> tuple[list[bytes], Any]:
+    """The object's bytes between its holes, and the request's service tier."""
+    shape = response_object(response_id, created_at, body, status="", output=[])
+    service_tier = shape["service_tier"]
+    for hole in _HOLES:
+        shape[hole] = _MARK
+    between = orjson.dumps(shape).split(_MARK_JSON)
+    # a request's own strings could hold the mark: then it is cut field by field
+    return (between if len(between) == len(_HOLES) + 1 else _cut(shape)), service_tier
 
 
 def _cut(shape: dict[str, Any]) -> list[bytes]:

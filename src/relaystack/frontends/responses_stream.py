@@ -49,6 +49,15 @@ __all__ = ["ResponsesStream"]
 _DELTA_HEAD = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":'
 _DELTA_TAIL = b'","logprobs":[]}\n\n'
 _DELTA_BETWEEN = _DELTA_TAIL + _DELTA_HEAD
+# a message item's two opening events around their numbers and ids (what _emit would encode)
+_MESSAGE_ADDED = (
+    b'event: response.output_item.added\ndata: {"type":"response.output_item.added","sequence_number":',
+    b',"output_index":', b',"item":{"type":"message","id":"',
+    b'","status":"in_progress","role":"assistant","content":[]}}\n\n'
+    b'event: response.content_part.added\ndata: {"type":"response.content_part.added","sequence_number":',
+    b',"item_id":"', b'","output_index":', b',"content_index":0,"response_id":',
+    b',"part":{"type":"output_text","text":"","annotations":[],"logprobs":[]}}\n\n',
+)
 _NUMBERS: list[bytes] = []
 # the C accelerator's numbered splice (absent: not built, or built before it had one)
 _NUMBER_PIECES = getattr(text_template.ACCEL, "number_pieces", None)
@@ -200,10 +209,13 @@ class ResponsesStream:
         opened.delta_middle = (b',"item_id":"' + opened.item_id.encode() + b'","output_index":'
                                + str(opened.output_index).encode() + b',"content_index":0,"delta":"')  # fmt: skip
         self._open = opened
-        added = message_item(opened.item_id, "", "in_progress", [])
-        added["content"] = []
-        self._item_event("response.output_item.added", added, opened.output_index)
-        self._emit("response.content_part.added", {**self._part_ids(opened), "part": self._text_part("", [])})
+        item_id, index = opened.item_id.encode(), str(opened.output_index).encode()  # ids: ASCII, no escapes
+        a = _MESSAGE_ADDED
+        self._out.append(b"".join((
+            a[0], str(self._seq).encode(), a[1], index, a[2], item_id, a[3], str(self._seq + 1).encode(), a[4],
+            item_id, a[5], index, a[6], orjson.dumps(self.response_id), a[7],
+        )))  # fmt: skip
+        self._seq += 2
         return opened
 
     def _part_ids(self, opened: _Open) -> dict[str, Any]:

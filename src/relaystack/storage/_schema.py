@@ -81,6 +81,30 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE responses ADD COLUMN owner TEXT;
     """,
+    # v5. responses without AUTOINCREMENT: a new row no longer writes sqlite_sequence (a page per
+    # commit; ~3 of ~36 µs of SQLite work per stored response, bench/README.md "The Responses
+    # stream's CPU"). seq stays the rowid and keeps every row's value, so (created, seq) orders as
+    # before; a new row takes max(seq) + 1, after every row there is (only a deleted last row's seq
+    # can come back, and nothing refers to a deleted row). The table is copied once.
+    """
+    CREATE TABLE responses_v5 (
+        seq         INTEGER PRIMARY KEY,
+        id          TEXT    NOT NULL UNIQUE,
+        created     INTEGER NOT NULL,  -- the response's created_at
+        model       TEXT    NOT NULL,
+        response    BLOB    NOT NULL,  -- the response object, UTF-8 JSON
+        input_items BLOB    NOT NULL,  -- the conversation's input items, UTF-8 JSON
+        messages    BLOB    NOT NULL,  -- the conversation as chat messages, UTF-8 JSON
+        owner       TEXT               -- the key that created it (server.auth on), else NULL
+    );
+    INSERT INTO responses_v5 (seq, id, created, model, response, input_items, messages, owner)
+        SELECT seq, id, created, model, response, input_items, messages, owner FROM responses;
+    DROP TABLE responses;
+    ALTER TABLE responses_v5 RENAME TO responses;
+    CREATE INDEX responses_order ON responses (created, seq);
+    CREATE INDEX responses_model_order ON responses (model, created, seq);
+    DELETE FROM sqlite_sequence WHERE name = 'responses';
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
