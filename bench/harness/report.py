@@ -11,7 +11,13 @@ Key = tuple[str, int, str]  # scenario, conc, gateway
 STORE_ON = "relaystack-store"
 # the goals: raw CPU/req over relaystack's (store on, c=16, same run) at least this; chat1k, chat4k and
 # embed32 (realistic bodies) are held to the chat and embeddings goals
-CPU_TARGETS = {"chat": 0.77, "chat1k": 0.77, "chat4k": 0.77, "embed": 0.77, "embed32": 0.77, "sse500": 0.6}
+CPU_TARGETS = {"chat": 0.77, "chat1k": 0.77, "chat4k": 0.77, "embed": 0.77, "embed32": 0.77, "sse500": 0.6,
+               # the front-ends translate every event, so their floor is lower
+               "responses": 0.4, "messages": 0.4, "responses500": 0.4, "messages500": 0.4}
+# At c=16 the gateway's one core is saturated, so a request's latency grows with its CPU cost: a
+# front-end at 0.4x raw by CPU is already ~2.5x raw at p50. Its tail is held to 2x what its cost
+# predicts (p99 x raw times CPU x raw); the byte relays' tails to 2x raw.
+COST_SCALED_P99 = frozenset({"responses", "messages", "responses500", "messages500"})
 
 
 def _median(values: list[float]) -> float | None:
@@ -103,6 +109,19 @@ def _row(rows: list[dict[str, Any]], scenario: str, conc: int, gateway: str) -> 
     return next((r for r in rows if (r["scenario"], r["conc"], r["gateway"]) == (scenario, conc, gateway)), None)
 
 
+def _tail_target(row: dict[str, Any]) -> tuple[str, float, str, bool] | None:
+    """A relaystack row's p99 target at c=16: name, value, goal, verdict (``COST_SCALED_P99``)."""
+    if row["conc"] != 16 or not row["gateway"].startswith("relaystack") or row["p99_x_raw"] is None:
+        return None
+    name = f"{row['scenario']} c=16 {row['gateway']}: p99 x raw"
+    if row["scenario"] not in COST_SCALED_P99:
+        return name, row["p99_x_raw"], "<= 2", row["p99_x_raw"] <= 2
+    if row.get("cpu_x_raw") is None:
+        return None
+    scaled = row["p99_x_raw"] * row["cpu_x_raw"]
+    return f"{name}, per its CPU x raw (p99 x raw × CPU ratio)", scaled, "<= 2", scaled <= 2
+
+
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     """The targets this run measured: name, measured value, goal, verdict."""
     rows, out = result.get("rows", []), []
@@ -116,9 +135,9 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             add(f"{scenario} c=16 store on: raw CPU/req ÷ relaystack's (same run)", row["cpu_x_raw"],
                 f">= {goal}", row["cpu_x_raw"] >= goal)
     for row in rows:
-        if row["conc"] == 16 and row["gateway"].startswith("relaystack") and row["p99_x_raw"] is not None:
-            add(f"{row['scenario']} c=16 {row['gateway']}: p99 x raw", row["p99_x_raw"], "<= 2",
-                row["p99_x_raw"] <= 2)
+        tail = _tail_target(row)
+        if tail is not None:
+            add(*tail)
     cells = result.get("cells", [])
     for scenario, floor, what in (("chat2", 0.95, "both up"), ("chat2down", 0.8, "the first refusing connections")):
         for gateway in (STORE_ON, "relaystack-nostore"):
