@@ -183,11 +183,12 @@ def test_the_gates_fast_path_counts_like_admit_and_reports_the_tightest_windows(
     loose, tight = Window("k8:rpm", 100, 60, "requests", "rpm"), Window("k8:m:rpm", 3, 60, "requests", "rpm")
     tpm = Window("k8:tpm", 1000, 60, "tokens", "tpm")
     ask = Ask((loose, tight, tpm), (("k8:concurrent", 10),))
-    refused, requests, tokens = counters.admit_fast(ask)
+    lane = counters.lane(ask)
+    refused, requests, tokens = lane.admit()
     assert refused is None and requests is not None and tokens is not None
     assert requests[:2] == (tight, 1) and tokens[:2] == (tpm, 0) and 59 <= requests[2] <= 60
-    counters.admit_fast(ask)
-    counters.admit_fast(ask)
-    refused, requests, tokens = counters.admit_fast(ask)
+    lane.admit()
+    lane.admit()
+    refused, requests, tokens = lane.admit()
     assert refused is not None and not refused.allowed and refused.refused_by == tight and requests is None
     assert counters.held("k8:concurrent") == 3  # the refused one took no slot

@@ -181,22 +181,6 @@ class InProcessCounters:
         slot = self._slots.get(name)
         return slot.held if slot is not None else 0
 
-    def admit_fast(self, ask: Ask) -> tuple[Outcome | None, Reported | None, Reported | None]:
-        """``Lane.admit`` for an ask without a lane."""
-        return Lane(self, ask).admit()
-
-    def settle_fast(self, token_windows: tuple[Window, ...], amount: int, slots: tuple[str, ...]) -> None:
-        """``settle`` for one request (``amount`` tokens in each of its token windows), without a
-        coroutine and without building its pairs."""
-        if amount > 0 and token_windows:
-            now = self._clock()
-            for window in token_windows:
-                self.series(window.name).add(int(now // window.bucket_seconds), amount)
-        for name in slots:
-            slot = self._slots.get(name)
-            if slot is not None and slot.held > 0:
-                slot.held -= 1
-
     def admit_now(self, ask: Ask, now: float) -> Outcome:
         checked: list[tuple[Window, _Series, int, int]] = []
         for window in ask.windows:

@@ -23,7 +23,7 @@ from relaystack.context import RequestContext
 from relaystack.errors import PermissionDeniedError, RateLimitError
 from relaystack.gateway.auth import Authenticator
 from relaystack.gateway.counters import Ask, Counters, InProcessCounters, Lane, Outcome, Reported, Window, WindowState
-from relaystack.gateway.holds import PROMPT_BYTES_PER_TOKEN, BudgetHolds
+from relaystack.gateway.holds import BudgetHolds, estimated_cost
 from relaystack.gateway.keys import Budget, KeyInfo
 from relaystack.gateway.limit_headers import duration, header_lines, header_pairs
 from relaystack.gateway.settings import Limits, QuotaSettings
@@ -183,10 +183,8 @@ class KeyGate:
     ) -> float:
         """Refuse a key over its budget (``spent`` this period), counting what its requests in
         flight hold; else hold this request's estimated cost (``holds.py``) and return it."""
-        # ``estimated_cost``, inline: one call fewer on every request of a key with a budget
-        estimate = 0.0 if rates is None else (  # None: free (a local model) or unpriced, nothing to hold
-            (ctx.request_bytes // PROMPT_BYTES_PER_TOKEN) * rates[0] + (ctx.max_output_tokens or 0) * rates[1]
-        ) / 1_000_000
+        # rates None: free (a local model) or unpriced, nothing to hold
+        estimate = 0.0 if rates is None else estimated_cost(ctx.request_bytes, ctx.max_output_tokens, rates)
         if self.holds.take(key.id, spent, budget.max_usd, estimate):
             return estimate if estimate > 0 else 0.0
         telemetry().rate_limited("budget")

@@ -213,12 +213,8 @@ class Accountant:
         """Queue one request's usage write now, without waiting (``Gate.begin_settle``): queued
         next to the request's own store write, it commits in the same transaction. Await
         ``.write`` for the commit, then call ``.committed()`` (a budget's spend grows then)."""
-        cost = self.pricing.cost(model, provider, tokens)
-        prompt, completion, cached = tokens
-        day = _day_cache  # utc_day(), without the call while the day has not changed
-        today = day[1] if day[0] == int(time.time() // 86_400) else utc_day()
-        row = _new(UsageRow, (today, key_id, model, provider, 1, prompt, completion, cached, cost))
-        return _new(Submitted, (self._store.add_usage((row,)), cost, self._spend.get(key_id)))
+        row, cost, spend = self.row(key_id, model, provider, tokens)
+        return _new(Submitted, (self._store.add_usage((row,)), cost, spend))
 
     def row(self, key_id: str, model: str, provider: str, tokens: Tokens) -> tuple[UsageRow, float, _Spend | None]:
         """One request's usage row for its caller to write with the stored completion (one
