@@ -61,9 +61,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--duration", type=float, default=6.0, help="seconds per measured cell")
     p.add_argument("--warmup", type=float, default=1.0, help="seconds of unmeasured load before each cell")
-    p.add_argument("--slices", type=int, default=None,
-                   help="cut each cell into this many parts, run in turn across the gateways and merged "
-                        "(default: one per second of --duration; 1: each gateway's cell in one go)")
     p.add_argument("--only", default=",".join(SCENARIOS),
                    help=f"scenarios, from {','.join(SCENARIOS + ROUTED_SCENARIOS)}")
     p.add_argument("--conc", default="1,16,64", help="concurrency levels")
@@ -201,8 +198,6 @@ def main(argv: list[str] | None = None) -> int:
         return rerender(Path(args.report), readme=not args.no_readme)
     if args.smoke:
         args.rounds, args.duration, args.warmup, args.conc = 1, 1.0, 0.0, "4"
-    if args.slices is None:
-        args.slices = max(1, round(args.duration))
     scenarios = [s for s in args.only.split(",") if s]
     unknown = set(scenarios) - set(SCENARIOS) - set(ROUTED_SCENARIOS)
     if unknown:
@@ -224,8 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = "smoke" if args.smoke else "full"
     result: dict[str, Any] = {
         "meta": {"started": stamp, "mode": mode, "rounds": args.rounds, "duration": args.duration,
-                 "slices": args.slices, "warmup": args.warmup, "gateway_cpus": args.gateway_cpus,
-                 "load_cpus": args.load_cpus,
+                 "warmup": args.warmup, "gateway_cpus": args.gateway_cpus, "load_cpus": args.load_cpus,
                  "upstream": up.kind, "tool": tool, "machine": machine(), "scenarios": scenarios,
                  "concs": [int(c) for c in args.conc.split(",")], "notes": notes, "gateways": []},
         "checks": {}, "startup": {}, "start_failures": {}, "cells": [],
@@ -243,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             result["cells"] = run_matrix(
                 gateways, up, scenarios=loaded, concs=result["meta"]["concs"], rounds=args.rounds,
                 duration=args.duration, warmup=args.warmup, load_cpus=args.load_cpus, tool=tool,
-                body_dir=body_dir, log=log, slices=args.slices)
+                body_dir=body_dir, log=log)
             if args.check:
                 ok &= run_check(gateways, up, loaded, result, args, tool, body_dir)
         load_errors = sum(c["errors"] + c["non2xx"] for c in result["cells"])

@@ -1,11 +1,9 @@
 """Load generators: wrk with bench/load/bench.lua, or a pure-Python aiohttp loop.
 
 Both return the same dict: requests, duration_s, rps, p50/p90/p99/max in ms, errors (socket
-errors + timeouts), non2xx, and the latency histogram (``hist``: [µs, count] pairs, ascending) from
-which ``merge_results`` makes one result of several slices with exact percentiles. wrk is the
-real instrument; the Python loop is for smoke runs on machines without wrk and for the soak (which
-needs an exact request count). The Python loop shares its CPU with the harness and is far slower
-than wrk: never compare numbers across tools.
+errors + timeouts) and non2xx. wrk is the real instrument; the Python loop is for smoke runs on
+machines without wrk and for the soak (which needs an exact request count). The Python loop
+shares its CPU with the harness and is far slower than wrk: never compare numbers across tools.
 """
 
 from __future__ import annotations
@@ -59,7 +57,6 @@ def run_wrk(target: Target, conc: int, duration: float, cpus: str | None) -> dic
         "p50_ms": raw["p50_us"] / 1e3, "p90_ms": raw["p90_us"] / 1e3, "p99_ms": raw["p99_us"] / 1e3,
         "max_ms": raw["max_us"] / 1e3,
         "errors": raw["connect"] + raw["read"] + raw["write"] + raw["timeout"], "non2xx": raw["status"],
-        "hist": raw.get("hist", []),
     }
 
 
@@ -105,50 +102,6 @@ async def _py_load(targets: Sequence[Target], conc: int, duration: float | None,
         "p50_ms": _percentile(latencies, 50), "p90_ms": _percentile(latencies, 90),
         "p99_ms": _percentile(latencies, 99), "max_ms": latencies[-1] if latencies else float("nan"),
         "errors": state["errors"], "non2xx": state["non2xx"],
-        "hist": _histogram(latencies),
-    }
-
-
-def _histogram(sorted_ms: list[float]) -> list[list[int]]:
-    """[µs, count] pairs, ascending, as wrk's script hands them over."""
-    counts: dict[int, int] = {}
-    for ms in sorted_ms:
-        us = round(ms * 1000)
-        counts[us] = counts.get(us, 0) + 1
-    return [[us, n] for us, n in sorted(counts.items())]
-
-
-def _hist_percentile(hist: list[list[int]], total: int, pct: float) -> float:
-    """wrk's own definition (stats_percentile): the first value whose running count reaches the rank."""
-    rank = int(pct / 100 * total + 1.0)  # round(p * n + 0.5)
-    running = 0
-    for us, count in hist:
-        running += count
-        if running >= rank:
-            return us / 1000
-    return hist[-1][0] / 1000 if hist else float("nan")
-
-
-def merge_results(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """One load result from the slices of an interleaved cell: counts and time added up,
-    percentiles from the merged histograms (exact, not an average of the slices' percentiles)."""
-    if len(parts) == 1:
-        return dict(parts[0])
-    merged: dict[int, int] = {}
-    for part in parts:
-        for us, count in part["hist"]:
-            merged[us] = merged.get(us, 0) + count
-    hist = [[us, n] for us, n in sorted(merged.items())]
-    samples = sum(n for _, n in hist)
-    requests = sum(part["requests"] for part in parts)
-    seconds = sum(part["duration_s"] for part in parts)
-    return {
-        "tool": parts[0]["tool"], "requests": requests, "duration_s": seconds,
-        "rps": requests / seconds if seconds else 0.0,
-        "p50_ms": _hist_percentile(hist, samples, 50), "p90_ms": _hist_percentile(hist, samples, 90),
-        "p99_ms": _hist_percentile(hist, samples, 99), "max_ms": max(part["max_ms"] for part in parts),
-        "errors": sum(part["errors"] for part in parts), "non2xx": sum(part["non2xx"] for part in parts),
-        "hist": hist, "slices": len(parts),
     }
 
 

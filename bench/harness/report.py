@@ -168,17 +168,11 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _sliced(meta: dict[str, Any]) -> str:
-    """How the cells ran when interleaved (run.py --slices); nothing for one slice or an older run."""
-    slices = meta.get("slices") or 1
-    return f" in {slices} slices run in turn across the gateways" if slices > 1 else ""
-
-
 def render(result: dict[str, Any]) -> str:
     meta = result["meta"]
     order = meta["gateways"]
     lines = [f"# relaystack bench: {meta['started']}", "",
-             f"Mode: {meta['mode']}. Rounds: {meta['rounds']}, {meta['duration']} s per cell{_sliced(meta)} after "
+             f"Mode: {meta['mode']}. Rounds: {meta['rounds']}, {meta['duration']} s per cell after "
              f"{meta['warmup']} s warm-up. Gateway CPUs {meta['gateway_cpus']}, load + upstream CPUs "
              f"{meta['load_cpus']}. Upstream: {meta['upstream']}. Load: {meta['tool']}. "
              f"Machine: {meta['machine']}.", ""]
@@ -303,8 +297,7 @@ def update_readme(readme: Path, result: dict[str, Any], report_name: str) -> boo
     if START not in text or END not in text:
         return False
     meta = result["meta"]
-    body = [START, "", f"Run {meta['started']} ({meta['mode']}, {meta['rounds']} rounds x {meta['duration']} s"
-            f"{_sliced(meta)}, "
+    body = [START, "", f"Run {meta['started']} ({meta['mode']}, {meta['rounds']} rounds x {meta['duration']} s, "
             f"{meta['machine']}); full report: `bench/results/{report_name}`.", ""]
     if tlist := result.get("targets"):
         body += ["| target | measured | goal | verdict |", "|---|---:|---|---|"]

@@ -11,22 +11,11 @@ if body_file and body_file ~= "" then
 end
 wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_TOKEN") or "bench")
 
--- the latency histogram too (distinct µs values and their counts), so that the harness can merge
--- the slices of an interleaved cell (run.py --slices) into exact percentiles
-local function histogram(latency)
-  local parts = {}
-  for i = 1, #latency do
-    local value, count = latency(i)
-    parts[i] = string.format("[%d,%d]", value, count)
-  end
-  return "[" .. table.concat(parts, ",") .. "]"
-end
-
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
     'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,"connect":%d,"read":%d,"write":%d,' ..
-    '"status":%d,"timeout":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%.1f,"hist":%s}\n',
+    '"status":%d,"timeout":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%.1f}\n',
     summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean, histogram(latency)))
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean))
 end
