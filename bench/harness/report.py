@@ -7,17 +7,19 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from harness.frontend_checks import FRONTENDS
+
 Key = tuple[str, int, str]  # scenario, conc, gateway
 STORE_ON = "relaystack-store"
 # the goals: raw CPU/req over relaystack's (store on, c=16, same run) at least this; chat1k, chat4k and
 # embed32 (realistic bodies) are held to the chat and embeddings goals
 CPU_TARGETS = {"chat": 0.77, "chat1k": 0.77, "chat4k": 0.77, "embed": 0.77, "embed32": 0.77, "sse500": 0.6,
                # the front-ends translate every event, so their floor is lower
-               "responses": 0.4, "messages": 0.4, "responses500": 0.4, "messages500": 0.4}
+               **dict.fromkeys(FRONTENDS, 0.4)}
 # At c=16 the gateway's one core is saturated, so a request's latency grows with its CPU cost: a
 # front-end at 0.4x raw by CPU is already ~2.5x raw at p50. Its tail is held to 2x what its cost
 # predicts (p99 x raw times CPU x raw); the byte relays' tails to 2x raw.
-COST_SCALED_P99 = frozenset({"responses", "messages", "responses500", "messages500"})
+COST_SCALED_P99 = frozenset(FRONTENDS)
 
 
 def _median(values: list[float]) -> float | None:
