@@ -13,6 +13,9 @@
  *     ``start``: where an event's payload starts in ``block``; ``end``: where the first event not
  *     proven starts (``len(block)`` when all were). ``holes``: the non-empty holes joined by
  *     ``\n`` (a byte a valid hole never holds raw), as the upstream escaped them.
+ * take_every(block, start, before, after) -> (events, end, holes)
+ *     take_run with every hole, empty ones too: ``holes`` splits at ``\n`` into exactly ``events``
+ *     pieces (a stored stream's packed record, relaystack/stored_stream.py).
  * number_pieces(joined, first, head, middle, tail, before=b"") -> bytes
  *     ``before``, then ``head + str(first + k) + middle + piece + tail`` for the k-th piece of
  *     ``joined`` (split at ``\n``, as take_run joins holes), all in one bytes object: a front-end's
@@ -138,10 +141,10 @@ typedef struct {
 } Run;
 
 /* The walk: proves events from ``start`` on; when ``holes`` is given, copies each non-empty hole
- * there (joined by a line feed) and sets ``*used`` to the bytes written. */
+ * there (each hole with ``every``) joined by a line feed, and sets ``*used`` to the bytes written. */
 static Run walk(const unsigned char *block, Py_ssize_t size, Py_ssize_t start, const unsigned char *before,
                 Py_ssize_t before_len, const unsigned char *after, Py_ssize_t after_len, unsigned char *holes,
-                Py_ssize_t *used)
+                Py_ssize_t *used, int every)
 {
     Run run = {0, start};
     const unsigned char *end = block + size;
@@ -157,8 +160,8 @@ static Run walk(const unsigned char *block, Py_ssize_t size, Py_ssize_t start, c
         Py_ssize_t next = tail + after_len;
         int last = closed && next == size - 2;
         if (!last && (next + BOUNDARY_LEN > size || memcmp(block + next, BOUNDARY, BOUNDARY_LEN) != 0)) break;
-        if (holes != NULL && hole_len > 0) {
-            if (written > 0) holes[written++] = '\n';
+        if (holes != NULL && (hole_len > 0 || every)) {
+            if (every ? run.events > 0 : written > 0) holes[written++] = '\n';
             memcpy(holes + written, block + hole, (size_t)hole_len);
             written += hole_len;
         }
@@ -222,14 +225,13 @@ static PyObject *prove_run(PyObject *module, PyObject *const *args, Py_ssize_t n
     Args a;
     if (!parse_args(args, nargs, &a)) return NULL;
     Run run = walk(a.block.buf, a.block.len, a.start, a.before.buf, a.before.len, a.after.buf, a.after.len,
-                   NULL, NULL);
+                   NULL, NULL, 0);
     release_args(&a);
     return Py_BuildValue("(nn)", run.events, run.end);
 }
 
-static PyObject *take_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *take(PyObject *const *args, Py_ssize_t nargs, int every)
 {
-    (void)module;
     Args a;
     if (!parse_args(args, nargs, &a)) return NULL;
     /* the holes and their separators fit in the bytes they come from */
@@ -240,11 +242,23 @@ static PyObject *take_run(PyObject *module, PyObject *const *args, Py_ssize_t na
     }
     Py_ssize_t used = 0;
     Run run = walk(a.block.buf, a.block.len, a.start, a.before.buf, a.before.len, a.after.buf, a.after.len,
-                   (unsigned char *)PyBytes_AS_STRING(holes), &used);
+                   (unsigned char *)PyBytes_AS_STRING(holes), &used, every);
     release_args(&a);
     if (_PyBytes_Resize(&holes, used) < 0) return NULL;
     PyObject *result = Py_BuildValue("(nnN)", run.events, run.end, holes);
     return result;
+}
+
+static PyObject *take_run(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    return take(args, nargs, 0);
+}
+
+static PyObject *take_every(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    return take(args, nargs, 1);
 }
 
 /* the decimal digits of n (n >= 0) written at out; their number */
@@ -331,6 +345,9 @@ static PyMethodDef methods[] = {
     {"take_run", (PyCFunction)(void (*)(void))take_run, METH_FASTCALL,
      "take_run(block, start, before, after) -> (events, end, holes): prove_run, with the non-empty holes "
      "joined by a line feed."},
+    {"take_every", (PyCFunction)(void (*)(void))take_every, METH_FASTCALL,
+     "take_every(block, start, before, after) -> (events, end, holes): take_run with every hole, empty ones too "
+     "(holes splits into exactly events pieces)."},
     {"number_pieces", (PyCFunction)(void (*)(void))number_pieces, METH_FASTCALL,
      "number_pieces(joined, first, head, middle, tail, before=b'') -> bytes: before, then head + str(first + k) "
      "+ middle + piece + tail for each line-feed-separated piece of joined, k from 0."},

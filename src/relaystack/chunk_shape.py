@@ -157,25 +157,36 @@ class StreamCheck:
     every field but the content is the event's own, and the relay reads only usage and finish
     reasons from them."""
 
-    __slots__ = ("_chunk", "_misses", "_scan", "decoded", "decoded_at", "proven_spans", "template")
+    __slots__ = ("_chunk", "_misses", "_scan", "_take", "decoded", "decoded_at", "proven_holes", "proven_spans",
+                 "template")
 
-    def __init__(self) -> None:
+    def __init__(self, keep_holes: bool = False) -> None:
+        """``keep_holes``: the walk hands back each proven stretch's holes too (``proven_holes``), for
+        the stored form (``relaystack.stored_stream``) to take instead of walking the stream again."""
         self.template: Template | None = None
         self._chunk: Chunk | None = None
         self._misses = 0
-        self._scan = text_template.ACCEL.prove_run if text_template.ACCEL is not None else None
+        accel = text_template.ACCEL
+        self._scan = accel.prove_run if accel is not None else None
+        self._take = accel.take_every if accel is not None and keep_holes else None
         # what the last block's walk proved (C path only; else empty and None): its stretches of template
         # events as (start, end, events), each event the template with a JSON string in its hole, and
         # the chunks it decoded one by one (every other chunk is the template's: no usage, no finish reason)
         self.proven_spans: list[tuple[int, int, int]] = []
+        # with ``keep_holes``: each proven stretch's holes, every one joined by ``\n`` (``take_every``)
+        self.proven_holes: list[bytes] = []
         self.decoded: list[Chunk] | None = None
         # where each of those decoded events' payload starts and ends in the block
         self.decoded_at: list[tuple[int, int]] = []
 
+    def stop_taking_holes(self) -> None:
+        """From the next block on, the walk proves without handing back the holes."""
+        self._take = None
+
     def plain_block(self, block: bytes) -> tuple[Sequence[bytes], list[Chunk]] | None:
         """The payloads and chunks of a block whose every event is one ``data: `` line holding a valid
         chunk; None for any other block (the caller reads that one event by event)."""
-        self.proven_spans, self.decoded, self.decoded_at = [], None, []
+        self.proven_spans, self.proven_holes, self.decoded, self.decoded_at = [], [], None, []
         if self.template is None and self._misses >= _MAX_MISSES:
             return decode_plain_block(block)
         if self._scan is not None:
@@ -208,13 +219,20 @@ class StreamCheck:
         decoded: list[Chunk] = []
         decoded_at: list[tuple[int, int]] = []
         spans: list[tuple[int, int, int]] = []
+        holes: list[bytes] = []
+        take = self._take
         at, size, peeked, proven, after_template = 6, len(block), 0, 0, 0
         try:
             while at < size:
                 template = self.template
                 if template is not None:
                     start = at
-                    count, at = self._scan(block, start, template.before, template.after)
+                    if take is None:
+                        count, at = self._scan(block, start, template.before, template.after)
+                    else:
+                        count, at, taken = take(block, start, template.before, template.after)
+                        if count:
+                            holes.append(taken)
                     if count:
                         assert self._chunk is not None
                         chunks += [self._chunk] * count
@@ -235,7 +253,7 @@ class StreamCheck:
         except ChunkProblem:
             return None
         self._note_proof(proven, after_template)
-        self.proven_spans, self.decoded, self.decoded_at = spans, decoded, decoded_at
+        self.proven_spans, self.proven_holes, self.decoded, self.decoded_at = spans, holes, decoded, decoded_at
         return BlockEvents(block, len(chunks)), chunks
 
     def _learn_from(self, payload: bytes, chunk: Chunk) -> None:

@@ -18,7 +18,7 @@ exact by construction: a stretch is packed only where the C walk proved, in the 
 client got, that each event is the template around a valid JSON string's inside (no raw line
 feed, so the line feeds between holes split back), so a stored row reads back byte for byte what
 was sent, redactions and the caller's model id included. Everything else (a tool call, the first
-and last events, a stretch with an empty text) is an ``R`` record, as sent.
+and last events, a run of fewer than four template events) is an ``R`` record, as sent.
 
 A blob that starts with ``data:`` is the older form (events as sent), still read as it is.
 Pure functions on bytes, importable from any layer.
@@ -26,15 +26,37 @@ Pure functions on bytes, importable from any layer.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from relaystack import text_template
 
-__all__ = ["MAGIC", "expand", "first_payload_of_packed", "is_packed", "pack"]
+__all__ = ["MAGIC", "Part", "Stretch", "expand", "first_payload_of_packed", "is_packed", "pack", "packed", "parts_of"]
 
 MAGIC = b"relaystack-stream/1\n"
 _DATA = b"data: "
 _BOUNDARY = b"\n\ndata: "
 # fewer template events than this in a stretch are kept as sent (a header costs ~20 bytes)
-_MIN_RUN = 4
+MIN_RUN = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Stretch:
+    """``count`` events, each ``data: before + hole + after\n\n``; ``holes``: every hole (as escaped,
+    empty ones too) joined by ``\n``, so it splits into exactly ``count`` pieces."""
+
+    before: bytes
+    after: bytes
+    count: int
+    holes: bytes
+
+    def size(self) -> int:
+        """The bytes of the events it stands for."""
+        return self.count * (len(_DATA) + len(self.before) + len(self.after) + 2) + len(self.holes) - (self.count - 1)
+
+
+# a piece of a stored stream: events as sent, or a stretch of template events
+Part = bytes | Stretch
 
 
 def is_packed(blob: bytes) -> bool:
@@ -42,36 +64,86 @@ def is_packed(blob: bytes) -> bool:
 
 
 def pack(events: bytes, sent: tuple[bytes, bytes]) -> bytes:
-    """The stored form of a stream's ``events`` (one-line ``data:`` events, as the client got them).
+    """The stored form of a stream's ``events`` (one-line ``data:`` events, as the client got them):
+    ``packed(parts_of(events, sent))``."""
+    return packed(parts_of(events, sent))
 
-    ``sent``: the text events' template ``(before, after)`` as the client got it (the relay's byte
-    edits applied). Each stretch of events that are that template around a JSON string's inside is
-    proven in place by the C walk (``text_template.ACCEL.take_run``: the template's bytes compared,
-    each hole validated) and becomes one ``T`` record of the holes it hands back; the bytes between
-    stretches stay as sent. ``events`` themselves (the older form) when nothing packs, or when the C
-    module is not built (its pure-Python stand-in would cost more than the bytes it saves)."""
-    take = text_template.ACCEL.take_run if text_template.ACCEL is not None else None
+
+def parts_of(events: bytes, sent: tuple[bytes, bytes]) -> list[Part]:
+    """``events`` as parts: each stretch of at least ``MIN_RUN`` events that are the template ``sent``
+    (``(before, after)`` as the client got it, the relay's byte edits applied) around a JSON string's
+    inside, proven in place by the C walk (``text_template.ACCEL.take_every``: the template's bytes
+    compared, each hole validated), is a ``Stretch``; the bytes between stretches stay as sent.
+    ``[events]`` when nothing packs, or when the C module is not built (its pure-Python stand-in
+    would cost more than the bytes it saves)."""
+    take = text_template.ACCEL.take_every if text_template.ACCEL is not None else None
     before, after = sent
     if take is None or not before or not after or not events.startswith(_DATA):
-        return events
-    records: list[bytes] = []
+        return [events]
+    parts: list[Part] = []
     size, at, kept_from = len(events), len(_DATA), 0  # ``at``: an event's payload; from ``kept_from``: not packed yet
     while at < size:
         count, end, holes = take(events, at, before, after)
-        # every hole but empty ones is handed back: a stretch holding an empty text stays as sent
-        if count >= _MIN_RUN and holes.count(b"\n") == count - 1:
+        if count:
             if kept_from < at - len(_DATA):
-                records.append(_raw_record(events[kept_from : at - len(_DATA)]))
-            records.append(b"T%d %d %d %d\n" % (len(before), len(after), count, len(holes)) + before + after + holes)
+                parts.append(events[kept_from : at - len(_DATA)])
+            parts.append(Stretch(before, after, count, holes))
             kept_from = end - len(_DATA) if end < size else size
             at = end
         else:  # the event at ``end`` is not the template's: past it
             _, at = text_template.event_at(events, end) if end < size else (b"", size)
-    if not records:
-        return events
     if kept_from < size:
-        records.append(_raw_record(events[kept_from:]))
+        parts.append(events[kept_from:] if kept_from else events)
+    return parts
+
+
+def packed(parts: Iterable[Part]) -> bytes:
+    """The stored blob of a stream's parts, in order: ``MAGIC`` and one record per run of raw bytes
+    and per run of stretches of one template (merged: a relay hands over a stretch per block, a
+    block per socket read); a run of fewer than ``MIN_RUN`` events is kept as sent. The raw events
+    themselves when no stretch is left."""
+    records: list[bytes] = []
+    raw: list[bytes] = []
+    run: list[Stretch] = []
+
+    def end_run() -> None:
+        count = sum(stretch.count for stretch in run)
+        if count >= MIN_RUN:
+            if raw:
+                records.append(_raw_record(b"".join(raw)))
+                raw.clear()
+            records.append(_stretch_record(run[0].before, run[0].after, count, [s.holes for s in run]))
+        else:
+            raw.extend(map(_events_of, run))
+        run.clear()
+
+    for part in parts:
+        if isinstance(part, Stretch):
+            if run and (run[0].before != part.before or run[0].after != part.after):
+                end_run()
+            run.append(part)
+        elif part:
+            if run:
+                end_run()
+            raw.append(part)
+    if run:
+        end_run()
+    if not records:
+        return b"".join(raw)
+    if raw:
+        records.append(_raw_record(b"".join(raw)))
     return MAGIC + b"".join(records)
+
+
+def _stretch_record(before: bytes, after: bytes, count: int, holes: list[bytes]) -> bytes:
+    joined = holes[0] if len(holes) == 1 else b"\n".join(holes)
+    return b"T%d %d %d %d\n" % (len(before), len(after), count, len(joined)) + before + after + joined
+
+
+def _events_of(stretch: Stretch) -> bytes:
+    """The events a stretch stands for, as sent."""
+    return _DATA + stretch.before + (stretch.after + _BOUNDARY + stretch.before).join(
+        stretch.holes.split(b"\n")) + stretch.after + b"\n\n"
 
 
 def _raw_record(events: bytes) -> bytes:

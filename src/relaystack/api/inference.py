@@ -219,14 +219,20 @@ class InferenceRoutes:
         scope: Scope,
     ) -> None:
         blocks = reply.blocks
-        keep: list[bytes] | None = [] if kind.stored and self._should_store(body) else None
+        storing = kind.stored and self._should_store(body)
+        if not storing and reply.forgo_stored is not None:
+            reply.forgo_stored()
+        # the blocks, kept for the store when the reply does not keep its stored form itself
+        keep: list[bytes] | None = [] if storing and reply.stored_form is None else None
         out = StreamOut(send, scope, ctx, _sse_headers)
         # the block the upstream's [DONE] came with: written with ours, after the stream is settled
         last = b""
+        relayed = False
         try:
             async for block in blocks:
                 if not block:
                     continue
+                relayed = True
                 if keep is not None:
                     keep.append(block)
                 if reply.ended is not None and reply.ended():
@@ -258,13 +264,10 @@ class InferenceRoutes:
         ctx.usage = reply.usage
         ctx.status = 200
         stored: bool | None = None
-        if keep:
+        if storing and relayed:
             usage = self.gate.begin_settle(ctx, self._usage_rides)  # one write: the stream and its usage
-            if reply.hidden is not None:
-                keep.append(hidden)
-            events = b"".join(keep)
-            stored = await self._store_stream(
-                reply.stored_form(events) if reply.stored_form else events, body, ctx.model or "", usage)
+            blob = reply.stored_form(hidden) if reply.stored_form is not None else b"".join([*(keep or ()), hidden])
+            stored = await self._store_stream(blob, body, ctx.model or "", usage)
         await self.gate.settle(ctx, stored)
         await out.end(last, done)
 

@@ -106,6 +106,8 @@ class Frontend:
             raise
         if isinstance(reply, JsonReply):
             return JsonReply(scrubbed_answer(reply.data, ctx)[0], reply.status)
+        if reply.forgo_stored is not None:  # a front-end stores its own object, not the chat stream
+            reply.forgo_stored()
         return StreamReply(_noting_errors(reply.blocks, ctx), reply.close, reply.hidden, reply.final_usage)
 
     async def settle(self, ctx: RequestContext, status: int, usage: dict[str, Any] | None) -> None:

@@ -150,9 +150,12 @@ class StreamReply:
     hidden: Callable[[], bytes] | None = None
     # the usage object of the stream's last usage-carrying chunk (shown to the client or not)
     final_usage: Callable[[], dict[str, Any] | None] | None = None
-    # the stream's events (the blocks sent, then the hidden events, joined) -> the form the store
-    # keeps (``relaystack.stored_stream``: text events packed); None: kept as they are
+    # the hidden events -> the form the store keeps of the blocks yielded, then them
+    # (``relaystack.stored_stream``: text events packed), taken as the blocks went by; None: the
+    # consumer keeps the blocks and stores them as they are. A wrapper passes ``blocks`` on unchanged.
     stored_form: Callable[[bytes], bytes] | None = None
+    # called by a consumer that will not store the stream: nothing is kept for ``stored_form``
+    forgo_stored: Callable[[], None] | None = None
     # True once the upstream said [DONE]: the block just yielded is the stream's last (the API layer
     # may then write it with its own [DONE] and the response's end, in one write)
     ended: Callable[[], bool] | None = None

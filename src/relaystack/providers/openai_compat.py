@@ -269,7 +269,7 @@ class OpenAICompatProvider(Provider):
         rules.redactor = Redactor(self.secrets(call))
         relay = SSERelay(response, rules)
         return StreamReply(relay.blocks(), response.aclose, relay.hidden_events, lambda: relay.usage,
-                           relay.stored_form, lambda: relay.done)
+                           relay.stored_form, relay.forgo_stored, lambda: relay.done)
 
     async def fetch_json(self, method: str, url: str, body: dict[str, Any] | None,
                          call: CallContext | None = None, *, auth: Auth | None = None, anonymous: bool = False) -> Any:

@@ -29,7 +29,11 @@ choices: Together on the finishing one, Gemini on every one) usage is taken off 
 and sent once, as OpenAI does: a chunk without choices right after the finishing chunk.
 
 The store keeps what the client got, with the stretches of template text events packed
-(``stored_form``, ``relaystack.stored_stream``).
+(``stored_form``, ``relaystack.stored_stream``). The check's walk hands back each proven stretch's
+holes, so a block's stored parts are taken as it is relayed, without a second walk of the stream:
+when its only edit was the model id (no provider replacement, no secret found), an event of a
+stretch is the client's template around the upstream's hole, and the bytes between stretches get
+the same swap. A block edited otherwise is walked again in the bytes the client got.
 
 A stream ends successfully only after the upstream's ``[DONE]`` or when its last chunk with
 choices carries a ``finish_reason``; otherwise ``blocks()`` raises, so the client gets an error
@@ -96,11 +100,17 @@ class SSERelay:
         # the usage object of the last chunk that carried one
         self.usage: dict[str, Any] | None = None
         self._hidden: list[bytes] = []
+        # the stored form of the blocks yielded so far (``stored_form``); None once nobody will store it
+        self._parts: list[stored_stream.Part] | None = []
+        # True when the last block's model-id rewrite was a plain swap of the upstream's field (or none)
+        self._plain_swap = True
+        # the template as the client gets it, for the template it was made from
+        self._sent_template: tuple[Template | None, tuple[bytes, bytes]] = (None, (b"", b""))
         self._caller_field = b'"model":' + orjson.dumps(rules.caller_model)
         # the upstream's `"model":"..."` field as first seen: later blocks swap it with bytes.replace
         self._upstream_field: bytes | None = None
         # the stream's text events proven against a template of the first (chunk_shape.StreamCheck)
-        self._stream_check = StreamCheck()
+        self._stream_check = StreamCheck(keep_holes=True)
         self._check_plain = self._stream_check.plain_block
         # the template the upstream's model field was last counted in, and its count
         self._template_fields: tuple[Template | None, int] = (None, 0)
@@ -134,15 +144,17 @@ class SSERelay:
                 "the answer is incomplete."
             )
 
-    def stored_form(self, events: bytes) -> bytes:
-        """The stream's ``events`` (the blocks the client got, then the hidden events) as the store
-        keeps them: the stretches of template text events packed (``relaystack.stored_stream``),
-        proven in place against the template as the client got it (the byte edits applied)."""
-        template = self._stream_check.template
-        if template is None:
-            return events
-        sent = (self._finish_bytes(template.before, 0), self._finish_bytes(template.after, 0))
-        return stored_stream.pack(events, sent)
+    def stored_form(self, hidden: bytes) -> bytes:
+        """The stored form of the blocks yielded (as the client got them), then ``hidden`` (the events the
+        client was not shown): the stretches of template text events packed (``relaystack.stored_stream``)."""
+        if self._parts is None:
+            raise RuntimeError("stored_form after forgo_stored: the stream's parts were not kept")
+        return stored_stream.packed([*self._parts, hidden])
+
+    def forgo_stored(self) -> None:
+        """The stream will not be stored: keep nothing for it from now on."""
+        self._parts = None
+        self._stream_check.stop_taking_holes()
 
     def hidden_events(self) -> bytes:
         """Events the client was not shown that the stored copy keeps (e.g. usage it did not ask for)."""
@@ -184,7 +196,7 @@ class SSERelay:
             if not block:
                 return b""
             events = len(payloads)
-        return self._finish_bytes(block, events, proven)
+        return self._finish_block(block, events, proven)
 
     def _splice_usage(self, block: bytes, decoded: list[Chunk],
                       proven: list[tuple[int, int, int]]) -> tuple[bytes, int, list[tuple[int, int, int]]]:
@@ -202,7 +214,8 @@ class SSERelay:
             cursor, first = end + _EVENT_TAIL, min(first, start - _EVENT_HEAD)
             events += len(edited) - 1
         pieces.append(block[cursor:])
-        return b"".join(pieces), events, [span for span in proven if span[1] <= first]
+        # a stretch ends where the payload after it starts: it is whole when that event starts by the first edit
+        return b"".join(pieces), events, [span for span in proven if span[1] - _EVENT_HEAD <= first]
 
     def _note_finish(self, chunks: list[Chunk]) -> None:
         for chunk in reversed(chunks):
@@ -282,6 +295,63 @@ class SSERelay:
         return edited
 
     # -- byte edits ------------------------------------------------------------------------------
+    def _finish_block(self, block: bytes, events: int, proven: list[tuple[int, int, int]]) -> bytes:
+        """``_finish_bytes`` for a block the client gets; its stored parts noted (``stored_form``)."""
+        swapped = self._rewrite_model(block, events, proven)
+        edited = swapped
+        for old, new in self.rules.replacements:
+            edited = edited.replace(old, new)
+        sent = self.rules.redactor.wire(edited)
+        parts = self._parts
+        if parts is None or not sent:
+            return sent
+        template = self._stream_check.template
+        if not proven or template is None:
+            parts.append(sent)
+        elif self._plain_swap and sent is edited and not self.rules.replacements and \
+                len(self._stream_check.proven_holes) >= len(proven):  # a usage edit keeps the stretches before it
+            parts += self._taken_parts(block, sent, proven, template)
+        else:  # edited beyond the model id: the stretches proven again in the bytes sent
+            parts += stored_stream.parts_of(sent, self._template_sent(template))
+        return sent
+
+    def _taken_parts(self, block: bytes, sent: bytes, proven: list[tuple[int, int, int]],
+                     template: Template) -> list[stored_stream.Part]:
+        """The stored parts of a block whose only edit was the model id: each proven stretch the
+        client's template around the holes the check's walk took, the bytes between with the swap.
+        (The upstream's field cannot sit in a hole, a JSON string's inside, nor reach into one: the
+        argument ``_count_fields`` rests on.) Checked by length: else the block sent, as it is."""
+        before, after = self._template_sent(template)
+        upstream, caller = self._upstream_field, self._caller_field
+        swap = upstream is not None and upstream != caller
+        parts: list[stored_stream.Part] = []
+        at, size, total = 0, len(block), 0
+        for (start, end, count), holes in zip(proven, self._stream_check.proven_holes[: len(proven)], strict=True):
+            if at < start - _EVENT_HEAD:
+                raw = block[at : start - _EVENT_HEAD]
+                if swap and upstream is not None:
+                    raw = raw.replace(upstream, caller)
+                parts.append(raw)
+                total += len(raw)
+            stretch = stored_stream.Stretch(before, after, count, holes)
+            parts.append(stretch)
+            total += stretch.size()
+            at = end - _EVENT_HEAD if end < size else size
+        if at < size:
+            raw = block[at:]
+            if swap and upstream is not None:
+                raw = raw.replace(upstream, caller)
+            parts.append(raw)
+            total += len(raw)
+        return parts if total == len(sent) else [sent]
+
+    def _template_sent(self, template: Template) -> tuple[bytes, bytes]:
+        """The template's ``(before, after)`` as the client gets it (the byte edits applied)."""
+        if self._sent_template[0] is not template:
+            sent = (self._finish_bytes(template.before, 0), self._finish_bytes(template.after, 0))
+            self._sent_template = (template, sent)
+        return self._sent_template[1]
+
     def _finish_bytes(self, block: bytes, events: int, proven: list[tuple[int, int, int]] | None = None) -> bytes:
         block = self._rewrite_model(block, events, proven or [])
         for old, new in self.rules.replacements:
@@ -292,6 +362,7 @@ class SSERelay:
         """(``events`` 0: a piece of an event, e.g. a template: a plain replace of the field as first seen.)
         Every `"model":"..."` field becomes the caller's id: one bytes.replace when each event
         holds the upstream's field as first seen (checked by the length it adds, or counted), a regex otherwise."""
+        self._plain_swap = True
         if self._upstream_field is None:
             start = block.find(_MODEL_KEY)
             found = _MODEL_FIELD.match(block, start) if start >= 0 else None
@@ -308,6 +379,7 @@ class SSERelay:
             replaced = block.replace(upstream, caller)
             if len(replaced) - len(block) == events * (len(caller) - len(upstream)):
                 return replaced
+        self._plain_swap = False
         return _MODEL_FIELD.sub(caller.replace(b"\\", b"\\\\"), block)
 
     def _count_fields(self, block: bytes, proven: list[tuple[int, int, int]]) -> int:

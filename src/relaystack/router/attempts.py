@@ -19,7 +19,7 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from relaystack.context import Attempt, Operation, RequestContext
@@ -244,7 +244,8 @@ class AttemptLoop:
 
         blocks = guard(first, reply.blocks, idle_s=target.timeouts.idle_s, end_at=end_at, end_reason=reason,
                        on_end=on_end, deadlines=self.deadlines)
-        return StreamReply(blocks, close, reply.hidden, reply.final_usage)
+        # the guard passes the blocks on as they are: the reply's stored form and end signal still hold
+        return replace(reply, blocks=blocks, close=close)
 
     async def _attempt_failed(
         self, request: _Request, target: Target, record: Attempt, exc: BaseException, probe: bool
