@@ -69,3 +69,29 @@ async def test_usage_wanted_reaches_the_call_and_stream_usage_comes_back(config:
     assert isinstance(reply, StreamReply)
     assert len(await drain(reply)) == 2
     assert reply.usage == USAGE
+
+
+def with_stored_form(forgone: list[bool]) -> Any:
+    async def step(provider: Scripted, call: CallContext) -> Reply:
+        async def blocks() -> AsyncIterator[bytes]:
+            yield event(provider.provider_id, 0)
+            yield event(provider.provider_id, 1, finish=True)
+        return StreamReply(blocks(), stored_form=lambda hidden: b"packed" + hidden,
+                           forgo_stored=lambda: forgone.append(True), ended=lambda: True)
+    return step
+
+
+@pytest.mark.parametrize("config", [ONE_DEPLOYMENT, two_deployments()], ids=["plain", "routed"])
+async def test_a_routed_stream_keeps_its_stored_form_and_end_signal(config: dict[str, Any]) -> None:
+    """The router's stream guard passes the blocks on unchanged, so the provider's stored form (its
+    packed parts) and its end signal still hold: a routed stream is stored packed, as a plain one."""
+    forgone: list[bool] = []
+    rig = Rig(config, Scripted("primary", with_stored_form(forgone)), Scripted("secondary"))
+    reply, _ctx = await rig.send(stream=True)
+    assert isinstance(reply, StreamReply)
+    assert len(await drain(reply)) == 2
+    assert reply.stored_form is not None and reply.stored_form(b"+h") == b"packed+h"
+    assert reply.ended is not None and reply.ended()
+    assert reply.forgo_stored is not None
+    reply.forgo_stored()
+    assert forgone == [True]
