@@ -149,3 +149,13 @@ def test_a_stream_nobody_stores_keeps_nothing() -> None:
     relay = asyncio.run(run())
     with pytest.raises(RuntimeError, match="forgo_stored"):
         relay.stored_form(b"")
+
+
+@pytest.mark.parametrize("caller", ["up/other", "c"])
+def test_a_block_whose_first_model_field_is_not_a_string_is_stored_as_sent(caller: str) -> None:
+    """The relay learns the upstream's field from a block's first ``"model"``; a first one that is not
+    a string leaves that block unswapped, and its stored parts must not swap it either."""
+    first = event({"role": "assistant", "content": ""}).replace(b'"model":"up/model"', b'"model":null')
+    data = first + stream_of([f"t{i}" for i in range(30)]).split(b"\n\n", 1)[1]
+    sent, stored = asyncio.run(relayed([data], RelayRules(caller)))
+    assert read_back(stored) == sent

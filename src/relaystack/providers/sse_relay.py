@@ -102,10 +102,13 @@ class SSERelay:
         self._hidden: list[bytes] = []
         # the stored form of the blocks yielded so far (``stored_form``); None once nobody will store it
         self._parts: list[stored_stream.Part] | None = []
-        # True when the last block's model-id rewrite was a plain swap of the upstream's field (or none)
+        # the last block's model-id rewrite: True when it was a plain swap of one field for another
+        # (``_swap``: the (upstream, caller) fields replaced everywhere, None: nothing replaced)
         self._plain_swap = True
-        # the template as the client gets it, for the template it was made from
-        self._sent_template: tuple[Template | None, tuple[bytes, bytes]] = (None, (b"", b""))
+        self._swap: tuple[bytes, bytes] | None = None
+        # a template as the client got it under a swap: (template, swap, (before, after))
+        self._swapped_template: tuple[Template | None, tuple[bytes, bytes] | None, tuple[bytes, bytes]] = \
+            (None, None, (b"", b""))
         self._caller_field = b'"model":' + orjson.dumps(rules.caller_model)
         # the upstream's `"model":"..."` field as first seen: later blocks swap it with bytes.replace
         self._upstream_field: bytes | None = None
@@ -321,16 +324,15 @@ class SSERelay:
         client's template around the holes the check's walk took, the bytes between with the swap.
         (The upstream's field cannot sit in a hole, a JSON string's inside, nor reach into one: the
         argument ``_count_fields`` rests on.) Checked by length: else the block sent, as it is."""
-        before, after = self._template_sent(template)
-        upstream, caller = self._upstream_field, self._caller_field
-        swap = upstream is not None and upstream != caller
+        swap = self._swap
+        before, after = self._swapped(template, swap)
         parts: list[stored_stream.Part] = []
         at, size, total = 0, len(block), 0
         for (start, end, count), holes in zip(proven, self._stream_check.proven_holes[: len(proven)], strict=True):
             if at < start - _EVENT_HEAD:
                 raw = block[at : start - _EVENT_HEAD]
-                if swap and upstream is not None:
-                    raw = raw.replace(upstream, caller)
+                if swap is not None:
+                    raw = raw.replace(*swap)
                 parts.append(raw)
                 total += len(raw)
             stretch = stored_stream.Stretch(before, after, count, holes)
@@ -339,18 +341,24 @@ class SSERelay:
             at = end - _EVENT_HEAD if end < size else size
         if at < size:
             raw = block[at:]
-            if swap and upstream is not None:
-                raw = raw.replace(upstream, caller)
+            if swap is not None:
+                raw = raw.replace(*swap)
             parts.append(raw)
             total += len(raw)
         return parts if total == len(sent) else [sent]
 
+    def _swapped(self, template: Template, swap: tuple[bytes, bytes] | None) -> tuple[bytes, bytes]:
+        """The template's ``(before, after)`` with the block's model-id ``swap`` applied."""
+        cached_template, cached_swap, sent = self._swapped_template
+        if cached_template is not template or cached_swap != swap:
+            sent = (template.before, template.after) if swap is None else \
+                (template.before.replace(*swap), template.after.replace(*swap))
+            self._swapped_template = (template, swap, sent)
+        return sent
+
     def _template_sent(self, template: Template) -> tuple[bytes, bytes]:
-        """The template's ``(before, after)`` as the client gets it (the byte edits applied)."""
-        if self._sent_template[0] is not template:
-            sent = (self._finish_bytes(template.before, 0), self._finish_bytes(template.after, 0))
-            self._sent_template = (template, sent)
-        return self._sent_template[1]
+        """The template's ``(before, after)`` as the client gets it (every byte edit applied)."""
+        return self._finish_bytes(template.before, 0), self._finish_bytes(template.after, 0)
 
     def _finish_bytes(self, block: bytes, events: int, proven: list[tuple[int, int, int]] | None = None) -> bytes:
         block = self._rewrite_model(block, events, proven or [])
@@ -362,7 +370,7 @@ class SSERelay:
         """(``events`` 0: a piece of an event, e.g. a template: a plain replace of the field as first seen.)
         Every `"model":"..."` field becomes the caller's id: one bytes.replace when each event
         holds the upstream's field as first seen (checked by the length it adds, or counted), a regex otherwise."""
-        self._plain_swap = True
+        self._plain_swap, self._swap = True, None
         if self._upstream_field is None:
             start = block.find(_MODEL_KEY)
             found = _MODEL_FIELD.match(block, start) if start >= 0 else None
@@ -371,13 +379,18 @@ class SSERelay:
             self._upstream_field = found.group(0)
         upstream, caller = self._upstream_field, self._caller_field
         if not events:
+            self._swap = (upstream, caller) if upstream != caller else None
             return block.replace(upstream, caller)
         if len(upstream) == len(caller):  # the length a replace adds cannot tell: count the fields
             if self._count_fields(block, proven) == events:
-                return block if upstream == caller else block.replace(upstream, caller)
+                if upstream == caller:
+                    return block
+                self._swap = (upstream, caller)
+                return block.replace(upstream, caller)
         else:
             replaced = block.replace(upstream, caller)
             if len(replaced) - len(block) == events * (len(caller) - len(upstream)):
+                self._swap = (upstream, caller)
                 return replaced
         self._plain_swap = False
         return _MODEL_FIELD.sub(caller.replace(b"\\", b"\\\\"), block)
