@@ -31,11 +31,11 @@ from relaystack.config import parse_config
 from relaystack.providers.openai_compat import OpenAICompatProvider
 from relaystack.upstream.base import UpstreamRequest
 
-__all__ = ["FakeTogetherUpstream", "in_process_app"]
+__all__ = ["FakeTogetherUpstream", "PiecesResponse", "in_process_app"]
 
 
 @dataclass(slots=True)
-class _Response:
+class PiecesResponse:
     status: int
     pieces: list[bytes]
     headers: Mapping[str, str] = field(default_factory=lambda: {"Content-Type": "application/json"})
@@ -51,8 +51,8 @@ class _Response:
         return None
 
 
-def _json(status: int, data: Any) -> _Response:
-    return _Response(status, [json.dumps(data).encode()])
+def _json(status: int, data: Any) -> PiecesResponse:
+    return PiecesResponse(status, [json.dumps(data).encode()])
 
 
 class FakeTogetherUpstream:
@@ -61,7 +61,7 @@ class FakeTogetherUpstream:
     def __init__(self) -> None:
         self.requests: list[UpstreamRequest] = []
 
-    async def send(self, request: UpstreamRequest) -> _Response:
+    async def send(self, request: UpstreamRequest) -> PiecesResponse:
         self.requests.append(request)
         path = urlsplit(request.url).path
         if path.endswith("/models"):
@@ -82,10 +82,10 @@ class FakeTogetherUpstream:
         return _json(404, {"error": {"message": "no such route", "type": "not_found", "param": None, "code": None}})
 
     @staticmethod
-    def _answer(body: dict[str, Any], respond: Any, events: Any) -> _Response:
+    def _answer(body: dict[str, Any], respond: Any, events: Any) -> PiecesResponse:
         if body.get("stream"):
             pieces = [b"data: " + json.dumps(e).encode() + b"\n\n" for e in events(body)]
-            return _Response(200, [*pieces, b"data: [DONE]\n\n"], {"Content-Type": "text/event-stream"})
+            return PiecesResponse(200, [*pieces, b"data: [DONE]\n\n"], {"Content-Type": "text/event-stream"})
         return _json(200, respond(body))
 
     async def aclose(self) -> None:

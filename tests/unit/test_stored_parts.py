@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Mapping
 from unittest.mock import patch
 
 import orjson
@@ -18,28 +17,12 @@ from relaystack import stored_stream, text_template
 from relaystack.providers.sse_relay import RelayRules, SSERelay
 from relaystack.redaction import Redactor
 from relaystack.stored_stream import expand, is_packed
+from support.inprocess import PiecesResponse
 
 needs_c = pytest.mark.skipif(text_template.ACCEL is None, reason="the stored parts are taken by the C walk")
 
 SECRET = "sk-canary-0123456789"
 TOGETHER_FIX = ((b'"object":"completion.chunk"', b'"object":"text_completion"'),)
-
-
-class Pieces:
-    def __init__(self, pieces: list[bytes]) -> None:
-        self.pieces = pieces
-        self.status = 200
-        self.headers: Mapping[str, str] = {}
-
-    async def read(self) -> bytes:
-        return b"".join(self.pieces)
-
-    async def iter_chunks(self) -> AsyncIterator[bytes]:
-        for piece in self.pieces:
-            yield piece
-
-    async def aclose(self) -> None:
-        return None
 
 
 def event(delta: dict[str, object], *, model: str = "up/model", finish: str | None = None,
@@ -69,7 +52,7 @@ def cut(data: bytes, cuts: list[int]) -> list[bytes]:
 
 
 async def relayed(pieces: list[bytes], rules: RelayRules) -> tuple[bytes, bytes]:
-    relay = SSERelay(Pieces(pieces), rules)
+    relay = SSERelay(PiecesResponse(200, pieces), rules)
     sent = b"".join([block async for block in relay.blocks()])
     hidden = relay.hidden_events()
     return sent + hidden, relay.stored_form(hidden)
@@ -141,7 +124,7 @@ def test_a_block_with_a_secret_is_walked_again_in_the_bytes_sent() -> None:
 
 def test_a_stream_nobody_stores_keeps_nothing() -> None:
     async def run() -> SSERelay:
-        relay = SSERelay(Pieces([stream_of([f"t{i}" for i in range(50)])]), RelayRules("c"))
+        relay = SSERelay(PiecesResponse(200, [stream_of([f"t{i}" for i in range(50)])]), RelayRules("c"))
         relay.forgo_stored()
         [block async for block in relay.blocks()]
         return relay
