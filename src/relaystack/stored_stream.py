@@ -70,12 +70,12 @@ def pack(events: bytes, sent: tuple[bytes, bytes]) -> bytes:
 
 
 def parts_of(events: bytes, sent: tuple[bytes, bytes]) -> list[Part]:
-    """``events`` as parts: each stretch of at least ``MIN_RUN`` events that are the template ``sent``
+    """``events`` as parts: each stretch of events that are the template ``sent``
     (``(before, after)`` as the client got it, the relay's byte edits applied) around a JSON string's
     inside, proven in place by the C walk (``text_template.ACCEL.take_every``: the template's bytes
-    compared, each hole validated), is a ``Stretch``; the bytes between stretches stay as sent.
-    ``[events]`` when nothing packs, or when the C module is not built (its pure-Python stand-in
-    would cost more than the bytes it saves)."""
+    compared, each hole validated), is a ``Stretch`` (``packed`` keeps a run shorter than ``MIN_RUN``
+    as sent); the bytes between stretches stay as sent. ``[events]`` when nothing packs, or when the
+    C module is not built (its pure-Python stand-in would cost more than the bytes it saves)."""
     take = text_template.ACCEL.take_every if text_template.ACCEL is not None else None
     before, after = sent
     if take is None or not before or not after or not events.startswith(_DATA):
@@ -142,8 +142,12 @@ def _stretch_record(before: bytes, after: bytes, count: int, holes: list[bytes])
 
 def _events_of(stretch: Stretch) -> bytes:
     """The events a stretch stands for, as sent."""
-    return _DATA + stretch.before + (stretch.after + _BOUNDARY + stretch.before).join(
-        stretch.holes.split(b"\n")) + stretch.after + b"\n\n"
+    return _template_events(stretch.before, stretch.after, stretch.holes.split(b"\n"))
+
+
+def _template_events(before: bytes, after: bytes, holes: list[bytes]) -> bytes:
+    """``data: before + hole + after\n\n`` for each hole, in one bytes object."""
+    return _DATA + before + (after + _BOUNDARY + before).join(holes) + after + b"\n\n"
 
 
 def _raw_record(events: bytes) -> bytes:
@@ -189,7 +193,7 @@ def _expanded(blob: bytes, limit: int | None) -> list[bytes]:
             at += size
             if len(holes) != n_holes:
                 raise ValueError("a packed stream record with the wrong number of holes")
-            out.append(_DATA + before + (after + _BOUNDARY + before).join(holes) + after + b"\n\n")
+            out.append(_template_events(before, after, holes))
         else:
             raise ValueError(f"a packed stream record of unknown kind {kind!r}")
     return out

@@ -106,9 +106,6 @@ class SSERelay:
         # (``_swap``: the (upstream, caller) fields replaced everywhere, None: nothing replaced)
         self._plain_swap = True
         self._swap: tuple[bytes, bytes] | None = None
-        # a template as the client got it under a swap: (template, swap, (before, after))
-        self._swapped_template: tuple[Template | None, tuple[bytes, bytes] | None, tuple[bytes, bytes]] = \
-            (None, None, (b"", b""))
         self._caller_field = b'"model":' + orjson.dumps(rules.caller_model)
         # the upstream's `"model":"..."` field as first seen: later blocks swap it with bytes.replace
         self._upstream_field: bytes | None = None
@@ -300,10 +297,7 @@ class SSERelay:
     # -- byte edits ------------------------------------------------------------------------------
     def _finish_block(self, block: bytes, events: int, proven: list[tuple[int, int, int]]) -> bytes:
         """``_finish_bytes`` for a block the client gets; its stored parts noted (``stored_form``)."""
-        swapped = self._rewrite_model(block, events, proven)
-        edited = swapped
-        for old, new in self.rules.replacements:
-            edited = edited.replace(old, new)
+        edited = self._edited(block, events, proven)
         sent = self.rules.redactor.wire(edited)
         parts = self._parts
         if parts is None or not sent:
@@ -325,46 +319,36 @@ class SSERelay:
         (The upstream's field cannot sit in a hole, a JSON string's inside, nor reach into one: the
         argument ``_count_fields`` rests on.) Checked by length: else the block sent, as it is."""
         swap = self._swap
-        before, after = self._swapped(template, swap)
+
+        def as_sent(raw: bytes) -> bytes:
+            return raw if swap is None else raw.replace(*swap)
+
+        before, after = as_sent(template.before), as_sent(template.after)
         parts: list[stored_stream.Part] = []
-        at, size, total = 0, len(block), 0
+        at, size = 0, len(block)
         for (start, end, count), holes in zip(proven, self._stream_check.proven_holes[: len(proven)], strict=True):
             if at < start - _EVENT_HEAD:
-                raw = block[at : start - _EVENT_HEAD]
-                if swap is not None:
-                    raw = raw.replace(*swap)
-                parts.append(raw)
-                total += len(raw)
-            stretch = stored_stream.Stretch(before, after, count, holes)
-            parts.append(stretch)
-            total += stretch.size()
+                parts.append(as_sent(block[at : start - _EVENT_HEAD]))
+            parts.append(stored_stream.Stretch(before, after, count, holes))
             at = end - _EVENT_HEAD if end < size else size
         if at < size:
-            raw = block[at:]
-            if swap is not None:
-                raw = raw.replace(*swap)
-            parts.append(raw)
-            total += len(raw)
+            parts.append(as_sent(block[at:]))
+        total = sum(len(part) if isinstance(part, bytes) else part.size() for part in parts)
         return parts if total == len(sent) else [sent]
-
-    def _swapped(self, template: Template, swap: tuple[bytes, bytes] | None) -> tuple[bytes, bytes]:
-        """The template's ``(before, after)`` with the block's model-id ``swap`` applied."""
-        cached_template, cached_swap, sent = self._swapped_template
-        if cached_template is not template or cached_swap != swap:
-            sent = (template.before, template.after) if swap is None else \
-                (template.before.replace(*swap), template.after.replace(*swap))
-            self._swapped_template = (template, swap, sent)
-        return sent
 
     def _template_sent(self, template: Template) -> tuple[bytes, bytes]:
         """The template's ``(before, after)`` as the client gets it (every byte edit applied)."""
         return self._finish_bytes(template.before, 0), self._finish_bytes(template.after, 0)
 
     def _finish_bytes(self, block: bytes, events: int, proven: list[tuple[int, int, int]] | None = None) -> bytes:
-        block = self._rewrite_model(block, events, proven or [])
+        return self.rules.redactor.wire(self._edited(block, events, proven or []))
+
+    def _edited(self, block: bytes, events: int, proven: list[tuple[int, int, int]]) -> bytes:
+        """The block with the caller's model id and the provider's byte fixes (secrets not yet scrubbed)."""
+        block = self._rewrite_model(block, events, proven)
         for old, new in self.rules.replacements:
             block = block.replace(old, new)
-        return self.rules.redactor.wire(block)
+        return block
 
     def _rewrite_model(self, block: bytes, events: int, proven: list[tuple[int, int, int]]) -> bytes:
         """(``events`` 0: a piece of an event, e.g. a template: a plain replace of the field as first seen.)
