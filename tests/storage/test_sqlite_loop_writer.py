@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from store_helpers import completion, messages
 
+from relaystack.storage import _loop_writer
 from relaystack.storage._loop_writer import CHECKPOINT_EVERY_S
 from relaystack.storage.sqlite import SqliteStore
 
@@ -55,6 +56,70 @@ async def test_a_turns_writes_are_one_transaction_committed_on_the_loop(sqlite_s
     begins = [ident for statement, ident in threads if statement.startswith("BEGIN")]
     assert begins == [threading.get_ident()]  # one transaction, on this (the loop's) thread
     assert len((await sqlite_store.list_completions(limit=100))["data"]) == 50
+
+
+def count_begins(conn: sqlite3.Connection, into: list[str]) -> None:
+    conn.set_trace_callback(lambda statement: into.append(statement) if statement.startswith("BEGIN") else None)
+
+
+async def later(turns: int) -> None:
+    for _ in range(turns):
+        await asyncio.sleep(0)
+
+
+WAIT_TURNS = 2
+
+
+@pytest.fixture()
+def wait_turns(monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.setattr(_loop_writer, "WAIT_TURNS_MAX", WAIT_TURNS)
+    return WAIT_TURNS
+
+
+async def test_writes_arriving_over_consecutive_turns_share_one_commit(
+    sqlite_store: SqliteStore, wait_turns: int
+) -> None:
+    """Group commit: while the loop is busy (the batch grew since its flush was scheduled), the batch
+    waits for the next turn, up to WAIT_TURNS_MAX turns."""
+    assert sqlite_store._writer is not None
+    begins: list[str] = []
+    count_begins(sqlite_store._writer._conn, begins)
+
+    async def put_after(turns: int, name: str) -> None:
+        await later(turns)
+        await sqlite_store.put_completion(completion(name), messages())
+
+    # two writes in the first turn (a busy loop), then one in each of the turns the batch may wait
+    firsts = [put_after(0, "first-a"), put_after(0, "first-b")]
+    await asyncio.gather(*firsts, *(put_after(turn, f"turn-{turn}") for turn in range(1, wait_turns + 1)))
+    sqlite_store._writer._conn.set_trace_callback(None)
+    assert begins == ["BEGIN IMMEDIATE"]
+    assert len((await sqlite_store.list_completions(limit=10))["data"]) == wait_turns + 2
+
+
+async def test_a_lone_write_commits_on_the_next_turn_without_waiting_for_more(sqlite_store: SqliteStore) -> None:
+    await sqlite_store.put_completion(completion("warm-up"), messages())
+    put = asyncio.ensure_future(sqlite_store.put_completion(completion("alone"), messages()))
+    await later(3)  # the put's task runs, its flush runs a turn later, its future resolves
+    assert put.done() and put.exception() is None
+
+
+async def test_a_batch_waits_no_more_than_its_turns_while_writes_keep_coming(
+    sqlite_store: SqliteStore, wait_turns: int
+) -> None:
+    assert sqlite_store._writer is not None
+    begins: list[str] = []
+    count_begins(sqlite_store._writer._conn, begins)
+    turns = 4 * (wait_turns + 1)
+
+    async def put_after(turn: int, name: str) -> None:
+        await later(turn)
+        await sqlite_store.put_completion(completion(name), messages())
+
+    # two writes in every turn: each batch takes its first turn's and those of the turns it waits
+    await asyncio.gather(*(put_after(turn, f"steady-{turn}-{i}") for turn in range(turns) for i in range(2)))
+    sqlite_store._writer._conn.set_trace_callback(None)
+    assert len(begins) == turns // (wait_turns + 1)
 
 
 async def test_a_held_write_lock_moves_writes_off_the_loop_and_keeps_their_order(db_path: Path) -> None:

@@ -14,6 +14,12 @@ and writes the whole batch in ONE transaction (``_writer.write_batch``: the same
 usage merging and per-write failure isolation as the thread). The loop's connection never
 waits: ``busy_timeout`` is 0 and ``wal_autocheckpoint`` is 0.
 
+Group commit: when the callback runs and the batch grew since it was scheduled (the loop is busy:
+other requests are finishing), it waits one more turn, at most ``WAIT_TURNS_MAX`` turns. A lone
+write (an idle loop) commits on the next turn as before. Measured under wrk (c=16, one core) on
+stored chat4k and 50-event streams: rows a commit 7 -> 14, 10-16 µs less CPU a request, since a
+commit's own work (its pages' WAL frames, the usage row, the locks) is shared by twice the rows.
+
 - Another process holds the write lock (``--workers N``, the ``relaystack keys`` CLI): the batch
   is handed to the writer thread, which waits on the busy timeout as before; later batches follow
   it there until it has written everything it was given, so writes commit in submission order.
@@ -40,6 +46,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from relaystack.storage._writer import (
+    MAX_BATCH,
     Op,
     Writer,
     closed_error,
@@ -62,6 +69,8 @@ CHECKPOINT_EVERY_S = 0.2
 # checkpoint ran and commits made meanwhile had a p99 of 5-20 ms; at nice 19 those commits are no
 # slower than the others (bench/README.md, "The stored JSON answer's tail")
 CHECKPOINT_NICE = 19
+# how many more loop turns a batch may wait while each turn brings it new writes (group commit)
+WAIT_TURNS_MAX = 2
 
 
 class LoopWriter:
@@ -78,6 +87,9 @@ class LoopWriter:
         self._fallback = fallback
         self._checkpointer = checkpointer
         self._pending: list[Op] = []
+        # the batch's size when its flush was last scheduled, and how many turns it has waited
+        self._seen = 0
+        self._waited = 0
         # the connection is used by one thread at a time: the loop's flush, or stop() at the end
         self._lock = threading.Lock()
         self._closed = False
@@ -91,9 +103,17 @@ class LoopWriter:
         pending = self._pending
         pending.append(op)
         if len(pending) == 1:  # the turn's first write: flush after the turn's other callbacks
+            self._seen, self._waited = 1, 0
             op[2].get_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
+        pending = len(self._pending)
+        if self._seen < pending < MAX_BATCH and self._waited < WAIT_TURNS_MAX:
+            # writes came in during the last turn: more are likely in the next one, so wait for it
+            # (a commit's fixed cost is several rows'); a turn with no new write flushes at once
+            self._seen, self._waited = pending, self._waited + 1
+            asyncio.get_running_loop().call_soon(self._flush)
+            return
         with self._lock:
             batch, self._pending = self._pending, []
             if not batch:
