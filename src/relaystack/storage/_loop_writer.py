@@ -17,7 +17,7 @@ waits: ``busy_timeout`` is 0 and ``wal_autocheckpoint`` is 0.
 Group commit: when the callback runs and the batch grew since it was scheduled (the loop is busy:
 other requests are finishing), it waits one more turn, at most ``WAIT_TURNS_MAX`` turns. A lone
 write (an idle loop) commits on the next turn as before. Measured under wrk (c=16, one core) on
-stored chat4k and 50-event streams: rows a commit 7 -> 14, 10-16 µs less CPU a request, since a
+stored chat4k and 50-event streams: rows a commit 7 -> 14, 10-18 µs less CPU a request, since a
 commit's own work (its pages' WAL frames, the usage row, the locks) is shared by twice the rows.
 
 - Another process holds the write lock (``--workers N``, the ``relaystack keys`` CLI): the batch
