@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from store_helpers import completion, messages, page_through
 
+import relaystack.storage.sqlite as sqlite_module
 from relaystack.errors import ConfigError, RelaystackError, ServiceUnavailableError
 from relaystack.storage._schema import SCHEMA_VERSION
 from relaystack.storage.sqlite import SqliteStore, StoreClosedError
@@ -90,10 +91,24 @@ async def test_start_twice_is_a_programming_error(sqlite_store: SqliteStore) -> 
 async def test_a_store_used_after_fork_refuses_writes(
     sqlite_store: SqliteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_pid = os.getpid()
-    monkeypatch.setattr(os, "getpid", lambda: real_pid + 1)
+    monkeypatch.setattr(sqlite_module, "_forks_seen", sqlite_module._forks_seen + 1)  # as a fork does
     with pytest.raises(StoreClosedError, match="another process"):
         await sqlite_store.put_completion(completion("x"), messages())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_fork_is_counted_in_the_child_only() -> None:
+    before = sqlite_module._forks_seen
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child reports what it sees and leaves at once
+        os.write(write_end, str(sqlite_module._forks_seen).encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(child, 0)
+    with os.fdopen(read_end) as pipe:
+        assert int(pipe.read()) == before + 1
+    assert sqlite_module._forks_seen == before
 
 
 async def test_reopening_keeps_completions_and_models(db_path: Path) -> None:

@@ -77,6 +77,20 @@ _SELECT_MODELS = "SELECT model FROM models ORDER BY rowid"
 _SELECT_MODELS_VERSION = "SELECT value FROM meta WHERE key = 'models_version'"
 _HEALTHY = StoreHealth("sqlite")
 
+# How many forks this process has come through: a store started before a fork refuses writes in
+# the child. Counted at fork time, not asked of the kernel on every write (getpid is a system
+# call since glibc 2.25, and every stored request made one).
+_forks_seen = 0
+
+
+def _count_fork() -> None:
+    global _forks_seen
+    _forks_seen += 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_count_fork)
+
 
 class SqliteStore(SqliteResponses, SqliteKeys):  # stored responses: sqlite_responses.py; keys and usage: sqlite_keys.py
     commits_usage_with_completions = True
@@ -104,14 +118,14 @@ class SqliteStore(SqliteResponses, SqliteKeys):  # stored responses: sqlite_resp
         self._models_version = 0
         self._accepting = False  # True between start() and stop(), in the starting process only
         self._stopped = False
-        self._pid = os.getpid()
+        self._forks = _forks_seen  # the process generation it was started in (see _count_fork)
 
     # -- lifecycle ----------------------------------------------------------------------------
     async def start(self) -> None:
         if self._writer is not None or self._stopped:
             raise RuntimeError("SqliteStore.start() called twice; create a new store instead")
         await asyncio.to_thread(self._open)
-        self._pid = os.getpid()
+        self._forks = _forks_seen
         self._accepting = True
 
     def _open(self) -> None:
@@ -207,7 +221,7 @@ class SqliteStore(SqliteResponses, SqliteKeys):  # stored responses: sqlite_resp
         return bool(await self._submit(DELETE_MODEL, (identifier,)))
 
     def _submit(self, kind: int, params: tuple[Any, ...]) -> asyncio.Future[Any]:
-        if not self._accepting or self._pid != os.getpid():
+        if not self._accepting or self._forks != _forks_seen:
             raise self._unusable()
         assert self._writer is not None
         future = asyncio.get_running_loop().create_future()
