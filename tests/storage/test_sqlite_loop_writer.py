@@ -67,6 +67,12 @@ async def later(turns: int) -> None:
         await asyncio.sleep(0)
 
 
+async def put_after(store: SqliteStore, turns: int, name: str) -> None:
+    """A write made ``turns`` loop turns from now."""
+    await later(turns)
+    await store.put_completion(completion(name), messages())
+
+
 WAIT_TURNS = 2
 
 
@@ -85,13 +91,9 @@ async def test_writes_arriving_over_consecutive_turns_share_one_commit(
     begins: list[str] = []
     count_begins(sqlite_store._writer._conn, begins)
 
-    async def put_after(turns: int, name: str) -> None:
-        await later(turns)
-        await sqlite_store.put_completion(completion(name), messages())
-
     # two writes in the first turn (a busy loop), then one in each of the turns the batch may wait
-    firsts = [put_after(0, "first-a"), put_after(0, "first-b")]
-    await asyncio.gather(*firsts, *(put_after(turn, f"turn-{turn}") for turn in range(1, wait_turns + 1)))
+    firsts = [put_after(sqlite_store, 0, "first-a"), put_after(sqlite_store, 0, "first-b")]
+    await asyncio.gather(*firsts, *(put_after(sqlite_store, turn, f"turn-{turn}") for turn in range(1, wait_turns + 1)))
     sqlite_store._writer._conn.set_trace_callback(None)
     assert begins == ["BEGIN IMMEDIATE"]
     assert len((await sqlite_store.list_completions(limit=10))["data"]) == wait_turns + 2
@@ -112,12 +114,9 @@ async def test_a_batch_waits_no_more_than_its_turns_while_writes_keep_coming(
     count_begins(sqlite_store._writer._conn, begins)
     turns = 4 * (wait_turns + 1)
 
-    async def put_after(turn: int, name: str) -> None:
-        await later(turn)
-        await sqlite_store.put_completion(completion(name), messages())
-
     # two writes in every turn: each batch takes its first turn's and those of the turns it waits
-    await asyncio.gather(*(put_after(turn, f"steady-{turn}-{i}") for turn in range(turns) for i in range(2)))
+    writes = (put_after(sqlite_store, turn, f"steady-{turn}-{i}") for turn in range(turns) for i in range(2))
+    await asyncio.gather(*writes)
     sqlite_store._writer._conn.set_trace_callback(None)
     assert len(begins) == turns // (wait_turns + 1)
 
